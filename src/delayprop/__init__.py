@@ -1,0 +1,27 @@
+"""delayprop: spiking neural networks whose synaptic delays are learned together with their
+weights, with exact event-based (EventProp) gradients."""
+
+from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
+from .init import Normal, Uniform
+from .nn import LIF, LIReadout, constrain_, delay_modules, split_parameters
+from .regularization import SpikeCountRegularizer
+from .spikes import Spikes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Spikes",
+    "LIF",
+    "LIReadout",
+    "Delay",
+    "SynapticDelay",
+    "AxonalDelay",
+    "DendriticDelay",
+    "Normal",
+    "Uniform",
+    "SpikeCountRegularizer",
+    "constrain_",
+    "delay_modules",
+    "split_parameters",
+    "__version__",
+]

@@ -1,0 +1,203 @@
+"""Layers as differentiable maps of spike times (DESIGN.md §4), time-stepped engine.
+
+``lif`` maps input spikes to output spikes; ``li_readout`` maps input spikes to a voltage trace.
+Both are ``torch.autograd.Function``s whose backward is the EventProp adjoint:
+
+    forward(input spike times, W, D [, W_rec, D_rec]) -> output spike times | voltage trace
+    backward(dL/d outputs) -> dL/d input spike times, dL/dW, dL/dD [, dL/dW_rec, dL/dD_rec]
+
+Weights ``W`` are [n_out, n_in]; delays ``D`` [n_out, n_in] in ms (rounded to the grid when an
+arrival is placed, clamped to [0, max_delay]; the gradient is taken with respect to the
+continuous delay).  The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of
+that synapse; of an input spike time, the same summed over that spike's targets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .kernels import grid_backend, grid_constants
+from .kernels._grid_math import GridConstants
+from .regularization import SpikeCountRegularizer
+from .spikes import Spikes
+
+__all__ = ["GridSettings", "lif", "li_readout", "n_steps_for"]
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """Non-tensor settings of one time-stepped layer call (ms)."""
+
+    tau_mem: float
+    tau_syn: float
+    threshold: float
+    dt: float
+    n_steps: int
+    max_delay_steps: int
+    rec_max_delay_steps: int = 0
+    capacity: int = 1024
+    regularizer: SpikeCountRegularizer | None = None
+
+    @property
+    def constants(self) -> GridConstants:
+        return grid_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold)
+
+
+def n_steps_for(duration: float, dt: float) -> int:
+    """Number of grid steps that cover ``duration`` ms (t = 0, dt, ..., (n-1) dt)."""
+    return max(1, int(math.ceil(duration / dt - 1e-9)))
+
+
+def _steps(times: Tensor, dt: float) -> Tensor:
+    return torch.round(times.detach() / dt).to(torch.int32)
+
+
+def _delay_steps(delay: Tensor | None, like: Tensor, dt: float, max_steps: int) -> Tensor:
+    """Delays in ms [n_out, n_in] -> kernel layout [n_in, n_out] int32 steps."""
+    if delay is None:
+        return torch.zeros(like.shape[1], like.shape[0], dtype=torch.int32, device=like.device)
+    if bool(torch.isnan(delay).any()):
+        raise ValueError("delays contain NaN")
+    steps = torch.round(delay.detach() / dt).clamp_(0, max_steps)
+    return steps.to(torch.int32).t().contiguous()
+
+
+def _delay_grad(dd_t: Tensor, w_t: Tensor) -> Tensor:
+    return (dd_t * w_t).t().to(w_t.dtype)
+
+
+class _LIFGrid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec):
+        backend = grid_backend(w.device)
+        consts = s.constants
+        in_steps = _steps(in_times, s.dt)
+        w_t = w.detach().t().contiguous()
+        d_t = _delay_steps(d, w, s.dt, s.max_delay_steps)
+        if w_rec is None:
+            w_rec_t = w.new_zeros(0)
+            d_rec_t = torch.zeros(0, dtype=torch.int32, device=w.device)
+        else:
+            w_rec_t = w_rec.detach().t().contiguous()
+            d_rec_t = _delay_steps(d_rec, w_rec, s.dt, s.rec_max_delay_steps)
+        out_steps, out_units, out_offsets, out_vdot = backend.lif_forward(
+            in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t, s.n_steps, consts,
+            s.capacity,
+        )  # fmt: skip
+        out_times = out_steps.to(in_times.dtype) * s.dt
+        ctx.settings = s
+        ctx.has_rec = w_rec is not None
+        ctx.save_for_backward(
+            in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
+            w_t, d_t, w_rec_t, d_rec_t,
+        )  # fmt: skip
+        ctx.mark_non_differentiable(out_units, out_offsets)
+        return out_times, out_units, out_offsets
+
+    @staticmethod
+    def backward(ctx, grad_times, _grad_units, _grad_offsets):
+        s: GridSettings = ctx.settings
+        (in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
+         w_t, d_t, w_rec_t, d_rec_t) = ctx.saved_tensors  # fmt: skip
+        n_out = w_t.shape[1]
+        if grad_times is None:
+            grad_times = torch.zeros_like(out_vdot)
+        if s.regularizer is None:
+            kick = torch.zeros(n_out, dtype=w_t.dtype, device=w_t.device)
+        else:
+            counts = torch.bincount(out_units.long(), minlength=n_out)
+            kick = s.regularizer.kick(counts, in_offsets.numel() - 1).to(w_t.dtype)
+        grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t = grid_backend(w_t.device).lif_backward(
+            in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
+            grad_times.to(w_t.dtype).contiguous(), kick, w_t, d_t, w_rec_t, d_rec_t,
+            s.n_steps, s.constants,
+        )  # fmt: skip
+        need = ctx.needs_input_grad
+        grad_w = dw_t.t() if need[4] else None
+        grad_d = _delay_grad(dd_t, w_t) if need[5] else None
+        grad_w_rec = dw_rec_t.t() if ctx.has_rec and need[6] else None
+        grad_d_rec = _delay_grad(dd_rec_t, w_rec_t) if ctx.has_rec and need[7] else None
+        grad_in = grad_in if need[3] else None
+        return None, None, None, grad_in, grad_w, grad_d, grad_w_rec, grad_d_rec
+
+
+class _LIGrid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
+        backend = grid_backend(w.device)
+        in_steps = _steps(in_times, s.dt)
+        w_t = w.detach().t().contiguous()
+        d_t = _delay_steps(d, w, s.dt, s.max_delay_steps)
+        v = backend.li_forward(in_steps, in_units, in_offsets, w_t, d_t, s.n_steps, s.constants)
+        ctx.settings = s
+        ctx.save_for_backward(in_steps, in_units, in_offsets, w_t, d_t)
+        return v
+
+    @staticmethod
+    def backward(ctx, grad_v):
+        s: GridSettings = ctx.settings
+        in_steps, in_units, in_offsets, w_t, d_t = ctx.saved_tensors
+        grad_in, dw_t, dd_t = grid_backend(w_t.device).li_backward(
+            in_steps, in_units, in_offsets, grad_v.contiguous(), w_t, d_t, s.n_steps, s.constants
+        )
+        need = ctx.needs_input_grad
+        return (
+            None,
+            None,
+            None,
+            grad_in if need[3] else None,
+            dw_t.t() if need[4] else None,
+            _delay_grad(dd_t, w_t) if need[5] else None,
+        )
+
+
+def _check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
+    if not isinstance(spikes, Spikes):
+        raise TypeError(f"{name} expects a Spikes batch, got {type(spikes).__name__}")
+    if spikes.n_units != weight.shape[1]:
+        raise ValueError(
+            f"{name}: input has {spikes.n_units} units but the weight matrix expects "
+            f"{weight.shape[1]} (weight shape {tuple(weight.shape)} is [n_out, n_in])"
+        )
+    if spikes.device != weight.device:
+        raise ValueError(f"{name}: spikes on {spikes.device}, weights on {weight.device}")
+
+
+def lif(
+    spikes: Spikes,
+    weight: Tensor,
+    delay: Tensor | None,
+    settings: GridSettings,
+    rec_weight: Tensor | None = None,
+    rec_delay: Tensor | None = None,
+) -> Spikes:
+    """A layer of LIF neurons on the time grid: input spikes -> output spikes (differentiable).
+
+    Args:
+        spikes: input batch (``n_units == n_in``).
+        weight: [n_out, n_in].  delay: [n_out, n_in] ms, or None for no delays.
+        settings: neuron constants, dt (ms), number of steps, delay bounds in steps.
+        rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms), or None.
+    """
+    _check_input(spikes, weight, "lif")
+    if rec_weight is not None and rec_weight.shape != (weight.shape[0], weight.shape[0]):
+        raise ValueError(f"rec_weight must be [{weight.shape[0]}, {weight.shape[0]}]")
+    times = spikes.times.to(weight.dtype)
+    out_times, out_units, out_offsets = _LIFGrid.apply(
+        settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay
+    )
+    return Spikes(out_times, out_units, out_offsets, weight.shape[0], spikes.duration)
+
+
+def li_readout(
+    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: GridSettings
+) -> Tensor:
+    """Leaky-integrator readout on the time grid: input spikes -> voltage [batch, steps, n_out]
+    (V at t = n dt, n = 0 .. n_steps - 1)."""
+    _check_input(spikes, weight, "li_readout")
+    times = spikes.times.to(weight.dtype)
+    return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay)

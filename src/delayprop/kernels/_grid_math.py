@@ -1,0 +1,73 @@
+"""Constants of the time-stepped engine, shared by every backend (CPU, CUDA, reference).
+
+Between events the state (V, I) of a current-based LIF neuron evolves linearly
+(tau_mem dV/dt = -V + I, tau_syn dI/dt = -I), so one step of length dt is exact:
+
+    V <- alpha V + c_vi I        I <- beta I
+    alpha = exp(-dt/tau_mem),  beta = exp(-dt/tau_syn),
+    c_vi  = tau_syn / (tau_syn - tau_mem) (beta - alpha)
+
+The adjoint (lambda_V, lambda_I) of DESIGN.md §3 is propagated backward by the transposed map
+
+    lambda_I <- c_adj lambda_V + beta lambda_I      lambda_V <- alpha lambda_V
+    c_adj = tau_mem / (tau_syn - tau_mem) (beta - alpha)
+
+For tau_mem == tau_syn both coefficients take their limit (dt/tau) exp(-dt/tau).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["GridConstants", "grid_constants", "VDOT_FLOOR"]
+
+#: Lower bound on tau_mem dV/dt at a spike used in the adjoint jump
+#: (lambda_V += (theta lambda_V + G) / max(I - V, VDOT_FLOOR * theta)).  On a grid a crossing
+#: can be detected after the voltage peak, where I - V <= 0; the floor keeps the jump finite.
+VDOT_FLOOR = 1e-3
+
+
+@dataclass(frozen=True)
+class GridConstants:
+    alpha: float
+    beta: float
+    c_vi: float
+    c_adj: float
+    threshold: float
+    tau_syn: float
+    tau_mem: float
+    vdot_min: float
+
+    def as_array(self, dtype: np.dtype) -> np.ndarray:
+        """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
+        vdot_min], in the kernel's float type so that no arithmetic is promoted."""
+        return np.array(
+            [
+                self.alpha,
+                self.beta,
+                self.c_vi,
+                self.c_adj,
+                self.threshold,
+                self.tau_syn,
+                self.tau_mem,
+                self.vdot_min,
+            ],
+            dtype=dtype,
+        )
+
+
+def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) -> GridConstants:
+    """Exact one-step propagator coefficients for step ``dt`` (all times in ms)."""
+    alpha = math.exp(-dt / tau_mem)
+    beta = math.exp(-dt / tau_syn)
+    if abs(tau_syn - tau_mem) < 1e-9 * max(tau_syn, tau_mem):
+        c_vi = c_adj = (dt / tau_mem) * alpha
+    else:
+        c_vi = tau_syn / (tau_syn - tau_mem) * (beta - alpha)
+        c_adj = tau_mem / (tau_syn - tau_mem) * (beta - alpha)
+    return GridConstants(
+        alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold)
+    )

@@ -1,0 +1,217 @@
+"""Pure-torch dense implementation of the time-stepped engine: a readable reference for tests.
+
+It computes exactly what the Numba and CUDA kernels compute (same event order within a step,
+same exact propagator, same adjoint), but with dense [batch, steps, neurons] tensors and a Python
+loop over time.  It is slow and memory-hungry on purpose: every line maps to one equation of
+DESIGN.md §3/§5.  Never use it for training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._grid_math import grid_constants
+
+__all__ = ["ReferenceResult", "lif_reference", "li_reference"]
+
+
+@dataclass
+class ReferenceResult:
+    out_steps: Tensor | None  # int64 [n_spikes] (LIF only), sorted by sample, step, unit
+    out_units: Tensor | None
+    out_samples: Tensor | None
+    voltage: Tensor | None  # [batch, steps, n_out] (LI only)
+    grad_in_times: Tensor
+    grad_w: Tensor
+    grad_d: Tensor
+    grad_w_rec: Tensor | None = None
+    grad_d_rec: Tensor | None = None
+
+
+def _arrival_steps(steps: Tensor, units: Tensor, d_steps: Tensor) -> Tensor:
+    """[n_spikes, n_out] arrival step of every synapse of every spike."""
+    return steps.view(-1, 1) + d_steps[:, units].t()
+
+
+def _scatter(arr: Tensor, samples: Tensor, arrival: Tensor, weights: Tensor) -> None:
+    """arr[b, arrival, j] += weights for all arrivals before the end of the trial."""
+    batch, n_steps, n_out = arr.shape
+    j = torch.arange(n_out).expand_as(arrival)
+    b = samples.view(-1, 1).expand_as(arrival)
+    keep = arrival < n_steps
+    arr.index_put_((b[keep], arrival[keep], j[keep]), weights[keep], accumulate=True)
+
+
+def _gather(store: Tensor, samples: Tensor, arrival: Tensor) -> Tensor:
+    """store[b, arrival, j] for every (spike, j); 0 where the arrival is past the end."""
+    n_steps = store.shape[1]
+    j = torch.arange(store.shape[2]).expand_as(arrival)
+    b = samples.view(-1, 1).expand_as(arrival)
+    keep = arrival < n_steps
+    out = torch.zeros(arrival.shape, dtype=store.dtype)
+    out[keep] = store[b[keep], arrival[keep], j[keep]]
+    return out
+
+
+def _input_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn):
+    arrival = _arrival_steps(steps, units, d_steps)
+    li = _gather(lam_i, samples, arrival)  # [S, n_out]
+    lvmi = _gather(lam_vmi, samples, arrival)
+    w_syn = w[:, units].t()  # [S, n_out]
+    grad_t = (w_syn * lvmi).sum(dim=1)
+    grad_w = torch.zeros_like(w)
+    grad_d = torch.zeros_like(w)
+    grad_w.index_add_(1, units, (-tau_syn * li).t())
+    grad_d.index_add_(1, units, (w_syn * lvmi).t())
+    return grad_t, grad_w, grad_d
+
+
+def lif_reference(
+    in_times: Tensor,
+    in_units: Tensor,
+    in_samples: Tensor,
+    batch: int,
+    n_steps: int,
+    w: Tensor,
+    d: Tensor,
+    grad_out_fn,
+    *,
+    dt: float,
+    tau_mem: float,
+    tau_syn: float,
+    threshold: float,
+    max_delay_steps: int,
+    w_rec: Tensor | None = None,
+    d_rec: Tensor | None = None,
+    rec_max_delay_steps: int = 0,
+    kick: Tensor | None = None,
+) -> ReferenceResult:
+    """Forward and EventProp backward of one LIF layer.
+
+    ``grad_out_fn(steps, units, samples) -> dL/dt`` per output spike supplies the gradient
+    flowing into the output spike times (it sees the forward result first).
+    Weights/delays are [n_out, n_in] (delays in ms); computation in ``w.dtype``.
+    """
+    c = grid_constants(dt, tau_mem, tau_syn, threshold)
+    n_out = w.shape[0]
+    dtype = w.dtype
+    steps = torch.round(in_times.to(dtype) / dt).long()
+    units = in_units.long()
+    samples = in_samples.long()
+    d_steps = torch.round(d / dt).clamp(0, max_delay_steps).long()
+    rec = w_rec is not None
+    if rec:
+        d_rec_steps = torch.round(d_rec / dt).clamp(0, rec_max_delay_steps).long()
+    kick = torch.zeros(n_out, dtype=dtype) if kick is None else kick.to(dtype)
+
+    # ---- forward
+    arr = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    _scatter(arr, samples, _arrival_steps(steps, units, d_steps), w[:, units].t())
+    v = torch.zeros(batch, n_out, dtype=dtype)
+    i = torch.zeros(batch, n_out, dtype=dtype)
+    spiked = torch.zeros(batch, n_steps, n_out, dtype=torch.bool)
+    vdot = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    for n in range(n_steps):
+        v = c.alpha * v + c.c_vi * i  # exact propagation from step n-1 to n
+        i = c.beta * i
+        s = v >= threshold  # threshold test, then reset
+        spiked[:, n] = s
+        vdot[:, n] = i - v
+        v = torch.where(s, torch.zeros_like(v), v)
+        if rec and bool(s.any()):
+            b_idx, j_idx = torch.nonzero(s, as_tuple=True)
+            rec_steps = torch.full_like(b_idx, n)
+            _scatter(arr, b_idx, _arrival_steps(rec_steps, j_idx, d_rec_steps), w_rec[:, j_idx].t())
+        i = i + arr[:, n]  # arrivals of step n
+
+    b_out, n_out_steps, u_out = torch.nonzero(spiked, as_tuple=True)
+    g_out = torch.as_tensor(grad_out_fn(n_out_steps, u_out, b_out), dtype=dtype)
+    g_raster = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    g_raster[b_out, n_out_steps, u_out] = g_out
+
+    # ---- backward
+    lam_v = torch.zeros(batch, n_out, dtype=dtype)
+    lam_i = torch.zeros(batch, n_out, dtype=dtype)
+    store_i = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    store_vmi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    grad_w_rec = torch.zeros_like(w_rec) if rec else None
+    grad_d_rec = torch.zeros_like(w_rec) if rec else None
+    for n in range(n_steps - 1, -1, -1):
+        store_i[:, n] = lam_i  # adjoint just after the arrivals of step n
+        store_vmi[:, n] = lam_v - lam_i
+        s = spiked[:, n]
+        g = g_raster[:, n].clone()
+        if rec and bool(s.any()):
+            b_idx, j_idx = torch.nonzero(s, as_tuple=True)
+            arrival = _arrival_steps(torch.full_like(b_idx, n), j_idx, d_rec_steps)
+            li = _gather(store_i, b_idx, arrival)
+            lvmi = _gather(store_vmi, b_idx, arrival)
+            w_syn = w_rec[:, j_idx].t()
+            g[b_idx, j_idx] += (w_syn * lvmi).sum(dim=1)
+            grad_w_rec.index_add_(1, j_idx, (-tau_syn * li).t())
+            grad_d_rec.index_add_(1, j_idx, (w_syn * lvmi).t())
+        denom = torch.clamp(vdot[:, n], min=c.vdot_min)
+        jump = (threshold * lam_v + g) / denom - kick
+        lam_v = torch.where(s, lam_v + jump, lam_v)
+        if n > 0:  # transposed propagator from step n back to n-1
+            lam_i = c.c_adj * lam_v + c.beta * lam_i
+            lam_v = c.alpha * lam_v
+    grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
+                                          tau_syn)  # fmt: skip
+    order = torch.argsort(b_out * n_steps * n_out + n_out_steps * n_out + u_out)
+    return ReferenceResult(
+        n_out_steps[order], u_out[order], b_out[order], None, grad_t, grad_w, grad_d,
+        grad_w_rec, grad_d_rec,
+    )  # fmt: skip
+
+
+def li_reference(
+    in_times: Tensor,
+    in_units: Tensor,
+    in_samples: Tensor,
+    batch: int,
+    n_steps: int,
+    w: Tensor,
+    d: Tensor,
+    grad_v_fn,
+    *,
+    dt: float,
+    tau_mem: float,
+    tau_syn: float,
+    max_delay_steps: int,
+) -> ReferenceResult:
+    """Forward and adjoint of the LI readout; ``grad_v_fn(v) -> dL/dV`` [batch, steps, n_out]."""
+    c = grid_constants(dt, tau_mem, tau_syn, 1.0)
+    n_out = w.shape[0]
+    dtype = w.dtype
+    steps = torch.round(in_times.to(dtype) / dt).long()
+    units = in_units.long()
+    samples = in_samples.long()
+    d_steps = torch.round(d / dt).clamp(0, max_delay_steps).long()
+    arr = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    _scatter(arr, samples, _arrival_steps(steps, units, d_steps), w[:, units].t())
+    v = torch.zeros(batch, n_out, dtype=dtype)
+    i = torch.zeros(batch, n_out, dtype=dtype)
+    trace = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    for n in range(n_steps):
+        v = c.alpha * v + c.c_vi * i
+        i = c.beta * i + arr[:, n]
+        trace[:, n] = v
+    grad_v = grad_v_fn(trace).to(dtype)
+    lam_v = torch.zeros(batch, n_out, dtype=dtype)
+    lam_i = torch.zeros(batch, n_out, dtype=dtype)
+    store_i = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    store_vmi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    for n in range(n_steps - 1, -1, -1):
+        store_i[:, n] = lam_i
+        store_vmi[:, n] = lam_v - lam_i
+        lam_v = lam_v - grad_v[:, n] / tau_mem  # loss sample at t_n drives lambda_V
+        if n > 0:
+            lam_i = c.c_adj * lam_v + c.beta * lam_i
+            lam_v = c.alpha * lam_v
+    grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
+                                          tau_syn)  # fmt: skip
+    return ReferenceResult(None, None, None, trace, grad_t, grad_w, grad_d)

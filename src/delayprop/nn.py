@@ -1,0 +1,266 @@
+"""Modules that own parameters: LIF layers and the leaky-integrator readout.
+
+Neuron model (per neuron, times in ms)::
+
+    tau_mem dV/dt = -V + I        tau_syn dI/dt = -I
+    spike when V reaches threshold from below; then V <- 0 (I is not reset)
+    a presynaptic spike at t reaches the neuron at t + d and makes I jump by w
+
+``LIF`` maps a ``Spikes`` batch to a ``Spikes`` batch; ``LIReadout`` maps it to the voltage trace
+``[batch, steps, n_out]``.  Layers compose with ``torch.nn.Sequential``.  Gradients with respect
+to weights, delays and input spike times are exact-adjoint (EventProp) gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from .delays import Delay, make_delay
+from .functional import GridSettings, li_readout, lif, n_steps_for
+from .init import Init, Normal, apply_init
+from .regularization import SpikeCountRegularizer
+from .spikes import Spikes
+
+__all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"]
+
+
+def _check_positive(**values: float) -> None:
+    for name, v in values.items():
+        if not (v > 0):
+            raise ValueError(f"{name} must be > 0, got {v}")
+
+
+class _Projection(nn.Module):
+    """Shared parts of LIF and LIReadout: weights, delays, neuron constants, time grid."""
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        tau_mem: float,
+        tau_syn: float,
+        dt: float | None,
+        max_delay: float,
+        delay: str | Delay | None,
+        delay_init: Init,
+        learn_delays: bool,
+        delay_bound: str,
+        weight_init: Init | None,
+        dtype: torch.dtype,
+    ) -> None:
+        super().__init__()
+        if n_in <= 0 or n_out <= 0:
+            raise ValueError(f"n_in and n_out must be positive, got {n_in}, {n_out}")
+        _check_positive(tau_mem=tau_mem, tau_syn=tau_syn)
+        if dt is not None:
+            _check_positive(dt=dt)
+        self.n_in, self.n_out = n_in, n_out
+        self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
+        self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
+        apply_init(self.weight, Normal(0.0, 1.0 / n_in**0.5) if weight_init is None else weight_init)
+        self.delay = make_delay(
+            delay, n_out, n_in, max_delay=max_delay, init=delay_init, learn=learn_delays,
+            bound=delay_bound, dtype=dtype,
+        )  # fmt: skip
+
+    @property
+    def max_delay(self) -> float:
+        return 0.0 if self.delay is None else self.delay.max_delay
+
+    def delays(self) -> Tensor | None:
+        """Current synaptic delay matrix [n_out, n_in] in ms (None without delays)."""
+        return None if self.delay is None else self.delay()
+
+    def _steps_of(self, max_delay: float) -> int:
+        return int(round(max_delay / self.dt))
+
+    def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
+        if self.dt is None:
+            raise NotImplementedError("dt=None selects the exact engine (delayprop.exact)")
+        return GridSettings(
+            tau_mem=self.tau_mem,
+            tau_syn=self.tau_syn,
+            threshold=threshold,
+            dt=self.dt,
+            n_steps=n_steps_for(spikes.duration, self.dt),
+            max_delay_steps=self._steps_of(self.max_delay),
+            **extra,
+        )
+
+
+class LIF(_Projection):
+    """A layer of current-based LIF neurons with learnable weights and delays.
+
+    Args:
+        n_in, n_out: number of inputs and of neurons.
+        tau_mem, tau_syn: membrane and synaptic time constants, ms.
+        threshold: firing threshold (reset to 0).
+        dt: time step of the time-stepped engine, ms.
+        max_delay: largest delay, ms (delays are kept in [0, max_delay]).
+        delay: ``"synaptic"`` (default when max_delay > 0), ``"axonal"``, ``"dendritic"``, a
+            ``Delay`` module, or None (no delays; default when max_delay == 0).
+        delay_init: initial delays, ms (constant or ``(low, high)`` uniform).
+        learn_delays: train the delays.  delay_bound: ``"clamp"`` or ``"sigmoid"``.
+        weight_init: initial weights (``Normal(mean, std)``, a constant, a range, a callable);
+            default N(0, 1/n_in).
+        recurrent: add recurrent weights [n_out, n_out] (and delays if ``rec_max_delay > 0``).
+        rec_max_delay, rec_delay, rec_delay_init, rec_weight_init: the same for the recurrent
+            connections (recurrent delays default to synaptic when ``rec_max_delay > 0``).
+        regularizer: spike-count regulariser applied to this layer's spikes in backward.
+        dtype: parameter dtype (float32 fast default; float64 for checks).
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        tau_mem: float = 20.0,
+        tau_syn: float = 5.0,
+        threshold: float = 1.0,
+        dt: float | None = 1.0,
+        max_delay: float = 0.0,
+        delay: str | Delay | None = "default",
+        delay_init: Init = 0.0,
+        learn_delays: bool = True,
+        delay_bound: str = "clamp",
+        weight_init: Init | None = None,
+        recurrent: bool = False,
+        rec_max_delay: float = 0.0,
+        rec_delay: str | Delay | None = "default",
+        rec_delay_init: Init = 0.0,
+        rec_weight_init: Init | None = None,
+        regularizer: SpikeCountRegularizer | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if delay == "default":
+            delay = "synaptic" if max_delay > 0 else None
+        super().__init__(
+            n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
+            delay=delay, delay_init=delay_init, learn_delays=learn_delays,
+            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype,
+        )  # fmt: skip
+        if not threshold > 0:
+            raise ValueError(f"threshold must be > 0, got {threshold}")
+        self.threshold = float(threshold)
+        self.regularizer = regularizer
+        self.recurrent = bool(recurrent)
+        self.rec_weight: nn.Parameter | None = None
+        self.rec_delay: Delay | None = None
+        if recurrent:
+            self.rec_weight = nn.Parameter(torch.empty(n_out, n_out, dtype=dtype))
+            apply_init(
+                self.rec_weight,
+                Normal(0.0, 1.0 / n_out**0.5) if rec_weight_init is None else rec_weight_init,
+            )
+            if rec_delay == "default":
+                rec_delay = "synaptic" if rec_max_delay > 0 else None
+            self.rec_delay = make_delay(
+                rec_delay, n_out, n_out, max_delay=rec_max_delay, init=rec_delay_init,
+                learn=learn_delays, bound=delay_bound, dtype=dtype,
+            )  # fmt: skip
+        self._capacity = 4 * n_out
+        #: statistics of the last forward pass, for logging: spikes per neuron summed over the
+        #: batch (int64 [n_out]) and the batch size.
+        self.spike_counts: Tensor | None = None
+        self.last_batch_size = 0
+
+    @property
+    def rec_max_delay(self) -> float:
+        return 0.0 if self.rec_delay is None else self.rec_delay.max_delay
+
+    def forward(self, spikes: Spikes) -> Spikes:
+        settings = self._settings(
+            spikes,
+            self.threshold,
+            rec_max_delay_steps=self._steps_of(self.rec_max_delay) if self.recurrent else 0,
+            capacity=self._capacity,
+            regularizer=self.regularizer,
+        )
+        rec_d = None if self.rec_delay is None else self.rec_delay()
+        out = lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+        counts = out.counts()
+        if counts.numel():
+            self._capacity = max(16, int(1.25 * int(counts.max())) + 16)
+        with torch.no_grad():
+            self.spike_counts = torch.bincount(out.units.long(), minlength=self.n_out)
+        self.last_batch_size = out.batch_size
+        return out
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
+            f"tau_syn={self.tau_syn}, threshold={self.threshold}, dt={self.dt}, "
+            f"recurrent={self.recurrent}"
+        )
+
+
+class LIReadout(_Projection):
+    """Leaky-integrator readout: returns the voltage trace [batch, steps, n_out].
+
+    Same arguments as ``LIF`` without threshold and recurrence.  Losses on the trace are plain
+    torch code (``delayprop.losses``); their gradient drives the adjoint.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        *,
+        tau_mem: float = 20.0,
+        tau_syn: float = 5.0,
+        dt: float | None = 1.0,
+        max_delay: float = 0.0,
+        delay: str | Delay | None = "default",
+        delay_init: Init = 0.0,
+        learn_delays: bool = True,
+        delay_bound: str = "clamp",
+        weight_init: Init | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if delay == "default":
+            delay = "synaptic" if max_delay > 0 else None
+        super().__init__(
+            n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
+            delay=delay, delay_init=delay_init, learn_delays=learn_delays,
+            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype,
+        )  # fmt: skip
+
+    def forward(self, spikes: Spikes) -> Tensor:
+        settings = self._settings(spikes, threshold=float("inf"))
+        return li_readout(spikes, self.weight, self.delays(), settings)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
+            f"tau_syn={self.tau_syn}, dt={self.dt}"
+        )
+
+
+# ---------------------------------------------------------------------- model-level helpers
+def delay_modules(model: nn.Module) -> Iterator[Delay]:
+    """Every delay parametrisation inside ``model``."""
+    for m in model.modules():
+        if isinstance(m, Delay):
+            yield m
+
+
+@torch.no_grad()
+def constrain_(model: nn.Module) -> None:
+    """Project all delays of ``model`` back into [0, max_delay]; call after each optimiser step
+    (as the published method does)."""
+    for m in delay_modules(model):
+        m.constrain_()
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(non-delay parameters, delay parameters) of ``model``, for separate optimiser groups,
+    e.g. ``Adam([{"params": w, "lr": 1e-3}, {"params": d, "lr": 0.1}])``."""
+    delay_ids = {id(p) for m in delay_modules(model) for p in m.parameters()}
+    others = [p for p in model.parameters() if id(p) not in delay_ids and p.requires_grad]
+    delays = [p for p in model.parameters() if id(p) in delay_ids and p.requires_grad]
+    return others, delays

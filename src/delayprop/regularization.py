@@ -1,0 +1,38 @@
+"""Spike-count regularisation of the EventProp papers (Nowotny et al. 2025; Meszaros et al. 2025).
+
+For a hidden neuron j whose spike count summed over the batch (of size B) is n_j, each of its
+spikes kicks the adjoint in backward:
+
+    lambda_V -= (k / B^2) (n_j - nu B)       k = strength_upper if n_j > nu B else strength_lower
+
+This is the gradient of a quadratic penalty on the batch-mean spike count pulling it towards
+``target`` (nu, spikes per neuron per example).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["SpikeCountRegularizer"]
+
+
+@dataclass(frozen=True)
+class SpikeCountRegularizer:
+    """Target ``target`` spikes per neuron per example; strengths for counts above / below it."""
+
+    target: float = 14.0
+    strength_upper: float = 5e-11
+    strength_lower: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.target < 0 or self.strength_upper < 0 or self.strength_lower < 0:
+            raise ValueError("regulariser target and strengths must be >= 0")
+
+    def kick(self, counts: Tensor, batch_size: int) -> Tensor:
+        """Per-neuron lambda_V kick for batch-summed spike ``counts`` [n_neurons]."""
+        excess = counts.to(torch.float64) - self.target * batch_size
+        k = torch.where(excess > 0, self.strength_upper, self.strength_lower)
+        return k * excess / float(batch_size) ** 2
