@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from problems import random_spikes, spike_loss_weights
 
 import delayprop as dp
 from delayprop.kernels.reference import li_reference, lif_reference
+from problems import random_spikes, spike_loss_weights
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Union
-
 import torch
 from torch import Tensor
 
@@ -48,7 +46,7 @@ class Uniform:
             t.uniform_(self.low, self.high)
 
 
-Init = Union[float, int, tuple[float, float], Normal, Uniform, Callable[[Tensor], None]]
+Init = float | int | tuple[float, float] | Normal | Uniform | Callable[[Tensor], None]
 
 
 def apply_init(t: Tensor, init: Init) -> Tensor:

@@ -61,7 +61,8 @@ class _Projection(nn.Module):
         self.n_in, self.n_out = n_in, n_out
         self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
         self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
-        apply_init(self.weight, Normal(0.0, 1.0 / n_in**0.5) if weight_init is None else weight_init)
+        default = Normal(0.0, 1.0 / n_in**0.5)
+        apply_init(self.weight, default if weight_init is None else weight_init)
         self.delay = make_delay(
             delay, n_out, n_in, max_delay=max_delay, init=delay_init, learn=learn_delays,
             bound=delay_bound, dtype=dtype,

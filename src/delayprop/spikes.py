@@ -156,7 +156,7 @@ class Spikes:
         times, units, samples = [], [], []
         for b, pair in enumerate(trains):
             if len(pair) != 2:
-                raise ValueError(f"sample {b}: expected a (times, units) pair, got {len(pair)} items")
+                raise ValueError(f"sample {b}: expected a (times, units) pair, got {len(pair)}")
             t = np.asarray(pair[0], dtype=np.float64).reshape(-1)
             u = np.asarray(pair[1]).reshape(-1)
             if len(t) != len(u):

@@ -163,8 +163,9 @@ def lif_forward(
                     else:
                         v[j] = vj
                 if recurrent:
+                    n_u = np.uint64(n)
                     for q in range(n_spiking):
-                        _scatter_row(buf, np.uint64(n), spiking[q] * nu, w_rec, d_rec, nu, n_steps_u)
+                        _scatter_row(buf, n_u, spiking[q] * nu, w_rec, d_rec, nu, n_steps_u)
                 base = n * n_out
                 for j in range(n_out):
                     cur[j] += buf[base + j]

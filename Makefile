@@ -1,0 +1,35 @@
+# Fresh-machine entry points: `make train` and `make test` create .venv and install everything.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+RUN ?= runs/yinyang
+
+.PHONY: setup train test test-all lint bench clean
+
+$(BIN)/delayprop: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(BIN)/delayprop
+
+train: setup
+	$(BIN)/delayprop train yinyang --out $(RUN) --force
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q --runslow
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup
+	$(BIN)/delayprop bench
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
