@@ -1,0 +1,48 @@
+"""Command line: ``delayprop <command> ...``.
+
+Each command lives in its own module with ``register(subparsers)``, which adds a sub-parser whose
+``func`` runs the command and returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+__all__ = ["main", "build_parser"]
+
+COMMANDS = ("train", "eval", "plot", "bench", "data")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="delayprop",
+        description="Train spiking networks with learnable delays and exact event-based gradients.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"delayprop.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"delayprop.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
+        print(f"delayprop {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
