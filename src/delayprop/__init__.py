@@ -1,6 +1,7 @@
 """delayprop: spiking neural networks whose synaptic delays are learned together with their
 weights, with exact event-based (EventProp) gradients."""
 
+from . import losses
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
 from .init import Normal, Uniform
 from .nn import LIF, LIReadout, constrain_, delay_modules, split_parameters
@@ -10,6 +11,7 @@ from .spikes import Spikes
 __version__ = "0.1.0"
 
 __all__ = [
+    "losses",
     "Spikes",
     "LIF",
     "LIReadout",

@@ -5,6 +5,7 @@ An initialiser is one of
 * a number ``c``: every entry is ``c`` (constant delays, fixed weights);
 * a pair ``(low, high)``: uniform in [low, high) (delays, e.g. U(0, 150) ms on SHD);
 * ``Normal(mean, std)``: normal (weights, e.g. N(0.03, 0.01) for SHD inputs);
+* explicit values: a tensor, array or (nested) list of the parameter's shape;
 * a callable that fills a tensor in place.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -47,7 +49,10 @@ class Uniform:
             t.uniform_(self.low, self.high)
 
 
-Init = float | int | tuple[float, float] | Normal | Uniform | Callable[[Tensor], None]
+Init = (
+    float | int | tuple[float, float] | Normal | Uniform | list | np.ndarray | Tensor
+    | Callable[[Tensor], None]
+)
 
 
 def apply_init(t: Tensor, init: Init) -> Tensor:
@@ -61,6 +66,14 @@ def apply_init(t: Tensor, init: Init) -> Tensor:
             if len(init) != 2:
                 raise ValueError(f"a range initialiser is (low, high), got {init!r}")
             Uniform(float(init[0]), float(init[1]))(t)
+        elif isinstance(init, (list, np.ndarray, Tensor)):
+            values = torch.as_tensor(init, dtype=t.dtype)
+            if values.shape != t.shape:
+                raise ValueError(
+                    f"explicit initial values have shape {tuple(values.shape)}, "
+                    f"the parameter needs {tuple(t.shape)}"
+                )
+            t.copy_(values)
         elif callable(init):
             init(t)
         else:

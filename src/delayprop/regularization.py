@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 __all__ = ["SpikeCountRegularizer"]
@@ -32,7 +33,16 @@ class SpikeCountRegularizer:
             raise ValueError("regulariser target and strengths must be >= 0")
 
     def kick(self, counts: Tensor, batch_size: int) -> Tensor:
-        """Per-neuron lambda_V kick for batch-summed spike ``counts`` [n_neurons]."""
-        excess = counts.to(torch.float64) - self.target * batch_size
+        """Per-neuron lambda_V kick for batch-summed spike ``counts`` [n_neurons].
+
+        Under torch.distributed the counts and the batch size are summed over all processes
+        first, so data-parallel training regularises the global batch.
+        """
+        counts = counts.to(torch.float64)
+        if dist.is_available() and dist.is_initialized():
+            totals = torch.cat([counts, torch.tensor([float(batch_size)], dtype=torch.float64)])
+            dist.all_reduce(totals)
+            counts, batch_size = totals[:-1], int(totals[-1])
+        excess = counts - self.target * batch_size
         k = torch.where(excess > 0, self.strength_upper, self.strength_lower)
         return k * excess / float(batch_size) ** 2

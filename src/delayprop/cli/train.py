@@ -1,0 +1,101 @@
+"""``delayprop train TASK --out DIR``: train a built-in task or a YAML config."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+
+import torch
+
+from ..config import BUILTIN_CONFIGS, config_to_dict, load_config
+from ..training.distributed import init_distributed, shutdown_distributed
+from ..training.io import prepare_run_dir, write_json
+from ..training.trainer import Trainer
+
+__all__ = ["register", "run"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network",
+        description="Train a built-in task (" + ", ".join(BUILTIN_CONFIGS) + ") or a YAML "
+        "config file; results, checkpoints and metrics go to --out.",
+    )
+    p.add_argument("task", help="built-in task name or path to a YAML config")
+    p.add_argument("--out", required=True, type=Path, help="run directory")
+    p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override config entries, e.g. train.epochs=5 model.dt=null")
+    p.add_argument("--method", choices=("eventprop", "bptt", "dcls"),
+                   help="shorthand for --set model.method=...")
+    p.add_argument("--seeds", help="comma-separated seeds: one run per seed in DIR/seed<N>, "
+                   "plus DIR/summary.json with mean and standard deviation")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
+    p.add_argument("--quiet", action="store_true", help="one log line per epoch, no bars")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.set_defaults(func=run)  # fmt: skip
+
+
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds must list distinct integers, got {text!r}")
+    return seeds
+
+
+def _train_one(task: str, overrides: list[str], out: Path, args, device, dist) -> dict:
+    cfg = load_config(task, overrides)
+    if dist.is_main:
+        prepare_run_dir(out, config_to_dict(cfg), resume=args.resume, force=args.force)
+    trainer = Trainer(cfg, out, device=device, quiet=args.quiet, dist=dist)
+    if args.resume:
+        trainer.resume()
+    return trainer.fit()
+
+
+def run(args: argparse.Namespace) -> int:
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but torch sees no CUDA device")
+    overrides = list(args.overrides)
+    if args.method:
+        overrides.append(f"model.method={args.method}")
+    dist = init_distributed(device)
+    try:
+        seeds = _seeds(args.seeds)
+        if seeds is None:
+            _train_one(args.task, overrides, args.out, args, device, dist)
+            return 0
+        results = {}
+        for seed in seeds:
+            out = args.out / f"seed{seed}"
+            results[seed] = _train_one(
+                args.task, [*overrides, f"train.seed={seed}"], out, args, device, dist
+            )
+        if dist.is_main:
+            summary = _summarise(results)
+            write_json(args.out / "summary.json", summary)
+            acc = summary["test_accuracy"]
+            print(f"test accuracy over seeds {seeds}: {acc['mean']:.4f} +- {acc['std']:.4f}")
+        return 0
+    finally:
+        shutdown_distributed(dist)
+
+
+def _summarise(results: dict[int, dict]) -> dict:
+    summary: dict = {"seeds": sorted(results)}
+    for key in ("train_accuracy", "validation_accuracy", "test_accuracy", "best_epoch"):
+        values = [float(r[key]) for r in results.values()]
+        summary[key] = {
+            "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            "values": values,
+        }
+    return summary

@@ -1,0 +1,138 @@
+"""Run directories and atomic files: a killed run never leaves a half-written result."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "write_json",
+    "write_csv",
+    "save_checkpoint",
+    "load_checkpoint",
+    "prepare_run_dir",
+    "RUN_FILES",
+]
+
+#: files of a run directory
+RUN_FILES = {
+    "config": "config.yaml",
+    "metrics": "metrics.json",
+    "csv": "metrics.csv",
+    "checkpoint": "checkpoint.pt",
+    "best": "best.pt",
+}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_json(path: Path, values: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(values), indent=2) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One row per epoch; columns are the union of the keys, lists flattened as k_0, k_1, ..."""
+    flat = []
+    for row in rows:
+        out = {}
+        for k, v in row.items():
+            if isinstance(v, (list, tuple)):
+                out.update({f"{k}_{i}": x for i, x in enumerate(v)})
+            else:
+                out[k] = v
+        flat.append(out)
+    columns: list[str] = []
+    for row in flat:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(flat)
+    atomic_write_text(path, buf.getvalue())
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises several types for damaged files
+        raise ValueError(f"checkpoint {path} is damaged or not a checkpoint: {err}") from None
+
+
+def prepare_run_dir(out: Path, config: dict[str, Any], *, resume: bool, force: bool) -> Path:
+    """Create (or reuse, with ``resume``) a run directory and store the config in it.
+
+    Refuses an existing non-empty directory unless ``resume`` (the stored config must then
+    match) or ``force`` (the directory is emptied).
+    """
+    out = Path(out)
+    cfg_path = out / RUN_FILES["config"]
+    text = yaml.safe_dump(config, sort_keys=False)
+    if resume:
+        if not cfg_path.exists():
+            raise FileNotFoundError(f"cannot resume: {out} holds no run ({cfg_path} missing)")
+        stored = yaml.safe_load(cfg_path.read_text())
+        if stored != yaml.safe_load(text):
+            raise ValueError(
+                f"cannot resume {out}: its config differs from the requested one "
+                "(resume with the same task and overrides, or start a new run)"
+            )
+        return out
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(
+                f"run directory {out} exists and is not empty; use --resume to continue it "
+                "or --force to overwrite it"
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg_path, text)
+    return out

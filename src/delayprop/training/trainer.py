@@ -1,0 +1,360 @@
+"""The training loop: epochs of mini-batches, validation-based model selection, atomic
+checkpoints and metrics, exact resume, optional data parallelism.
+
+Protocol: the validation split selects the model (best validation accuracy; ties keep the
+earlier epoch) and drives early stopping; the test split is evaluated once, at the end, on the
+selected model.  Everything that influences the result (model, optimiser, both random number
+generators, epoch, step) is in the checkpoint, so a killed run resumed with ``--resume`` ends
+with the same metrics as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from ..config import LossConfig, RunConfig, config_to_dict
+from ..data import EventDataset, load_dataset
+from ..losses import (
+    cross_entropy,
+    first_spike_times,
+    readout,
+    time_invariant_mse,
+    ttfs_cross_entropy,
+)
+from ..nn import LIF, constrain_, split_parameters
+from ..regularization import SpikeCountRegularizer
+from ..spikes import Spikes
+from .distributed import DistContext
+from .io import RUN_FILES, load_checkpoint, save_checkpoint, write_csv, write_json
+from .model import build_network, count_parameters, hidden_layers
+
+__all__ = ["Trainer", "evaluate_loss", "Splits", "load_splits"]
+
+
+@dataclass
+class Splits:
+    train: EventDataset
+    validation: EventDataset
+    test: EventDataset
+
+
+def load_splits(cfg: RunConfig) -> Splits:
+    opts = cfg.data.options
+    names = ("train", "validation", "test")
+    return Splits(*(load_dataset(cfg.data.name, s, **opts) for s in names))
+
+
+def evaluate_loss(
+    output: Tensor | Spikes, labels: Tensor, cfg: LossConfig
+) -> tuple[Tensor, Tensor]:
+    """(mean loss, per-sample correctness bool [batch]) for a network output.
+
+    LI readout: scores = reduction of the voltage trace, prediction = largest score.  LIF readout:
+    first-spike times (no spike = trial duration), prediction = earliest output; a sample in
+    which no output fires counts as wrong.
+    """
+    if isinstance(output, Spikes):
+        t_first = first_spike_times(output)
+        if cfg.kind == "time_invariant_mse":
+            loss = time_invariant_mse(t_first, labels, cfg.delta)
+        else:
+            loss = ttfs_cross_entropy(t_first, labels, cfg.xi)
+        t = t_first.detach()
+        fired = t.min(dim=1).values < output.duration
+        correct = (t.argmin(dim=1) == labels) & fired
+    else:
+        scores = readout(output, cfg.readout)
+        loss = cross_entropy(scores, labels)
+        correct = scores.detach().argmax(dim=1) == labels
+    return loss, correct
+
+
+class Trainer:
+    """Train ``cfg`` and write results to ``run_dir`` (None: keep everything in memory).
+
+    Args:
+        cfg: the run configuration.
+        run_dir: an existing run directory (see ``io.prepare_run_dir``) or None.
+        device: torch device for model and batches.
+        quiet: one log line per epoch instead of progress bars.
+        dist: data-parallel context (rank, world size).
+        splits: data to use instead of loading ``cfg.data`` (tests, notebooks).
+    """
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        run_dir: Path | None = None,
+        *,
+        device: torch.device | str = "cpu",
+        quiet: bool = False,
+        dist: DistContext | None = None,
+        splits: Splits | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self.device = torch.device(device)
+        self.quiet = quiet
+        self.dist = dist or DistContext()
+        self.data = splits or load_splits(cfg)
+        tr = self.data.train
+        torch.manual_seed(cfg.train.seed)
+        self.model = build_network(cfg.model, tr.n_channels, tr.n_classes).to(self.device)
+        t = cfg.train
+        if t.reg_target is not None:
+            reg = SpikeCountRegularizer(t.reg_target, t.reg_strength_upper, t.reg_strength_lower)
+            for layer in hidden_layers(self.model):
+                layer.regularizer = reg
+        weights, delays = split_parameters(self.model)
+        groups = [{"params": weights, "lr": t.lr, "name": "weights"}]
+        if delays:
+            groups.append({"params": delays, "lr": t.delay_lr, "name": "delays"})
+        self.optimizer = torch.optim.Adam(
+            [g for g in groups if g["params"]], betas=tuple(t.betas)
+        )
+        self.rng = np.random.default_rng(t.seed)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimiser steps taken
+        self.history: list[dict[str, Any]] = []
+        self.best = {"validation_accuracy": -math.inf, "epoch": 0}
+        self.best_state = self._copy_state()
+        self.stopped_early = False
+
+    def _copy_state(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    # ------------------------------------------------------------------ schedules
+    def _learning_rates(self) -> dict[str, float]:
+        t = self.cfg.train
+        decay = t.lr_decay**self.epoch
+        lr = t.lr * decay
+        if t.ease_in_start is not None:
+            lr = min(lr, t.ease_in_start * t.ease_in_factor**self.step)
+        return {"weights": lr, "delays": t.delay_lr * decay}
+
+    def _set_learning_rates(self) -> dict[str, float]:
+        rates = self._learning_rates()
+        for g in self.optimizer.param_groups:
+            g["lr"] = rates[g["name"]]
+        return rates
+
+    # ------------------------------------------------------------------ one epoch
+    def _batch(self, ds: EventDataset, idx: np.ndarray) -> tuple[Spikes, Tensor]:
+        b = ds.batch(idx)
+        return b.to_spikes(self.device), torch.from_numpy(b.labels).to(self.device)
+
+    def _train_epoch(self, bar: tqdm | None) -> dict[str, Any]:
+        t = self.cfg.train
+        self.model.train()
+        ds = self.data.train
+        batches = list(ds.batch_indices(t.batch_size, shuffle=True, rng=self.rng))
+        if t.max_batches is not None:
+            batches = batches[: t.max_batches]
+        hidden = hidden_layers(self.model)
+        epoch_counts = [torch.zeros(layer.n_out, dtype=torch.int64) for layer in hidden]
+        total_loss, total_correct, total_n, t0 = 0.0, 0.0, 0, time.perf_counter()
+        for idx in batches:
+            rates = self._set_learning_rates()
+            spikes, labels = self._batch(ds, self.dist.shard(idx))
+            output = self.model(spikes)
+            loss, correct = evaluate_loss(output, labels, self.cfg.loss)
+            self.optimizer.zero_grad(set_to_none=True)
+            (loss * (len(labels) / len(idx))).backward()
+            self.dist.all_reduce_grads(self.model)
+            self.optimizer.step()
+            constrain_(self.model)
+            self._bump_silent()
+            self.step += 1
+            for counts, layer in zip(epoch_counts, hidden):
+                counts += layer.spike_counts.cpu()
+            loss_sum, n_correct = self.dist.sum(
+                [float(loss.detach()) * len(labels), float(correct.sum())]
+            )
+            total_loss += loss_sum
+            total_correct += n_correct
+            total_n += len(idx)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{total_loss / total_n:.4f}", acc=f"{total_correct / total_n:.3f}",
+                    spk=self._spike_text(epoch_counts, total_n), lr=f"{rates['weights']:.2g}",
+                )  # fmt: skip
+        elapsed = time.perf_counter() - t0
+        counts = [self._global_counts(c) for c in epoch_counts]
+        return {
+            "train_loss": total_loss / max(total_n, 1),
+            "train_accuracy": total_correct / max(total_n, 1),
+            "spikes_per_neuron": [float(c.sum()) / max(total_n, 1) / len(c) for c in counts],
+            "silent_neurons": [int((c == 0).sum()) for c in counts],
+            "lr": self._learning_rates()["weights"],
+            "epoch_seconds": elapsed,
+            "samples_per_second": total_n / max(elapsed, 1e-9),
+        }
+
+    def _global_counts(self, counts: Tensor) -> Tensor:
+        if not self.dist.enabled:
+            return counts
+        return torch.tensor(self.dist.sum(counts.double().tolist())).long()
+
+    @staticmethod
+    def _spike_text(counts: list[Tensor], n: int) -> str:
+        return "/".join(f"{float(c.sum()) / max(n, 1) / len(c):.1f}" for c in counts) or "-"
+
+    @torch.no_grad()
+    def _bump_silent(self) -> None:
+        """Weight bumping (Goltz et al.; Meszaros et al.): after each step, raise the incoming
+        weights of every LIF neuron that did not fire in the whole (global) batch."""
+        bump = self.cfg.train.weight_bump
+        if bump <= 0:
+            return
+        for layer in self.model.modules():
+            if isinstance(layer, LIF) and layer.spike_counts is not None:
+                silent = self._global_counts(layer.spike_counts.cpu()) == 0
+                layer.weight[silent.to(self.device)] += bump
+
+    @torch.no_grad()
+    def evaluate(self, ds: EventDataset) -> dict[str, float]:
+        """Loss and accuracy of the current model on ``ds`` (no augmentation)."""
+        self.model.eval()
+        size = self.cfg.train.eval_batch_size
+        total_loss, total_correct = 0.0, 0.0
+        for idx in ds.batch_indices(size, shuffle=False):
+            spikes, labels = self._batch(ds, self.dist.shard(idx))
+            loss, correct = evaluate_loss(self.model(spikes), labels, self.cfg.loss)
+            s = self.dist.sum([float(loss) * len(labels), float(correct.sum())])
+            total_loss += s[0]
+            total_correct += s[1]
+        n = max(len(ds), 1)
+        return {"loss": total_loss / n, "accuracy": total_correct / n}
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+            "best": self.best,
+            "best_state": self.best_state,
+            "stopped_early": self.stopped_early,
+            "config": config_to_dict(self.cfg),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.history, self.best = state["history"], state["best"]
+        self.best_state, self.stopped_early = state["best_state"], state["stopped_early"]
+
+    def resume(self) -> None:
+        """Continue from the run directory's last checkpoint."""
+        if self.run_dir is None:
+            raise ValueError("resume needs a run directory")
+        self.load_state(load_checkpoint(self.run_dir / RUN_FILES["checkpoint"]))
+
+    def _write(self, final: dict[str, Any] | None = None) -> None:
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        metrics = {"task": self.cfg.task, "epochs_completed": self.epoch, **self.best_summary()}
+        if final:
+            metrics.update(final)
+        metrics["history"] = self.history
+        save_checkpoint(self.run_dir / RUN_FILES["checkpoint"], self._state())
+        save_checkpoint(self.run_dir / RUN_FILES["best"], {
+            "model": self.best_state, "epoch": self.best["epoch"],
+            "config": config_to_dict(self.cfg),
+        })  # fmt: skip
+        write_json(self.run_dir / RUN_FILES["metrics"], metrics)
+        write_csv(self.run_dir / RUN_FILES["csv"], self.history)
+
+    def best_summary(self) -> dict[str, Any]:
+        return {
+            "best_epoch": self.best["epoch"],
+            "best_validation_accuracy": self.best["validation_accuracy"],
+        }
+
+    # ------------------------------------------------------------------ main loop
+    def fit(self) -> dict[str, Any]:
+        """Train for the configured epochs (from the current state); return the final metrics."""
+        t = self.cfg.train
+        show = not self.quiet and self.dist.is_main
+        n_batches = math.ceil(len(self.data.train) / t.batch_size)
+        if t.max_batches is not None:
+            n_batches = min(n_batches, t.max_batches)
+        if self.epoch == 0 and self.dist.is_main:
+            self._log(
+                f"{self.cfg.task}: {len(self.data.train)} train / {len(self.data.validation)} "
+                f"validation / {len(self.data.test)} test samples, "
+                f"{count_parameters(self.model)} parameters, engine "
+                f"{'exact' if self.cfg.model.dt is None else f'dt={self.cfg.model.dt} ms'}"
+            )
+        epochs = tqdm(total=t.epochs, initial=self.epoch, desc="epochs", unit="ep",
+                      disable=not show, file=sys.stderr)  # fmt: skip
+        while self.epoch < t.epochs and not self.stopped_early:
+            bar = tqdm(total=n_batches, desc=f"epoch {self.epoch + 1}", unit="batch",
+                       leave=False, disable=not show, file=sys.stderr)  # fmt: skip
+            row = {"epoch": self.epoch + 1, **self._train_epoch(bar if show else None)}
+            bar.close()
+            val = self.evaluate(self.data.validation)
+            row.update(validation_loss=val["loss"], validation_accuracy=val["accuracy"])
+            self.epoch += 1
+            self.history.append(row)
+            if val["accuracy"] > self.best["validation_accuracy"]:
+                self.best = {"validation_accuracy": val["accuracy"], "epoch": self.epoch}
+                self.best_state = self._copy_state()
+            if t.early_stopping is not None and self.epoch - self.best["epoch"] >= t.early_stopping:
+                self.stopped_early = True
+            self._write()
+            epochs.update(1)
+            epochs.set_postfix(train=f"{row['train_accuracy']:.3f}",
+                               val=f"{val['accuracy']:.3f}")  # fmt: skip
+            if self.quiet and self.dist.is_main:
+                self._log(self._epoch_line(row))
+        epochs.close()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the selected model on every split, write and return the final metrics."""
+        self.model.load_state_dict(self.best_state)
+        final = {}
+        for split in ("train", "validation", "test"):
+            result = self.evaluate(getattr(self.data, split))
+            final[f"{split}_accuracy"] = result["accuracy"]
+            final[f"{split}_loss"] = result["loss"]
+        final["stopped_early"] = self.stopped_early
+        self._write(final)
+        if self.dist.is_main:
+            self._log(
+                f"selected epoch {self.best['epoch']}: train {final['train_accuracy']:.4f}, "
+                f"validation {final['validation_accuracy']:.4f}, "
+                f"test {final['test_accuracy']:.4f}"
+            )
+        return {"task": self.cfg.task, **self.best_summary(), **final, "history": self.history}
+
+    @staticmethod
+    def _epoch_line(row: dict[str, Any]) -> str:
+        spk = "/".join(f"{s:.1f}" for s in row["spikes_per_neuron"]) or "-"
+        return (
+            f"epoch {row['epoch']}: loss {row['train_loss']:.4f} "
+            f"train {row['train_accuracy']:.4f} val {row['validation_accuracy']:.4f} "
+            f"spikes/neuron {spk} {row['samples_per_second']:.0f} samples/s"
+        )
+
+    def _log(self, text: str) -> None:
+        tqdm.write(text, file=sys.stderr)

@@ -1,0 +1,132 @@
+"""Learning tests and the training application (run directory, resume, CLI)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from delayprop.cli import main
+from delayprop.config import config_to_dict, load_config
+from delayprop.data import load_dataset
+from delayprop.training import Splits, Trainer
+from delayprop.training.io import prepare_run_dir
+
+TIMING_KEYS = {"epoch_seconds", "samples_per_second"}
+
+
+def _small_yinyang(n_train: int = 300) -> Splits:
+    opts = load_config("yinyang").data.options
+    train = load_dataset("yinyang", "train", **opts)
+    val = load_dataset("yinyang", "validation", **opts)
+    return Splits(train.subset(np.arange(n_train)), val.subset(np.arange(200)),
+                  val.subset(np.arange(200, 400)))  # fmt: skip
+
+
+def test_sequence_task_reaches_100_percent_from_the_worst_start():
+    cfg = load_config("sequence")
+    trainer = Trainer(cfg, quiet=True)
+    assert trainer.evaluate(trainer.data.train)["accuracy"] == 0.0  # worst start: both wrong
+    result = trainer.fit()
+    updates = next(r["epoch"] for r in result["history"] if r["validation_accuracy"] == 1.0)
+    assert updates <= 20
+    assert result["test_accuracy"] == 1.0
+    delays = trainer.model[0].delays().detach()
+    # each output learnt to delay the early input of its own class towards the late one
+    assert delays[0, 0] > delays[0, 1] and delays[1, 1] > delays[1, 0]
+
+
+def test_yinyang_learns_well_above_chance():
+    cfg = load_config("yinyang", ["train.epochs=3", "model.dt=0.1", "train.batch_size=50"])
+    trainer = Trainer(cfg, quiet=True, splits=_small_yinyang(600))
+    result = trainer.fit()
+    assert result["validation_accuracy"] > 0.6  # chance is 1/3
+    assert all(np.isfinite(r["train_loss"]) for r in result["history"])
+    assert trainer.model[0].delay.raw.grad is not None
+
+
+def _strip(history):
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path, monkeypatch):
+    overrides = ["train.epochs=4", "model.dt=0.2", "train.batch_size=60",
+                 "train.weight_bump=0.001"]  # fmt: skip
+    cfg = load_config("yinyang", overrides)
+    splits = _small_yinyang()
+
+    straight = Trainer(cfg, None, quiet=True, splits=splits).fit()
+
+    run = prepare_run_dir(tmp_path / "run", config_to_dict(cfg), resume=False, force=False)
+    original_write = Trainer._write
+
+    def write_then_die(self, final=None):
+        original_write(self, final)
+        if self.epoch == 2 and final is None:
+            raise KeyboardInterrupt  # the process is killed right after epoch 2
+
+    monkeypatch.setattr(Trainer, "_write", write_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, run, quiet=True, splits=splits).fit()
+    monkeypatch.setattr(Trainer, "_write", original_write)
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
+
+    resumed = Trainer(cfg, run, quiet=True, splits=splits)
+    resumed.resume()
+    assert resumed.epoch == 2
+    final = resumed.fit()
+    assert _strip(final["history"]) == _strip(straight["history"])
+    for key in ("train_accuracy", "validation_accuracy", "test_accuracy", "best_epoch"):
+        assert final[key] == straight[key]
+
+
+def test_cli_train_writes_a_complete_run_directory(tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert main(["train", "sequence", "--out", str(out), "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_accuracy"] == 1.0
+    assert {"train_accuracy", "validation_accuracy", "history", "best_epoch"} <= set(metrics)
+    assert len(metrics["history"]) == 20
+    for name in ("config.yaml", "metrics.csv", "checkpoint.pt", "best.pt"):
+        assert (out / name).exists(), name
+    header = (out / "metrics.csv").read_text().splitlines()[0]
+    assert "validation_accuracy" in header and "train_loss" in header
+
+    # an existing run directory is refused without --resume / --force
+    assert main(["train", "sequence", "--out", str(out), "--quiet"]) == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    # resuming with a different configuration is refused
+    code = main(["train", "sequence", "--out", str(out), "--resume", "--quiet",
+                 "--set", "train.epochs=25"])  # fmt: skip
+    assert code == 2 and "config differs" in capsys.readouterr().err
+    # --force starts afresh
+    assert main(["train", "sequence", "--out", str(out), "--force", "--quiet"]) == 0
+
+
+def test_cli_seeds_write_a_summary(tmp_path):
+    out = tmp_path / "seeds"
+    code = main(["train", "sequence", "--out", str(out), "--quiet", "--seeds", "0,1",
+                 "--set", "train.epochs=8"])  # fmt: skip
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1]
+    assert summary["test_accuracy"]["values"] == [1.0, 1.0]
+    assert (out / "seed1" / "metrics.json").exists()
+
+
+def test_cli_reports_bad_config(tmp_path, capsys):
+    code = main(["train", "yinyang", "--out", str(tmp_path / "x"), "--set", "train.lrr=1"])
+    assert code == 2
+    assert "unknown key train.lrr" in capsys.readouterr().err
+
+
+def test_regularizer_is_attached_to_hidden_layers():
+    cfg = load_config("yinyang", ["train.reg_target=2.0", "train.reg_strength_upper=1e-3"])
+    trainer = Trainer(cfg, quiet=True, splits=_small_yinyang(10))
+    hidden, out = trainer.model[0], trainer.model[1]
+    assert hidden.regularizer is not None and hidden.regularizer.target == 2.0
+    assert out.regularizer is None
+    assert isinstance(trainer.optimizer.param_groups[1]["lr"], float)
+    assert torch.is_tensor(hidden.weight)
