@@ -130,3 +130,34 @@ def test_regularizer_is_attached_to_hidden_layers():
     assert out.regularizer is None
     assert isinstance(trainer.optimizer.param_groups[1]["lr"], float)
     assert torch.is_tensor(hidden.weight)
+
+
+def test_eval_and_plot_commands(tmp_path, capsys):
+    out = tmp_path / "yy"
+    code = main(["train", "yinyang", "--out", str(out), "--quiet", "--set", "train.epochs=1",
+                 "train.max_batches=3", "model.dt=0.2"])  # fmt: skip
+    assert code == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--split", "validation"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    stored = json.loads((out / "metrics.json").read_text())
+    assert result["accuracy"] == pytest.approx(stored["validation_accuracy"])
+    assert (out / "eval_validation_best.json").exists()
+    assert main(["plot", str(out), "--samples", "8", "--format", "png"]) == 0
+    names = sorted(p.name for p in (out / "plots").iterdir())
+    assert names == ["delays.png", "learning_curves.png", "raster.png", "spike_counts.png"]
+    assert all((out / "plots" / n).stat().st_size > 5000 for n in names)
+    assert main(["plot", str(tmp_path / "nothing")]) == 2
+
+
+def test_load_run_gives_the_selected_model(tmp_path):
+    from delayprop.training.runs import load_run
+
+    out = tmp_path / "seq"
+    assert main(["train", "sequence", "--out", str(out), "--quiet"]) == 0
+    model, cfg = load_run(out)
+    initial, _ = load_run(out, "initial")
+    assert cfg.task == "sequence" and not model.training
+    assert not torch.equal(model[0].delays(), initial[0].delays())
+    with pytest.raises(ValueError, match="which must be"):
+        load_run(out, "worst")

@@ -33,6 +33,7 @@ RUN_FILES = {
     "csv": "metrics.csv",
     "checkpoint": "checkpoint.pt",
     "best": "best.pt",
+    "initial": "initial.pt",
 }
 
 

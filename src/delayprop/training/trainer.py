@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..config import LossConfig, RunConfig, config_to_dict
@@ -38,7 +38,7 @@ from .distributed import DistContext
 from .io import RUN_FILES, load_checkpoint, save_checkpoint, write_csv, write_json
 from .model import build_network, count_parameters, hidden_layers
 
-__all__ = ["Trainer", "evaluate_loss", "Splits", "load_splits"]
+__all__ = ["Trainer", "evaluate_loss", "evaluate_dataset", "Splits", "load_splits"]
 
 
 @dataclass
@@ -77,6 +77,27 @@ def evaluate_loss(
         loss = cross_entropy(scores, labels)
         correct = scores.detach().argmax(dim=1) == labels
     return loss, correct
+
+
+@torch.no_grad()
+def evaluate_dataset(
+    model: nn.Module, ds: EventDataset, loss_cfg: LossConfig, batch_size: int,
+    device: torch.device | str = "cpu", dist: DistContext | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """Mean loss and accuracy of ``model`` (put in eval mode) over ``ds``; under data
+    parallelism every rank evaluates its share of each batch."""
+    dist = dist or DistContext()
+    model.eval()
+    total_loss, total_correct = 0.0, 0.0
+    for idx in ds.batch_indices(batch_size, shuffle=False):
+        b = ds.batch(dist.shard(idx))
+        labels = torch.from_numpy(b.labels).to(device)
+        loss, correct = evaluate_loss(model(b.to_spikes(device)), labels, loss_cfg)
+        s = dist.sum([float(loss) * len(labels), float(correct.sum())])
+        total_loss += s[0]
+        total_correct += s[1]
+    n = max(len(ds), 1)
+    return {"loss": total_loss / n, "accuracy": total_correct / n}
 
 
 class Trainer:
@@ -222,20 +243,10 @@ class Trainer:
                 silent = self._global_counts(layer.spike_counts.cpu()) == 0
                 layer.weight[silent.to(self.device)] += bump
 
-    @torch.no_grad()
     def evaluate(self, ds: EventDataset) -> dict[str, float]:
         """Loss and accuracy of the current model on ``ds`` (no augmentation)."""
-        self.model.eval()
-        size = self.cfg.train.eval_batch_size
-        total_loss, total_correct = 0.0, 0.0
-        for idx in ds.batch_indices(size, shuffle=False):
-            spikes, labels = self._batch(ds, self.dist.shard(idx))
-            loss, correct = evaluate_loss(self.model(spikes), labels, self.cfg.loss)
-            s = self.dist.sum([float(loss) * len(labels), float(correct.sum())])
-            total_loss += s[0]
-            total_correct += s[1]
-        n = max(len(ds), 1)
-        return {"loss": total_loss / n, "accuracy": total_correct / n}
+        return evaluate_dataset(self.model, ds, self.cfg.loss, self.cfg.train.eval_batch_size,
+                                self.device, self.dist)  # fmt: skip
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
@@ -250,8 +261,13 @@ class Trainer:
             "best": self.best,
             "best_state": self.best_state,
             "stopped_early": self.stopped_early,
-            "config": config_to_dict(self.cfg),
+            **self._identity(),
         }
+
+    def _identity(self) -> dict[str, Any]:
+        """What a saved state needs to rebuild its network: config and sizes."""
+        tr = self.data.train
+        return {"config": config_to_dict(self.cfg), "n_in": tr.n_channels, "n_out": tr.n_classes}
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -277,8 +293,7 @@ class Trainer:
         metrics["history"] = self.history
         save_checkpoint(self.run_dir / RUN_FILES["checkpoint"], self._state())
         save_checkpoint(self.run_dir / RUN_FILES["best"], {
-            "model": self.best_state, "epoch": self.best["epoch"],
-            "config": config_to_dict(self.cfg),
+            "model": self.best_state, "epoch": self.best["epoch"], **self._identity(),
         })  # fmt: skip
         write_json(self.run_dir / RUN_FILES["metrics"], metrics)
         write_csv(self.run_dir / RUN_FILES["csv"], self.history)
@@ -304,6 +319,9 @@ class Trainer:
                 f"{count_parameters(self.model)} parameters, engine "
                 f"{'exact' if self.cfg.model.dt is None else f'dt={self.cfg.model.dt} ms'}"
             )
+        if self.epoch == 0 and self.run_dir is not None and self.dist.is_main:
+            save_checkpoint(self.run_dir / RUN_FILES["initial"],
+                            {"model": self._copy_state(), **self._identity()})  # fmt: skip
         epochs = tqdm(total=t.epochs, initial=self.epoch, desc="epochs", unit="ep",
                       disable=not show, file=sys.stderr)  # fmt: skip
         while self.epoch < t.epochs and not self.stopped_early:
