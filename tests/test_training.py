@@ -161,3 +161,14 @@ def test_load_run_gives_the_selected_model(tmp_path):
     assert not torch.equal(model[0].delays(), initial[0].delays())
     with pytest.raises(ValueError, match="which must be"):
         load_run(out, "worst")
+
+
+def test_recurrent_delays_learn_a_memory_task_the_same_network_without_delays_cannot():
+    """Sequence task with a 100 ms gap (tau_mem 20 ms): learnt from delays of 0 ms (chance)
+    to 100 % with learnable input and recurrent delays; at chance without delays."""
+    with_delays = Trainer(load_config("sequence_memory"), quiet=True).fit()
+    without = Trainer(load_config("sequence_memory", ["model.max_delay=0",
+                                                      "model.rec_max_delay=0"]), quiet=True).fit()
+    assert with_delays["history"][0]["validation_accuracy"] <= 0.6
+    assert with_delays["test_accuracy"] >= 0.95
+    assert without["test_accuracy"] <= 0.6

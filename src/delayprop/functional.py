@@ -25,7 +25,7 @@ from .kernels._grid_math import GridConstants
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 
-__all__ = ["GridSettings", "lif", "li_readout", "n_steps_for"]
+__all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input"]
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,8 @@ class _LIGrid(torch.autograd.Function):
         )
 
 
-def _check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
+def check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
+    """Raise a clear error unless ``spikes`` is a Spikes batch that fits ``weight``."""
     if not isinstance(spikes, Spikes):
         raise TypeError(f"{name} expects a Spikes batch, got {type(spikes).__name__}")
     if spikes.n_units != weight.shape[1]:
@@ -183,7 +184,7 @@ def lif(
         settings: neuron constants, dt (ms), number of steps, delay bounds in steps.
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms), or None.
     """
-    _check_input(spikes, weight, "lif")
+    check_input(spikes, weight, "lif")
     if rec_weight is not None and rec_weight.shape != (weight.shape[0], weight.shape[0]):
         raise ValueError(f"rec_weight must be [{weight.shape[0]}, {weight.shape[0]}]")
     times = spikes.times.to(weight.dtype)
@@ -198,6 +199,6 @@ def li_readout(
 ) -> Tensor:
     """Leaky-integrator readout on the time grid: input spikes -> voltage [batch, steps, n_out]
     (V at t = n dt, n = 0 .. n_steps - 1)."""
-    _check_input(spikes, weight, "li_readout")
+    check_input(spikes, weight, "li_readout")
     times = spikes.times.to(weight.dtype)
     return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay)

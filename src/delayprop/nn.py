@@ -13,13 +13,14 @@ to weights, delays and input spike times are exact-adjoint (EventProp) gradients
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
 
 from .delays import Delay, make_delay
-from .functional import GridSettings, li_readout, lif, n_steps_for
+from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
@@ -55,6 +56,8 @@ class _Projection(nn.Module):
         super().__init__()
         if n_in <= 0 or n_out <= 0:
             raise ValueError(f"n_in and n_out must be positive, got {n_in}, {n_out}")
+        if not (max_delay >= 0 and math.isfinite(max_delay)):
+            raise ValueError(f"max_delay must be a finite number of ms >= 0, got {max_delay}")
         _check_positive(tau_mem=tau_mem, tau_syn=tau_syn)
         if dt is not None:
             _check_positive(dt=dt)
@@ -80,6 +83,7 @@ class _Projection(nn.Module):
         return int(round(max_delay / self.dt))
 
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
+        check_input(spikes, self.weight, type(self).__name__)
         if self.dt is None:
             raise NotImplementedError("dt=None selects the exact engine (delayprop.exact)")
         return GridSettings(

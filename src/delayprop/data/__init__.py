@@ -18,9 +18,12 @@ def _yinyang(split: str, *, t_early: float = 1.5, t_late: float = 20.0,
     return yinyang_dataset(split, YinYangEncoding(t_early, t_late, bias_time), duration)
 
 
-def _sequence(split: str, *, gap: float = 10.0, duration: float | None = None) -> EventDataset:
-    # the task is to learn its two examples: every split is the same pair
-    return sequence_dataset(gap, duration)
+def _sequence(split: str, *, gap: float = 10.0, duration: float | None = None,
+              n_samples: int | None = None, jitter: float = 0.0) -> EventDataset:  # fmt: skip
+    # without n_samples every split is the task's two examples; with it, each split draws its
+    # own jittered samples (seeds 0 / 1 / 2)
+    seed = {"train": 0, "validation": 1, "test": 2}[split]
+    return sequence_dataset(gap, duration, n_samples=n_samples, jitter=jitter, seed=seed)
 
 
 DATASETS = {"yinyang": _yinyang, "sequence": _sequence}
