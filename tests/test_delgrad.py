@@ -127,8 +127,10 @@ def test_bad_input():
 
 
 def test_hardware_model():
-    hw = HardwareModel(threshold_fixed_sd=0.08, threshold_trial_sd=0.04, delay_jitter_sd=0.05,
-                       weight_clip=2.1, weight_step=1 / 30, delay_step=0.5, multiplex=5)  # fmt: skip
+    hw = HardwareModel(
+        threshold_fixed_sd=0.08, threshold_trial_sd=0.04, delay_jitter_sd=0.05, weight_clip=2.1,
+        weight_step=1 / 30, delay_step=0.5, multiplex=5,
+    )  # fmt: skip
     torch.testing.assert_close(hw.fixed_pattern(30, torch.float64),
                                hw.fixed_pattern(30, torch.float64))  # fmt: skip
     assert hw.multiplex_inputs(torch.zeros(3, 4)).shape == (3, 20)
