@@ -1,6 +1,7 @@
 """delayprop: spiking neural networks whose synaptic delays are learned together with their
 weights, with exact event-based (EventProp) gradients."""
 
+from . import exact
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
 from .init import Normal, Uniform
 from .nn import LIF, LIReadout, constrain_, delay_modules, split_parameters
@@ -23,5 +24,6 @@ __all__ = [
     "constrain_",
     "delay_modules",
     "split_parameters",
+    "exact",
     "__version__",
 ]
