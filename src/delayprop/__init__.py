@@ -3,6 +3,7 @@ weights, with exact event-based (EventProp) gradients."""
 
 from . import exact
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
+from .gradcheck import GradcheckReport, check_gradients
 from .init import Normal, Uniform
 from .nn import LIF, LIReadout, constrain_, delay_modules, split_parameters
 from .regularization import SpikeCountRegularizer
@@ -25,5 +26,7 @@ __all__ = [
     "delay_modules",
     "split_parameters",
     "exact",
+    "check_gradients",
+    "GradcheckReport",
     "__version__",
 ]
