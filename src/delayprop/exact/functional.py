@@ -298,7 +298,9 @@ def lif(
         settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
         _f64(rec_weight), _f64(rec_delay),
     )  # fmt: skip
-    return Spikes(out_t, out_u, out_off, n_out, spikes.duration)
+    counts = np.diff(out_off.numpy())
+    samples = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
+    return Spikes(out_t, out_u, out_off, n_out, spikes.duration, samples)
 
 
 def li_readout(
