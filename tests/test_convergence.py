@@ -114,3 +114,8 @@ def test_readout_trace_matches_grid_samples(dt):
     assert v_exact.shape == v_grid.shape
     err = float((v_exact - v_grid).detach().abs().max() / v_exact.detach().abs().max())
     assert err < 0.5 * dt
+
+
+def test_with_engine_refuses_exact_only_options():
+    with pytest.raises(ValueError, match="need the exact engine"):
+        with_engine(dp.LIF(3, 2, dt=None, max_spikes=1), 0.1)

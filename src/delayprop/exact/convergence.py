@@ -43,6 +43,8 @@ def with_engine(model: nn.Module, dt: float | None, sample_dt: float | None = No
         if isinstance(m, _Projection):
             if dt is None and isinstance(m, LIReadout) and sample_dt is None:
                 raise ValueError("an exact readout needs sample_dt")
+            if dt is not None and isinstance(m, LIF) and (m.refractory or m.max_spikes):
+                raise ValueError("refractory and max_spikes need the exact engine (dt=None)")
             m.dt = dt
             if isinstance(m, LIReadout):
                 m.sample_dt = sample_dt if dt is None else None
