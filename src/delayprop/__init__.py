@@ -1,8 +1,9 @@
 """delayprop: spiking neural networks whose synaptic delays are learned together with their
 weights, with exact event-based (EventProp) gradients."""
 
-from . import losses
+from . import exact, losses
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
+from .gradcheck import GradcheckReport, check_gradients
 from .init import Normal, Uniform
 from .nn import LIF, LIReadout, constrain_, delay_modules, split_parameters
 from .regularization import SpikeCountRegularizer
@@ -25,5 +26,8 @@ __all__ = [
     "constrain_",
     "delay_modules",
     "split_parameters",
+    "exact",
+    "check_gradients",
+    "GradcheckReport",
     "__version__",
 ]

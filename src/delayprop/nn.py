@@ -9,6 +9,11 @@ Neuron model (per neuron, times in ms)::
 ``LIF`` maps a ``Spikes`` batch to a ``Spikes`` batch; ``LIReadout`` maps it to the voltage trace
 ``[batch, steps, n_out]``.  Layers compose with ``torch.nn.Sequential``.  Gradients with respect
 to weights, delays and input spike times are exact-adjoint (EventProp) gradients.
+
+Two engines (DESIGN.md §5): ``dt > 0`` selects the time-stepped engine (float32 default);
+``dt=None`` the exact event-driven engine in continuous time (``delayprop.exact``, float64
+default), which also offers refractory periods, a spike limit per neuron and the exact peak of
+the readout voltage.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
+from . import exact
 from .delays import Delay, make_delay
 from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
@@ -51,7 +57,7 @@ class _Projection(nn.Module):
         learn_delays: bool,
         delay_bound: str,
         weight_init: Init | None,
-        dtype: torch.dtype,
+        dtype: torch.dtype | None,
     ) -> None:
         super().__init__()
         if n_in <= 0 or n_out <= 0:
@@ -61,6 +67,8 @@ class _Projection(nn.Module):
         _check_positive(tau_mem=tau_mem, tau_syn=tau_syn)
         if dt is not None:
             _check_positive(dt=dt)
+        if dtype is None:
+            dtype = torch.float32 if dt is not None else torch.float64
         self.n_in, self.n_out = n_in, n_out
         self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
         self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
@@ -82,10 +90,11 @@ class _Projection(nn.Module):
     def _steps_of(self, max_delay: float) -> int:
         return int(round(max_delay / self.dt))
 
+    def _exact_settings(self, threshold: float, **extra) -> exact.ExactSettings:
+        return exact.ExactSettings(self.tau_mem, self.tau_syn, threshold, **extra)
+
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
         check_input(spikes, self.weight, type(self).__name__)
-        if self.dt is None:
-            raise NotImplementedError("dt=None selects the exact engine (delayprop.exact)")
         return GridSettings(
             tau_mem=self.tau_mem,
             tau_syn=self.tau_syn,
@@ -104,8 +113,9 @@ class LIF(_Projection):
         n_in, n_out: number of inputs and of neurons.
         tau_mem, tau_syn: membrane and synaptic time constants, ms.
         threshold: firing threshold (reset to 0).
-        dt: time step of the time-stepped engine, ms.
-        max_delay: largest delay, ms (delays are kept in [0, max_delay]).
+        dt: time step of the time-stepped engine, ms; None selects the exact engine
+            (event-driven, continuous time, delays never rounded).
+        max_delay: largest delay, ms (delays are kept in [0, max_delay] by ``constrain_``).
         delay: ``"synaptic"`` (default when max_delay > 0), ``"axonal"``, ``"dendritic"``, a
             ``Delay`` module, or None (no delays; default when max_delay == 0).
         delay_init: initial delays, ms (constant or ``(low, high)`` uniform).
@@ -116,7 +126,11 @@ class LIF(_Projection):
         rec_max_delay, rec_delay, rec_delay_init, rec_weight_init: the same for the recurrent
             connections (recurrent delays default to synaptic when ``rec_max_delay > 0``).
         regularizer: spike-count regulariser applied to this layer's spikes in backward.
-        dtype: parameter dtype (float32 fast default; float64 for checks).
+        refractory: after each spike V is held at 0 for this many ms (I keeps integrating).
+            Exact engine only (dt=None).
+        max_spikes: a neuron falls silent after this many spikes (1: first-spike-only neurons
+            as in DelGrad; None: no limit).  Exact engine only (dt=None).
+        dtype: parameter dtype (default float32 with dt, float64 with dt=None).
     """
 
     def __init__(
@@ -140,8 +154,17 @@ class LIF(_Projection):
         rec_delay_init: Init = 0.0,
         rec_weight_init: Init | None = None,
         regularizer: SpikeCountRegularizer | None = None,
-        dtype: torch.dtype = torch.float32,
+        refractory: float = 0.0,
+        max_spikes: int | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
+        if dt is not None and (refractory != 0 or max_spikes is not None):
+            raise ValueError(
+                "refractory and max_spikes need the exact engine (dt=None); the time-stepped "
+                f"engine (dt={dt}) has neither"
+            )
+        if max_spikes is not None and not (int(max_spikes) == max_spikes and max_spikes >= 1):
+            raise ValueError(f"max_spikes must be a positive integer or None, got {max_spikes!r}")
         if delay == "default":
             delay = "synaptic" if max_delay > 0 else None
         super().__init__(
@@ -152,6 +175,8 @@ class LIF(_Projection):
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
         self.threshold = float(threshold)
+        self.refractory = float(refractory)
+        self.max_spikes = None if max_spikes is None else int(max_spikes)
         self.regularizer = regularizer
         self.recurrent = bool(recurrent)
         self.rec_weight: nn.Parameter | None = None
@@ -179,15 +204,25 @@ class LIF(_Projection):
         return 0.0 if self.rec_delay is None else self.rec_delay.max_delay
 
     def forward(self, spikes: Spikes) -> Spikes:
-        settings = self._settings(
-            spikes,
-            self.threshold,
-            rec_max_delay_steps=self._steps_of(self.rec_max_delay) if self.recurrent else 0,
-            capacity=self._capacity,
-            regularizer=self.regularizer,
-        )
         rec_d = None if self.rec_delay is None else self.rec_delay()
-        out = lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+        if self.dt is None:
+            settings = self._exact_settings(
+                self.threshold,
+                refractory=self.refractory,
+                max_spikes=self.max_spikes or 0,
+                capacity=self._capacity,
+                regularizer=self.regularizer,
+            )
+            out = exact.lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+        else:
+            settings = self._settings(
+                spikes,
+                self.threshold,
+                rec_max_delay_steps=self._steps_of(self.rec_max_delay) if self.recurrent else 0,
+                capacity=self._capacity,
+                regularizer=self.regularizer,
+            )
+            out = lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
         counts = out.counts()
         if counts.numel():
             self._capacity = max(16, int(1.25 * int(counts.max())) + 16)
@@ -200,7 +235,8 @@ class LIF(_Projection):
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
             f"tau_syn={self.tau_syn}, threshold={self.threshold}, dt={self.dt}, "
-            f"recurrent={self.recurrent}"
+            f"recurrent={self.recurrent}, refractory={self.refractory}, "
+            f"max_spikes={self.max_spikes}"
         )
 
 
@@ -209,6 +245,10 @@ class LIReadout(_Projection):
 
     Same arguments as ``LIF`` without threshold and recurrence.  Losses on the trace are plain
     torch code (``delayprop.losses``); their gradient drives the adjoint.
+
+    With ``dt=None`` (exact engine) the trace holds V at t = 0, sample_dt, 2 sample_dt, ... ms
+    (``sample_dt`` is required for ``forward``), and ``max_over_time`` gives the exact maximum of
+    V over the trial and its time, both differentiable.
     """
 
     def __init__(
@@ -225,8 +265,16 @@ class LIReadout(_Projection):
         learn_delays: bool = True,
         delay_bound: str = "clamp",
         weight_init: Init | None = None,
-        dtype: torch.dtype = torch.float32,
+        sample_dt: float | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
+        if dt is not None and sample_dt is not None:
+            raise ValueError(
+                f"sample_dt is for the exact engine (dt=None); with dt={dt} the trace is "
+                "sampled at every step"
+            )
+        if sample_dt is not None:
+            _check_positive(sample_dt=sample_dt)
         if delay == "default":
             delay = "synaptic" if max_delay > 0 else None
         super().__init__(
@@ -234,15 +282,37 @@ class LIReadout(_Projection):
             delay=delay, delay_init=delay_init, learn_delays=learn_delays,
             delay_bound=delay_bound, weight_init=weight_init, dtype=dtype,
         )  # fmt: skip
+        self.sample_dt = None if sample_dt is None else float(sample_dt)
 
     def forward(self, spikes: Spikes) -> Tensor:
+        if self.dt is None:
+            if self.sample_dt is None:
+                raise ValueError(
+                    "LIReadout(dt=None) needs sample_dt (ms between voltage samples) for its "
+                    "trace; or use max_over_time()"
+                )
+            settings = self._exact_settings(float("inf"), sample_dt=self.sample_dt)
+            return exact.li_readout(spikes, self.weight, self.delays(), settings)
         settings = self._settings(spikes, threshold=float("inf"))
         return li_readout(spikes, self.weight, self.delays(), settings)
+
+    def max_over_time(self, spikes: Spikes) -> tuple[Tensor, Tensor]:
+        """Exact maximum of each readout voltage over [0, duration] and its time (ms), each
+        [batch, n_out] and differentiable (exact engine only; with a time grid use
+        ``losses.max_over_time(layer(spikes))``).  A voltage that never rises above 0 has its
+        maximum 0 at t = 0."""
+        if self.dt is not None:
+            raise ValueError(
+                "max_over_time needs the exact engine (dt=None); with a time grid use "
+                "delayprop.losses.max_over_time(layer(spikes))"
+            )
+        settings = self._exact_settings(float("inf"))
+        return exact.li_peak(spikes, self.weight, self.delays(), settings)
 
     def extra_repr(self) -> str:
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
-            f"tau_syn={self.tau_syn}, dt={self.dt}"
+            f"tau_syn={self.tau_syn}, dt={self.dt}, sample_dt={self.sample_dt}"
         )
 
 

@@ -1,0 +1,217 @@
+"""Host side of the exact engine: torch tensors in, numpy through the Numba kernels, torch out.
+
+Everything here is float64 on the CPU.  Parameters arrive torch-style ``[n_out, n_src]`` and are
+laid out by source unit with their delays sorted (the stream layout of ``_forward``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..kernels.cpu import n_workers
+from . import _backward, _forward
+from ._timeline import tree_size
+
+__all__ = ["Projection", "project", "empty_projection", "lif_forward", "li_forward", "backward"]
+
+
+class Projection(NamedTuple):
+    """Synapses by source unit u, delays ascending: arrays [n_src, n_out]."""
+
+    d_sorted: np.ndarray  # float64, ms
+    target: np.ndarray  # int64, postsynaptic neuron
+    w_sorted: np.ndarray  # float64
+
+
+def project(weight: Tensor, delay: Tensor | None) -> Projection:
+    """Stream layout of a weight matrix [n_out, n_src] and its delays (ms; None = all zero)."""
+    w_t = weight.detach().to(torch.float64).t()
+    d_t = torch.zeros_like(w_t) if delay is None else delay.detach().to(torch.float64).t()
+    d_sorted, target = torch.sort(d_t, dim=1, stable=True)
+    w_sorted = torch.gather(w_t, 1, target)
+    return Projection(
+        np.ascontiguousarray(d_sorted.numpy()),
+        np.ascontiguousarray(target.numpy()),
+        np.ascontiguousarray(w_sorted.numpy()),
+    )
+
+
+def empty_projection(n_out: int) -> Projection:
+    """No synapses (a feed-forward layer's recurrent projection)."""
+    return Projection(np.zeros((0, n_out)), np.zeros((0, n_out), np.int64), np.zeros((0, n_out)))
+
+
+def _np(t: Tensor, dtype) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
+
+
+def _max_count(offsets: np.ndarray) -> int:
+    return int(np.diff(offsets).max(initial=0))
+
+
+def _compact(slots, ids, counts, cap, offsets, src: list[np.ndarray], dst: list[np.ndarray]):
+    """Copy the first counts[r] entries of run slot slots[r] (from slots[r] * cap) of every
+    ``src`` array to ``dst`` at offsets[ids[r]] (vectorised)."""
+    total = int(counts.sum())
+    if total == 0:
+        return
+    rep = np.repeat(np.arange(len(ids)), counts)
+    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    from_pos = slots[rep] * cap + within
+    to_pos = offsets[ids][rep] + within
+    for s, d in zip(src, dst, strict=True):
+        d[to_pos] = s[from_pos]
+
+
+def lif_forward(
+    in_times: Tensor,
+    in_units: Tensor,
+    in_offsets: Tensor,
+    proj: Projection,
+    rec: Projection,
+    consts: np.ndarray,
+    max_spikes: int,
+    capacity: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Run a LIF layer on the batch.
+
+    Returns output spike times (float64 ms), units (int32), offsets (int64), tau_mem dV/dt
+    before each spike, and the current at the end of its refractory period (NaN if none).
+    ``capacity`` guesses the spikes per sample; samples that need more are run again with
+    twice the room until they fit.
+    """
+    times, units, offsets = (
+        _np(in_times, np.float64),
+        _np(in_units, np.int64),
+        _np(in_offsets, np.int64),
+    )
+    batch = len(offsets) - 1
+    n_out = proj.d_sorted.shape[1]
+    max_in = max(_max_count(offsets), 1)
+    leaves = tree_size(n_out)
+    cap = max(int(capacity), 1)
+    if max_spikes > 0:
+        cap = min(cap, max_spikes * n_out)
+    counts = np.zeros(batch, np.int64)
+    runs = []
+    pending = np.arange(batch, dtype=np.int64)
+    while len(pending):
+        n = len(pending)
+        out = (np.empty(n * cap), np.empty(n * cap, np.int32), np.empty(n * cap),
+               np.empty(n * cap))  # fmt: skip
+        got = np.empty(n, np.int64)
+        _forward.lif_forward(
+            times, units, offsets, *proj, *rec, consts, max_spikes, leaves, pending, cap, max_in,
+            n_workers(n), *out, got,
+        )  # fmt: skip
+        fits = got >= 0
+        counts[pending[fits]] = got[fits]
+        runs.append((np.flatnonzero(fits), pending[fits], got[fits], cap, out))
+        pending = pending[~fits]
+        cap *= 2
+    out_offsets = np.zeros(batch + 1, np.int64)
+    np.cumsum(counts, out=out_offsets[1:])
+    total = int(out_offsets[-1])
+    result = (np.empty(total), np.empty(total, np.int32), np.empty(total), np.empty(total))
+    for slots, ids, got, run_cap, out in runs:
+        _compact(slots, ids, got, run_cap, out_offsets, list(out), list(result))
+    t, u, vdot, iref = (torch.from_numpy(a) for a in result)
+    return t, u, torch.from_numpy(out_offsets), vdot, iref
+
+
+def li_forward(
+    in_times: Tensor,
+    in_units: Tensor,
+    in_offsets: Tensor,
+    proj: Projection,
+    consts: np.ndarray,
+    sample_dt: float,
+    n_samples: int,
+    peak: bool,
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """LI readout: the trace [batch, n_samples, n_out] (empty if n_samples == 0) and, if
+    ``peak``, the peak arrays (value, time, kind, stream, position, aux) [batch, n_out]."""
+    times, units, offsets = (
+        _np(in_times, np.float64),
+        _np(in_units, np.int64),
+        _np(in_offsets, np.int64),
+    )
+    batch = len(offsets) - 1
+    n_out = proj.d_sorted.shape[1]
+    v = np.empty((batch if n_samples else 0, n_samples, n_out))
+    rows = batch if peak else 0
+    peaks = (np.empty((rows, n_out)), np.empty((rows, n_out)), np.empty((rows, n_out), np.int64),
+             np.empty((rows, n_out), np.int64), np.empty((rows, n_out), np.int64),
+             np.empty((rows, n_out)))  # fmt: skip
+    _forward.li_forward(
+        times, units, offsets, *proj, consts, float(sample_dt), max(_max_count(offsets), 1),
+        n_workers(batch), v, *peaks,
+    )  # fmt: skip
+    return v, peaks
+
+
+class Drive(NamedTuple):
+    """Readout drives of the backward pass (see ``_backward.walk_backward``)."""
+
+    t: np.ndarray  # [batch, E] ms, ascending per sample
+    j: np.ndarray  # [batch, E] int64, neuron or -1 for all
+    gv: np.ndarray  # [batch, E, n_out] dL/dV
+    gi: np.ndarray  # [batch, E, n_out] dL/dI, or empty
+    kink_a: np.ndarray  # [batch, n_out] int64 or [0, n_out]
+    kink_m: np.ndarray
+    kink_c: np.ndarray  # [batch, n_out] float64 or [0, n_out]
+
+
+def no_drive(batch: int, n_out: int) -> Drive:
+    """A LIF layer: no readout drives."""
+    none_i = np.zeros((0, n_out), np.int64)
+    return Drive(np.zeros((batch, 0)), np.zeros((batch, 0), np.int64),
+                 np.zeros((batch, 0, n_out)), np.zeros((0, 0, 0)), none_i, none_i,
+                 np.zeros((0, n_out)))  # fmt: skip
+
+
+def backward(
+    in_times: Tensor,
+    in_units: Tensor,
+    in_offsets: Tensor,
+    proj: Projection,
+    out: tuple[Tensor, Tensor, Tensor, Tensor, Tensor],
+    grad_out: np.ndarray,
+    kick: np.ndarray,
+    rec: Projection,
+    drive: Drive,
+    consts: np.ndarray,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Adjoint pass of one layer.
+
+    ``out`` = (times, units, offsets, vdot, iref) of the layer's own spikes (empty for a
+    readout); ``grad_out`` = dL/dt of each (float64, modified in place).  Returns dL/d input
+    times and dL/dW, dL/dD, dL/dW_rec, dL/dD_rec, each [n_out, n_src].
+    """
+    times, units, offsets = (
+        _np(in_times, np.float64),
+        _np(in_units, np.int64),
+        _np(in_offsets, np.int64),
+    )
+    o_t, o_u, o_off, o_vdot, o_iref = (_np(out[0], np.float64), _np(out[1], np.int64),
+                                       _np(out[2], np.int64), _np(out[3], np.float64),
+                                       _np(out[4], np.float64))  # fmt: skip
+    batch = len(offsets) - 1
+    n_src, n_out = proj.d_sorted.shape
+    n_rec = rec.d_sorted.shape[0]
+    nw = n_workers(batch)
+    grad_in = np.zeros(len(times))
+    parts = [np.zeros((nw, n * n_out)) for n in (n_src, n_src, n_rec, n_rec)]
+    max_streams = max(int(np.diff(offsets + o_off[: batch + 1]).max(initial=0)), 1)
+    _backward.walk_backward(
+        times, units, offsets, *proj, o_t, o_u, o_off, o_vdot, o_iref, grad_out, kick, *rec,
+        *drive, consts, max_streams, nw, grad_in, *parts,
+    )  # fmt: skip
+    dw, dd, dw_rec, dd_rec = (
+        torch.from_numpy(p.sum(axis=0).reshape(-1, n_out).T.copy()) for p in parts
+    )
+    return torch.from_numpy(grad_in), dw, dd, dw_rec, dd_rec

@@ -1,0 +1,328 @@
+"""Layers of the exact engine as differentiable maps of spike times (DESIGN.md §4, §5).
+
+Same contract as ``delayprop.functional`` (the time-stepped engine):
+
+    forward(input spike times, W, D [, W_rec, D_rec]) -> output spike times | voltages
+    backward(dL/d outputs) -> dL/d input times, dL/dW, dL/dD [, dL/dW_rec, dL/dD_rec]
+
+but event-driven in continuous time and float64: the state evolves in closed form between events
+(``_flow``), threshold crossings are found by bracketed root finding to machine precision, and
+delays are never rounded (any real delay >= 0 ms, also beyond the trial: such arrivals have no
+effect).  The backward pass is the EventProp adjoint in continuous time (``_backward``).
+
+Readouts of the LI layer:
+
+* ``li_readout``: voltages [batch, n_samples, n_out] at t = 0, sample_dt, 2 sample_dt, ... (ms),
+  the same layout as the time-stepped readout, so every loss of ``delayprop.losses`` applies;
+* ``li_peak``: the exact maximum of V over [0, duration] and its time, both differentiable.  At
+  a smooth peak (dV/dt = 0) the time derivative follows from the implicit function theorem; when
+  the peak sits on an arrival that turns V down (a negative weight) the peak moves with that
+  arrival; a peak at t = 0 (V never positive) or at the end of the window has a fixed time.
+
+Non-differentiable points (measure zero, as for any spiking network): an input or arrival at
+exactly a sample time or a spike time; simultaneous events are ordered spikes, then readout
+samples / refractory ends, then arrivals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..functional import n_steps_for
+from ..kernels import VDOT_FLOOR
+from ..regularization import SpikeCountRegularizer
+from ..spikes import Spikes
+from . import _host
+from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
+
+__all__ = ["ExactSettings", "lif", "li_readout", "li_peak"]
+
+
+@dataclass(frozen=True)
+class ExactSettings:
+    """Non-tensor settings of one exact layer call (times in ms).
+
+    Args:
+        tau_mem, tau_syn: time constants (tau_mem == tau_syn is allowed).
+        threshold: firing threshold (> 0; reset to 0).  Use ``inf`` for an LI readout.
+        duration: trial length; None takes the input's ``Spikes.duration``.
+        refractory: V is held at 0 for this long after each spike (I keeps integrating).
+        max_spikes: a neuron falls silent after this many spikes (0 = no limit; 1 gives the
+            first-spike neurons of DelGrad-style networks).
+        capacity: guess of the spikes per sample (only affects speed).
+        regularizer: spike-count regulariser applied in backward, as in the time-stepped engine.
+        sample_dt: sampling interval of the LI readout's voltage trace.
+        vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
+            threshold (as ``kernels.VDOT_FLOOR``); only near-tangential crossings reach it.
+    """
+
+    tau_mem: float
+    tau_syn: float
+    threshold: float = 1.0
+    duration: float | None = None
+    refractory: float = 0.0
+    max_spikes: int = 0
+    capacity: int = 64
+    regularizer: SpikeCountRegularizer | None = None
+    sample_dt: float | None = None
+    vdot_floor: float = VDOT_FLOOR
+
+    def __post_init__(self) -> None:
+        for name in ("tau_mem", "tau_syn", "threshold"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
+            raise ValueError(f"duration must be a positive number of ms, got {self.duration}")
+        if not (self.refractory >= 0 and math.isfinite(self.refractory)):
+            raise ValueError(f"refractory must be a finite number of ms >= 0, got "
+                             f"{self.refractory}")  # fmt: skip
+        if isinstance(self.max_spikes, bool) or int(self.max_spikes) != self.max_spikes:
+            raise ValueError(f"max_spikes must be an integer, got {self.max_spikes!r}")
+        if self.max_spikes < 0:
+            raise ValueError(f"max_spikes must be >= 0 (0 = no limit), got {self.max_spikes}")
+        dt = self.sample_dt
+        if dt is not None and not (dt > 0 and math.isfinite(dt)):
+            raise ValueError(f"sample_dt must be a positive number of ms, got {self.sample_dt}")
+
+    def constants(self) -> np.ndarray:
+        """Packed for the kernels: [tau_mem, tau_syn, delta, threshold, duration, refractory,
+        vdot_floor], delta = 1/tau_mem - 1/tau_syn."""
+        if self.duration is None:
+            raise ValueError("duration is not set")
+        delta = 1.0 / self.tau_mem - 1.0 / self.tau_syn
+        threshold = self.threshold if math.isfinite(self.threshold) else 1.0
+        return np.array([self.tau_mem, self.tau_syn, delta, self.threshold, self.duration,
+                         self.refractory, self.vdot_floor * threshold])  # fmt: skip
+
+
+# ---------------------------------------------------------------------- autograd Functions
+def _grads(need, *pairs):
+    return tuple(g if n else None for n, g in zip(need, pairs, strict=True))
+
+
+class _LIFExact(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec):
+        consts = s.constants()
+        proj = _host.project(w, d)
+        rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
+        out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
+                                int(s.max_spikes), s.capacity)  # fmt: skip
+        ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
+        ctx.has_rec = w_rec is not None
+        ctx.save_for_backward(in_times, in_units, in_offsets, *out)
+        ctx.mark_non_differentiable(out[1], out[2])
+        return out[0], out[1], out[2]
+
+    @staticmethod
+    def backward(ctx, grad_times, _grad_units, _grad_offsets):
+        s: ExactSettings = ctx.settings
+        in_times, in_units, in_offsets, *out = ctx.saved_tensors
+        n_out = ctx.proj.d_sorted.shape[1]
+        batch = in_offsets.numel() - 1
+        g_out = np.zeros(out[0].numel())
+        if grad_times is not None:
+            g_out = grad_times.detach().to(torch.float64).numpy().copy()
+        kick = np.zeros(n_out)
+        if s.regularizer is not None:
+            counts = torch.bincount(out[1].long(), minlength=n_out)
+            kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
+        grad_in, dw, dd, dw_rec, dd_rec = _host.backward(
+            in_times, in_units, in_offsets, ctx.proj, tuple(out), g_out, kick, ctx.rec,
+            _host.no_drive(batch, n_out), ctx.consts,
+        )  # fmt: skip
+        need = ctx.needs_input_grad
+        rec_grads = (dw_rec, dd_rec) if ctx.has_rec else (None, None)
+        return (None, None, None) + _grads(need[3:], grad_in, dw, dd, *rec_grads)
+
+
+def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
+    z = torch.zeros(0, dtype=torch.float64)
+    return z, torch.zeros(0, dtype=torch.int64), torch.zeros(batch + 1, dtype=torch.int64), z, z
+
+
+def _readout_backward(ctx, drive: _host.Drive):
+    in_times, in_units, in_offsets = ctx.saved_tensors
+    batch = in_offsets.numel() - 1
+    grad_in, dw, dd, _, _ = _host.backward(
+        in_times, in_units, in_offsets, ctx.proj, _no_spikes_out(batch), np.zeros(0),
+        np.zeros(ctx.proj.d_sorted.shape[1]), _host.empty_projection(ctx.proj.d_sorted.shape[1]),
+        drive, ctx.consts,
+    )  # fmt: skip
+    return (None, None, None) + _grads(ctx.needs_input_grad[3:], grad_in, dw, dd)
+
+
+class _LITraceExact(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
+        ctx.consts = s.constants()
+        ctx.proj = _host.project(w, d)
+        ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
+        ctx.sample_dt = s.sample_dt
+        v, _ = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts,
+                                s.sample_dt, ctx.n_samples, peak=False)  # fmt: skip
+        ctx.save_for_backward(in_times, in_units, in_offsets)
+        return torch.from_numpy(v)
+
+    @staticmethod
+    def backward(ctx, grad_v):
+        batch, n_samples, n_out = grad_v.shape
+        t = np.arange(n_samples, dtype=np.float64) * ctx.sample_dt
+        gv = np.ascontiguousarray(grad_v.detach().to(torch.float64).numpy())
+        none_i = np.zeros((0, n_out), np.int64)
+        drive = _host.Drive(
+            np.repeat(t[None, :], batch, axis=0),
+            np.full((batch, n_samples), -1, np.int64), gv, np.zeros((0, 0, 0)), none_i, none_i,
+            np.zeros((0, n_out)),
+        )  # fmt: skip
+        return _readout_backward(ctx, drive)
+
+
+class _LIPeakExact(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
+        ctx.consts = s.constants()
+        ctx.proj = _host.project(w, d)
+        ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
+        _, peaks = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts, 1.0, 0,
+                                    peak=True)  # fmt: skip
+        ctx.peaks = peaks
+        ctx.save_for_backward(in_times, in_units, in_offsets)
+        return torch.from_numpy(peaks[0]), torch.from_numpy(peaks[1])
+
+    @staticmethod
+    def backward(ctx, grad_value, grad_time):
+        _, t_peak, kind, kink_a, kink_m, aux = ctx.peaks
+        batch, n_out = t_peak.shape
+        gv = np.zeros((batch, n_out)) if grad_value is None else grad_value.double().numpy()
+        gt = np.zeros((batch, n_out)) if grad_time is None else grad_time.double().numpy()
+        smooth, arrival = kind == PEAK_SMOOTH, kind == PEAK_ARRIVAL
+        # smooth peak: t* solves I - V = 0, dt*/dp = tau_syn (dI/dp - dV/dp) / I(t*)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            di = np.where(smooth, gt * ctx.tau_syn / aux, 0.0)
+        dv = np.where(smooth | arrival | (kind == PEAK_END), gv, 0.0) - di
+        # peak on an arrival: it moves with that arrival, at the slope dV/dt just before it
+        kink_c = np.where(arrival, gv * aux / ctx.tau_mem + gt, 0.0)
+        order = np.argsort(t_peak, axis=1, kind="stable")
+        rows = np.arange(batch)[:, None]
+        e = np.arange(n_out)[None, :]
+        drive_gv = np.zeros((batch, n_out, n_out))
+        drive_gi = np.zeros((batch, n_out, n_out))
+        drive_gv[rows, e, order] = dv[rows, order]
+        drive_gi[rows, e, order] = di[rows, order]
+        drive = _host.Drive(
+            np.ascontiguousarray(t_peak[rows, order]), order.astype(np.int64), drive_gv,
+            drive_gi, np.where(arrival, kink_a, -1), np.where(arrival, kink_m, -1), kink_c,
+        )  # fmt: skip
+        return _readout_backward(ctx, drive)
+
+
+# ---------------------------------------------------------------------- public functions
+def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, int], *, delay: bool) -> None:
+    if t is None:
+        return
+    if tuple(t.shape) != shape:
+        raise ValueError(f"{name} must be {list(shape)}, got shape {tuple(t.shape)}")
+    if t.device.type != "cpu":
+        raise ValueError(f"the exact engine runs on the CPU; {name} is on {t.device}")
+    values = t.detach()
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} contains NaN or infinity")
+    if delay and values.numel() and float(values.min()) < 0:
+        raise ValueError(
+            f"{name} must be >= 0 ms, found {float(values.min())} ms (call "
+            "delayprop.constrain_(model) after each optimiser step)"
+        )
+
+
+def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings,
+             name: str) -> tuple[ExactSettings, Tensor]:  # fmt: skip
+    if not isinstance(spikes, Spikes):
+        raise TypeError(f"{name} expects a Spikes batch, got {type(spikes).__name__}")
+    if not isinstance(settings, ExactSettings):
+        raise TypeError(f"{name} expects ExactSettings, got {type(settings).__name__}")
+    if weight.dim() != 2 or spikes.n_units != weight.shape[1]:
+        raise ValueError(
+            f"{name}: input has {spikes.n_units} units but the weight matrix expects "
+            f"{weight.shape[1] if weight.dim() == 2 else '?'} (weight shape "
+            f"{tuple(weight.shape)} must be [n_out, n_in])"
+        )
+    _check_tensor("weight", weight, tuple(weight.shape), delay=False)
+    _check_tensor("delay", delay, tuple(weight.shape), delay=True)
+    times = spikes.times.detach()
+    if times.numel() and not bool(torch.isfinite(times).all()):
+        raise ValueError(f"{name}: input spike times contain NaN or infinity")
+    if times.numel() and float(times.min()) < 0:
+        raise ValueError(f"{name}: input spike times must be >= 0 ms")
+    if settings.duration is None:
+        settings = dataclasses.replace(settings, duration=spikes.duration)
+    return settings, spikes.times.to(torch.float64)
+
+
+def _f64(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.to(torch.float64)
+
+
+def lif(
+    spikes: Spikes,
+    weight: Tensor,
+    delay: Tensor | None,
+    settings: ExactSettings,
+    rec_weight: Tensor | None = None,
+    rec_delay: Tensor | None = None,
+) -> Spikes:
+    """A layer of LIF neurons in continuous time: input spikes -> output spikes (float64 times,
+    differentiable).
+
+    Args:
+        spikes: input batch (``n_units == n_in``), any float dtype (computed in float64).
+        weight: [n_out, n_in].  delay: [n_out, n_in] ms (>= 0), or None for no delays.
+        settings: neuron constants, refractory period, spike limit (``ExactSettings``).
+        rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms, zero allowed).
+    """
+    settings, times = _prepare(spikes, weight, delay, settings, "lif")
+    n_out = weight.shape[0]
+    if rec_weight is None and rec_delay is not None:
+        raise ValueError("rec_delay given without rec_weight")
+    _check_tensor("rec_weight", rec_weight, (n_out, n_out), delay=False)
+    _check_tensor("rec_delay", rec_delay, (n_out, n_out), delay=True)
+    if not math.isfinite(settings.threshold):
+        raise ValueError("a LIF layer needs a finite threshold")
+    out_t, out_u, out_off = _LIFExact.apply(
+        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
+        _f64(rec_weight), _f64(rec_delay),
+    )  # fmt: skip
+    counts = np.diff(out_off.numpy())
+    samples = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
+    return Spikes(out_t, out_u, out_off, n_out, spikes.duration, samples)
+
+
+def li_readout(
+    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings
+) -> Tensor:
+    """Leaky-integrator readout: voltages [batch, n_samples, n_out] (float64) at
+    t = n * settings.sample_dt ms, n = 0 .. ceil(duration / sample_dt) - 1."""
+    settings, times = _prepare(spikes, weight, delay, settings, "li_readout")
+    if settings.sample_dt is None:
+        raise ValueError("li_readout needs settings.sample_dt (ms between voltage samples)")
+    return _LITraceExact.apply(
+        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay)
+    )
+
+
+def li_peak(
+    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings
+) -> tuple[Tensor, Tensor]:
+    """Exact maximum over [0, duration] of each readout voltage: (value, time ms), each
+    [batch, n_out] float64 and differentiable.  A voltage that never rises above 0 peaks at
+    t = 0 with value 0."""
+    settings, times = _prepare(spikes, weight, delay, settings, "li_peak")
+    return _LIPeakExact.apply(
+        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay)
+    )
