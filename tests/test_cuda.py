@@ -1,0 +1,145 @@
+"""CUDA backend: agrees with the CPU kernels; clear errors where CUDA is asked for and absent.
+
+The agreement checks live in ``cuda_checks.py``.  They run
+
+* under numba-cuda's simulator in one subprocess (``NUMBA_ENABLE_CUDASIM=1`` must be set before
+  numba.cuda is imported, and would turn every later numba.cuda import of this process into the
+  simulator too, including the real-GPU tests below): tiny sizes and small blocks, so that
+  several blocks, groups and neurons per thread are exercised;
+* in this process on a real GPU (marked ``gpu``; skipped without one), at the same sizes with
+  the same small blocks and at larger sizes with the default launch settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import cuda_checks
+from delayprop.kernels import grid_backend
+
+HERE = Path(__file__).resolve().parent
+HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
+needs_numba_cuda = pytest.mark.skipif(not HAS_NUMBA_CUDA, reason="numba-cuda is not installed")
+
+
+def _python(code_or_script: list[str], **env: str) -> subprocess.CompletedProcess:
+    src = str(HERE.parent / "src")
+    path = os.pathsep.join([src, str(HERE), os.environ.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-W", "ignore::DeprecationWarning", *code_or_script],
+        env={**os.environ, "PYTHONPATH": path, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+# ----------------------------------------------------------------------------- simulator
+@pytest.fixture(scope="module")
+def simulator_results() -> dict[str, str]:
+    proc = _python([str(HERE / "cuda_checks.py")], NUMBA_ENABLE_CUDASIM="1")
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(cuda_checks.RESULTS_MARK)]
+    assert proc.returncode == 0 and lines, f"simulator run failed:\n{proc.stdout}\n{proc.stderr}"
+    return json.loads(lines[-1][len(cuda_checks.RESULTS_MARK) :])
+
+
+@needs_numba_cuda
+@pytest.mark.parametrize("case", sorted(cuda_checks.SIM_CASES))
+def test_simulated_kernels_match_cpu(case, simulator_results):
+    assert simulator_results[case] == "ok", simulator_results[case]
+
+
+# ----------------------------------------------------------------------------- real GPU
+requires_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+
+
+@pytest.mark.gpu
+@needs_numba_cuda
+@requires_gpu
+@pytest.mark.parametrize("case", sorted(cuda_checks.SIM_CASES))
+def test_gpu_kernels_match_cpu_small_blocks(case):
+    cuda_checks.run_case(case, torch.device("cuda"))
+
+
+GPU_SIZES = {
+    "lif_ff": dict(
+        batch=6, n_in=100, n_out=300, n_steps=300, per_sample=400, max_delay=60, w_mean=0.15
+    ),
+    "lif_rec": dict(
+        batch=5,
+        n_in=80,
+        n_out=200,
+        n_steps=250,
+        per_sample=300,
+        max_delay=40,
+        rec_max_delay=20,
+        w_mean=0.2,
+    ),  # fmt: skip
+}
+
+
+@pytest.mark.gpu
+@needs_numba_cuda
+@requires_gpu
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("case", sorted(GPU_SIZES))
+def test_gpu_kernels_match_cpu_default_launch(case, dtype):
+    cuda_checks.check_lif(torch.device("cuda"), dtype, capacity=64, **GPU_SIZES[case])
+    sizes = dict(GPU_SIZES[case], n_out=20)
+    sizes.pop("rec_max_delay", None)
+    cuda_checks.check_li(torch.device("cuda"), dtype, **sizes)
+
+
+# ----------------------------------------------------------------------------- errors
+def test_cuda_tensors_without_numba_cuda_raise_clear_error(monkeypatch):
+    """Without numba-cuda, asking for the CUDA backend names the missing package."""
+    import numba
+
+    import delayprop.kernels as kernels
+
+    monkeypatch.setitem(sys.modules, "numba.cuda", None)
+    monkeypatch.delattr(numba, "cuda", raising=False)
+    for name in ("grid_cuda", "cuda"):
+        monkeypatch.delitem(sys.modules, f"delayprop.kernels.{name}", raising=False)
+        monkeypatch.delattr(kernels, name, raising=False)
+    with pytest.raises(RuntimeError, match="numba-cuda"):
+        grid_backend(torch.device("cuda"))
+
+
+@needs_numba_cuda
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_cuda_backend_without_gpu_raises_clear_error():
+    sizes = dict(batch=1, n_in=3, n_out=2, n_steps=5, per_sample=2, max_delay=1)
+    p = cuda_checks.make_problem(torch.float32, **sizes)
+    backend = grid_backend(torch.device("cuda"))
+    with pytest.raises(RuntimeError, match="no usable CUDA driver or GPU"):
+        backend.li_forward(
+            p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, 5, cuda_checks.CONSTS
+        )
+
+
+def test_package_and_cpu_paths_work_without_numba_cuda():
+    """Importing delayprop and training on the CPU never touch numba.cuda."""
+    code = """
+import sys
+sys.modules["numba.cuda"] = None
+import torch
+import delayprop as dp
+torch.manual_seed(0)
+net = torch.nn.Sequential(dp.LIF(5, 4, max_delay=3.0, delay_init=(0.0, 3.0),
+                                 weight_init=dp.Normal(3.0, 0.3)), dp.LIReadout(4, 2))
+x = dp.Spikes.from_lists([([1.0, 2.0, 4.0, 5.0], [0, 1, 4, 2])], 5, 20.0)
+net(x).sum().backward()
+assert net[0].spike_counts.sum() > 0 and net[0].weight.grad.abs().sum() > 0
+print("cpu ok")
+"""
+    proc = _python(["-c", code])
+    assert proc.returncode == 0 and "cpu ok" in proc.stdout, proc.stderr
