@@ -30,11 +30,11 @@ same protocol at tiny sizes on the CPU (checks the script, measures nothing of i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -46,7 +46,7 @@ EPOCH_SAMPLES = 8156  # SHD training set
 SHD_STEPS = 1127  # longest SHD trial at 1 ms
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Workload:
     n_in: int = 700
     n_out: int = 20
@@ -119,7 +119,7 @@ def _step_fn(model: torch.nn.Module, device: torch.device):
     return step
 
 
-@dataclass
+@dataclasses.dataclass
 class Result:
     net: str
     max_delay: int
@@ -267,6 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=15.0, help="spikes per hidden neuron per sample")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--budget", type=float, default=120.0, help="seconds of timing per config")
+    p.add_argument(
+        "--scratch-mib",
+        type=int,
+        default=None,
+        help="per-launch scratch budget of the CUDA kernels (LaunchConfig.scratch_bytes), MiB",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true", help="tiny sizes (a dry run of the script)")
     args = p.parse_args(argv)
@@ -274,12 +280,25 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--batch and --spikes-per-sample must be >= 1, --warmup >= 0, --budget > 0")
     if args.max_delays and min(args.max_delays) < 1:
         p.error("--max-delays must be >= 1 step")
+    if args.scratch_mib is not None:
+        if args.scratch_mib < 1:
+            p.error("--scratch-mib must be >= 1")
+        from delayprop.kernels import grid_cuda
+
+        config = dataclasses.replace(
+            grid_cuda.launch_config(), scratch_bytes=args.scratch_mib << 20
+        )
+        grid_cuda.set_launch_config(config)
     results = run(args)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine()
     command = " ".join(["python", *sys.argv]) if argv is None else " ".join(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    record = {"device": name, "command": command, "results": [asdict(r) for r in results]}
+    record = {
+        "device": name,
+        "command": command,
+        "results": [dataclasses.asdict(r) for r in results],
+    }
     (args.out / "gpu_epoch.json").write_text(json.dumps(record, indent=1))
     table = markdown(results, name, command)
     (args.out / "gpu_epoch.md").write_text(table)

@@ -143,3 +143,36 @@ print("cpu ok")
 """
     proc = _python(["-c", code])
     assert proc.returncode == 0 and "cpu ok" in proc.stdout, proc.stderr
+
+
+# ----------------------------------------------------------------------------- scripts
+BENCHMARKS = HERE.parent / "benchmarks"
+
+
+@pytest.mark.slow
+@needs_numba_cuda
+def test_kernels_compile_for_a_gpu_without_float64_in_float32_kernels():
+    """The real compiler's view (the simulator cannot type-check): every kernel compiles to
+    PTX with the argument types the drivers pass; float32 kernels use no float64."""
+    proc = _python([str(BENCHMARKS / "gpu_compile_check.py"), "--cc", "8.0"])
+    if proc.returncode == 2:
+        pytest.skip("the CUDA toolkit libraries are not installed (pip install 'numba-cuda[cu12]')")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("compiles for sm_80") == 8, proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_epoch_benchmark_dry_run_on_cpu(tmp_path):
+    """The GPU benchmark script end to end at tiny sizes on the CPU (its plumbing, not timings)."""
+    pytest.importorskip("delayprop.bench", reason="needs the benchmark helpers (delayprop.bench)")
+    pytest.importorskip("delayprop.methods", reason="needs the DCLS baseline (delayprop.methods)")
+    args = ["--device", "cpu", "--quick", "--max-delays", "4", "--out", str(tmp_path)]
+    proc = _python([str(BENCHMARKS / "gpu_epoch.py"), *args])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads((tmp_path / "gpu_epoch.json").read_text())
+    done = {(r["net"], r["method"]): r for r in record["results"]}
+    assert set(done) == {("ff", "eventprop"), ("ff", "dcls"), ("rec512", "eventprop")}
+    for r in done.values():
+        assert r["status"] == "ok" and r["seconds_per_epoch"] > 0, r
+        assert all(abs(rate - 15.0) < 3.0 for rate in r["spikes_per_neuron"]), r
+    assert "| ff | 4 |" in (tmp_path / "gpu_epoch.md").read_text()

@@ -17,12 +17,14 @@ scratch fits ``LaunchConfig.scratch_bytes``; blocks then take several samples in
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba
+import numpy as np
 import torch
 from numba import cuda
 from torch import Tensor
@@ -160,22 +162,19 @@ def _blocks(batch: int, scratch_per_block: int, cfg: LaunchConfig) -> int:
 
 def _ring_len(*delay_steps: Tensor) -> int:
     """max_delay + 1 over the delay matrices (int32 steps); checks that none is negative."""
-    lo, hi = 0, 0
-    for d in delay_steps:
-        if d.numel():
-            dlo, dhi = (int(x) for x in torch.aminmax(d))
-            lo, hi = min(lo, dlo), max(hi, dhi)
-    if lo < 0:
-        raise ValueError(f"delays must be >= 0 steps, found {lo}")
-    return hi + 1
+    extremes = [x for d in delay_steps if d.numel() for x in torch.aminmax(d)]
+    if not extremes:
+        return 1
+    lows, highs = torch.stack(extremes).view(-1, 2).t().tolist()  # one device sync
+    if min(lows) < 0:
+        raise ValueError(f"delays must be >= 0 steps, found {min(lows)}")
+    return max(highs) + 1
 
 
-def _consts(consts: GridConstants, like: Tensor) -> Tensor:
-    return torch.from_numpy(consts.as_array(_np_dtype(like))).to(like.device)
-
-
-def _np_dtype(t: Tensor):
-    return torch.empty(0, dtype=t.dtype).numpy().dtype
+@functools.lru_cache(maxsize=64)
+def _consts(consts: GridConstants, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``consts.as_array`` on the device, copied there once per (constants, dtype, device)."""
+    return torch.tensor(consts.as_array(np.float64).tolist(), dtype=dtype).to(device)
 
 
 def _reduction_layout(threads: int, item: int, cfg: LaunchConfig, n_regions: int):
@@ -187,12 +186,15 @@ def _reduction_layout(threads: int, item: int, cfg: LaunchConfig, n_regions: int
     return slots, slots * n_regions * slot_bytes
 
 
-def _compact(src: Tensor, counts: Tensor, starts: Tensor, dst: Tensor) -> None:
-    """dst[starts[r] + e] = src[r, e] for e < counts[r] (row order kept)."""
-    cap = src.shape[1]
-    e = torch.arange(cap, device=src.device)
-    keep = e.view(1, -1) < counts.view(-1, 1)
-    dst[(starts.view(-1, 1) + e.view(1, -1))[keep]] = src[keep]
+def _compact(srcs: list[Tensor], counts: Tensor, starts: Tensor, dsts: list[Tensor]) -> None:
+    """dst[starts[r] + e] = src[r, e] for e < counts[r], for each (src [rows, cap], dst) pair
+    (row order kept)."""
+    cap = srcs[0].shape[1]
+    keep = torch.arange(cap, device=counts.device).view(1, -1) < counts.view(-1, 1)
+    src_idx = keep.view(-1).nonzero().view(-1)
+    dst_idx = starts[src_idx // cap] + src_idx % cap
+    for src, dst in zip(srcs, dsts):
+        dst[dst_idx] = src.reshape(-1)[src_idx]
 
 
 # ----------------------------------------------------------------------------- LIF
@@ -228,7 +230,7 @@ def lif_forward(
     args = (
         _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
         _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)), _arr(d_rec_t.reshape(-1)), n_out,
-        n_steps, ring_len, _arr(_consts(consts, w_t)),
+        n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
     )  # fmt: skip
 
     def run(sample_ids: Tensor, cap: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -250,20 +252,20 @@ def lif_forward(
     cap = max(int(capacity), 1)
     steps, units, vdot, counts = run(torch.arange(batch, device=dev), cap)
     torch.cumsum(counts, 0, out=offsets[1:])
-    total = int(offsets[-1])
-    out_steps = torch.empty(total, dtype=torch.int32, device=dev)
-    out_units = torch.empty(total, dtype=torch.int32, device=dev)
-    out_vdot = torch.empty(total, dtype=dtype, device=dev)
     fits = counts <= cap
-    kept = torch.where(fits, counts, 0)
-    for src, dst in ((steps, out_steps), (units, out_units), (vdot, out_vdot)):
-        _compact(src, kept, offsets[:-1], dst)
-    if not bool(fits.all()):
+    total, n_over = torch.stack([offsets[-1], (~fits).sum()]).tolist()  # one device sync
+    outs = [
+        torch.empty(total, dtype=torch.int32, device=dev),
+        torch.empty(total, dtype=torch.int32, device=dev),
+        torch.empty(total, dtype=dtype, device=dev),
+    ]
+    _compact([steps, units, vdot], torch.where(fits, counts, 0), offsets[:-1], outs)
+    if n_over:
         again = torch.nonzero(~fits).view(-1)
         cap2 = int(counts[again].max())
         steps, units, vdot, counts2 = run(again, cap2)
-        for src, dst in ((steps, out_steps), (units, out_units), (vdot, out_vdot)):
-            _compact(src, counts2, offsets[again], dst)
+        _compact([steps, units, vdot], counts2, offsets[again], outs)
+    out_steps, out_units, out_vdot = outs
     return out_steps, out_units, offsets, out_vdot
 
 
@@ -325,7 +327,7 @@ def lif_backward(
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(out_steps), _arr(out_units),
             _arr(out_offsets), _arr(out_vdot), _arr(grad_out.to(dtype)), _arr(kick.to(dtype)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)),
-            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, w_t)),
+            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
             cfg.group, slots, slots if n_rec else 0, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(dw_rec), _arr(dd_rec), _arr(lam),
         )  # fmt: skip
@@ -363,7 +365,7 @@ def li_forward(
     with _launching(dev) as stream:
         kern.li_forward[blocks, threads, stream](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
-            _arr(d_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, w_t)),
+            _arr(d_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
             _arr(v.view(-1)), _arr(ring),
         )  # fmt: skip
     return v
@@ -400,7 +402,7 @@ def li_backward(
         kern.li_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(grad_v.to(dtype).reshape(-1)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), n_out, n_steps, ring_len,
-            _arr(_consts(consts, w_t)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
+            _arr(_consts(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(lam),
         )  # fmt: skip
     return grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out)
