@@ -240,6 +240,33 @@ def check_empty_batch(device: torch.device) -> None:
     assert v.shape == (0, 10, 3)
 
 
+def check_bad_input(device: torch.device) -> None:
+    """Inconsistent shapes and dtypes are refused before any launch, naming the problem."""
+    grid_cuda = cuda_backend()
+    p = make_problem(torch.float32, **dict(TINY, batch=1)).to(device)
+    rec = (p.w_rec_t, p.d_rec_t)
+    bad = {
+        "delay steps of the same shape": (p.w_t, p.d_t[:-1], *rec),
+        "int32 delay steps": (p.w_t, p.d_t.long(), *rec),
+        "recurrent weights and delays must be": (p.w_t, p.d_t, p.w_t, p.d_t),
+    }
+    for message, params in bad.items():
+        try:
+            grid_cuda.lif_forward(p.in_steps, p.in_units, p.in_offsets, *params, 30, CONSTS, 4)
+        except ValueError as err:
+            assert message in str(err), f"{message!r} not in {err}"
+        else:
+            raise AssertionError(f"no error for: {message}")
+    grad_v = torch.zeros(1, 29, 6, device=device)
+    try:
+        grid_cuda.li_backward(p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, 30,
+                              CONSTS)  # fmt: skip
+    except ValueError as err:
+        assert "grad_v must be [1, 30, 6]" in str(err), str(err)
+    else:
+        raise AssertionError("no error for a grad_v of the wrong shape")
+
+
 # ----------------------------------------------------------------------------- cases
 TINY = dict(batch=3, n_in=10, n_out=6, n_steps=30, per_sample=25, max_delay=5)
 #: 40 neurons: two words of the spike bitmask, five neurons per thread with 8 threads.
@@ -273,6 +300,7 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
     "li_float32": (check_li, dict(dtype=torch.float32, **TINY), None),
     "network_float64": (check_network, dict(dtype=torch.float64), SMALL_LAUNCH),
     "empty_batch": (check_empty_batch, {}, None),
+    "bad_input": (check_bad_input, {}, None),
 }
 
 

@@ -119,6 +119,32 @@ def _check_tensors(*tensors: Tensor) -> torch.device:
     return device
 
 
+def _check_layout(
+    in_steps: Tensor, in_units: Tensor, in_offsets: Tensor, w_t: Tensor, d_t: Tensor,
+    w_rec_t: Tensor | None = None, d_rec_t: Tensor | None = None,
+) -> None:  # fmt: skip
+    """Shapes and dtypes the kernels rely on (a mismatch would read out of bounds on the GPU)."""
+    if w_t.dim() != 2 or d_t.shape != w_t.shape or d_t.dtype != torch.int32:
+        raise ValueError(
+            f"weights must be [n_in, n_out] with int32 delay steps of the same shape, got "
+            f"{tuple(w_t.shape)} and {tuple(d_t.shape)} {d_t.dtype}"
+        )
+    if w_rec_t is not None and w_rec_t.numel():
+        n_out = w_t.shape[1]
+        if w_rec_t.shape != (n_out, n_out) or d_rec_t.shape != w_rec_t.shape:
+            raise ValueError(
+                f"recurrent weights and delays must be [{n_out}, {n_out}], got "
+                f"{tuple(w_rec_t.shape)} and {tuple(d_rec_t.shape)}"
+            )
+    if d_rec_t is not None and d_rec_t.dtype != torch.int32:
+        raise ValueError(f"recurrent delay steps must be int32, got {d_rec_t.dtype}")
+    if in_steps.shape != in_units.shape or in_steps.dim() != 1 or in_offsets.dim() != 1:
+        raise ValueError("input steps and units must be 1-D of equal length, offsets 1-D")
+    if (in_steps.dtype, in_units.dtype, in_offsets.dtype) != (torch.int32, torch.int32,
+                                                                torch.int64):  # fmt: skip
+        raise ValueError("input steps and units must be int32, offsets int64")
+
+
 def _arr(t: Tensor):
     """A zero-copy kernel argument: a device view of a contiguous CUDA tensor (a numpy view of
     a CPU tensor under the simulator)."""
@@ -217,6 +243,7 @@ def lif_forward(
     emit more are simulated again with exactly enough room.
     """
     dev = _check_tensors(w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets)
+    _check_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
@@ -296,6 +323,11 @@ def lif_backward(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
         out_offsets, out_vdot, grad_out, kick,
     )  # fmt: skip
+    _check_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    if not out_steps.numel() == out_units.numel() == out_vdot.numel() == grad_out.numel():
+        raise ValueError("output spikes, their vdot and their gradients differ in length")
+    if kick.shape != (w_t.shape[1],):
+        raise ValueError(f"kick must be [{w_t.shape[1]}], got {tuple(kick.shape)}")
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     n_rec = w_rec_t.numel()
@@ -352,6 +384,7 @@ def li_forward(
 ) -> Tensor:
     """Voltage trace [batch, n_steps, n_out] of a leaky-integrator readout."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets)
+    _check_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
@@ -384,6 +417,10 @@ def li_backward(
     """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums as in
     ``lif_backward``)."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets, grad_v)
+    _check_layout(in_steps, in_units, in_offsets, w_t, d_t)
+    expected = (in_offsets.numel() - 1, n_steps, w_t.shape[1])
+    if tuple(grad_v.shape) != expected:
+        raise ValueError(f"grad_v must be {list(expected)}, got {list(grad_v.shape)}")
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     batch = in_offsets.numel() - 1
