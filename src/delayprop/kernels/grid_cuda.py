@@ -23,7 +23,6 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 import torch
 from numba import cuda
@@ -33,6 +32,8 @@ from ._grid_math import GridConstants
 
 if getattr(cuda, "implementation", None) != "NVIDIA":  # pragma: no cover - installation
     raise ImportError("the CUDA backend needs the numba-cuda package (pip install numba-cuda)")
+
+from numba.cuda.core import config as _cuda_config  # noqa: E402  (numba-cuda's own settings)
 
 from . import cuda as kern  # noqa: E402  (after the numba-cuda check)
 
@@ -46,7 +47,8 @@ __all__ = [
     "li_backward",
 ]
 
-SIMULATOR = bool(numba.config.ENABLE_CUDASIM)
+#: numba.cuda runs as its simulator (NUMBA_ENABLE_CUDASIM=1 when it was imported).
+SIMULATOR = bool(_cuda_config.ENABLE_CUDASIM)
 
 
 @dataclass(frozen=True)
