@@ -95,7 +95,7 @@ def make_problem(
     trains = [(t.tolist(), u.tolist()) for t, u in x.to_lists()]
     if late_inputs:
         trains[0][0].extend([n_steps - 1.0, n_steps - 0.4, n_steps - 0.2])
-        trains[0][1].extend([0, 1, n_in - 1])
+        trains[0][1].extend([0, min(1, n_in - 1), n_in - 1])
     if empty_sample and batch > 1:
         trains[1] = ([], [])
     x = dp.Spikes.from_lists(trains, n_in, float(n_steps), dtype=torch.float64)
@@ -285,6 +285,11 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
     "lif_rec_float64": (
         check_lif,
         dict(dtype=torch.float64, capacity=3, rec_max_delay=3, **TINY),
+        SMALL_LAUNCH,
+    ),
+    "lif_rec_zero_delays_float64": (
+        check_lif,
+        dict(dtype=torch.float64, capacity=64, **dict(TINY, max_delay=0), rec_max_delay=0),
         SMALL_LAUNCH,
     ),
     "lif_rec_two_words_float32": (
