@@ -273,8 +273,7 @@ def lif_forward(
         with _launching(dev) as stream:
             kern.lif_forward[blocks, threads, stream](
                 *args, _arr(sample_ids), cap, _arr(steps.view(-1)), _arr(units.view(-1)),
-                _arr(vdot.view(-1)),
-                _arr(counts), _arr(ring),
+                _arr(vdot.view(-1)), _arr(counts), _arr(ring),
             )  # fmt: skip
         return steps, units, vdot, counts
 
