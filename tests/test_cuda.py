@@ -89,8 +89,13 @@ GPU_SIZES = {
 @pytest.mark.gpu
 @needs_numba_cuda
 @requires_gpu
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("case", sorted(GPU_SIZES))
+@pytest.mark.parametrize(
+    "case,dtype",
+    # Not ("lif_rec", float32): a recurrent layer adds input and recurrent arrivals by time, the
+    # CPU kernels inputs first; in float32 at this size a voltage within one rounding of the
+    # threshold may then flip a spike.  Float32 recurrence is compared at the small sizes above.
+    [("lif_ff", torch.float32), ("lif_ff", torch.float64), ("lif_rec", torch.float64)],
+)
 def test_gpu_kernels_match_cpu_default_launch(case, dtype):
     cuda_checks.check_lif(torch.device("cuda"), dtype, capacity=64, **GPU_SIZES[case])
     sizes = dict(GPU_SIZES[case], n_out=20)

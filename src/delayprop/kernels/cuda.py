@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import cuda
+from numba.cuda import libdevice, types
+from numba.cuda.extending import overload
 
 __all__ = [
     "MAX_PER_THREAD",
@@ -60,6 +62,39 @@ MAX_WORDS = 128
 
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
+
+
+# ----------------------------------------------------------------------------- rounding
+# The GPU compiler fuses a * b + c into one FMA (one rounding instead of two) unless told not
+# to; the CPU kernels round every operation.  The membrane update goes through these helpers so
+# that a feed-forward layer's float32 spikes are the CPU's bit for bit (a fused update can move
+# a voltage that sits within one rounding of the threshold across it).  Under the simulator the
+# plain Python below runs, which rounds every operation as well.
+
+
+def _mul_add_rn(a, b, c, d):
+    """a * b + c * d with each product and the sum rounded separately."""
+    return a * b + c * d
+
+
+def _add_rn(a, b):
+    """a + b, never fused with a product that feeds it."""
+    return a + b
+
+
+@overload(_mul_add_rn)
+def _mul_add_rn_cuda(a, b, c, d):
+    if a == types.float32:
+        mul, add = libdevice.fmul_rn, libdevice.fadd_rn
+    else:
+        mul, add = libdevice.dmul_rn, libdevice.dadd_rn
+    return lambda a, b, c, d: add(mul(a, b), mul(c, d))
+
+
+@overload(_add_rn)
+def _add_rn_cuda(a, b):
+    add = libdevice.fadd_rn if a == types.float32 else libdevice.dadd_rn
+    return lambda a, b: add(a, b)
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -286,12 +321,12 @@ def lif_forward(
             buf = n % 3
             for m in range(n_mine):
                 j = ti + m * bd
-                vj = alpha * v[m] + c_vi * cur[m]
+                vj = _mul_add_rn(alpha, v[m], c_vi, cur[m])
                 cur[m] = beta * cur[m]
                 fired[m] = vj >= threshold
                 if fired[m]:
                     cuda.atomic.or_(spikes, (buf, j >> 5), np.uint32(1 << (j & 31)))
-                    vdot[m] = cur[m] - vj
+                    vdot[m] = _add_rn(cur[m], -vj)
                     v[m] = 0
                 else:
                     v[m] = vj
@@ -318,7 +353,7 @@ def lif_forward(
             m = 0
             for j in range(t, nu, bdim):
                 p = n_mod * nu + j
-                cur[m] += ring_b[p]
+                cur[m] = _add_rn(cur[m], ring_b[p])
                 ring_b[p] = 0
                 m += 1
             n_mod += _U1
@@ -442,8 +477,8 @@ def li_forward(in_steps, in_units, in_offsets, w, d, n_out, n_steps, ring_len, c
             m = 0
             for j in range(t, nu, bdim):
                 p = n_mod * nu + j
-                vj = alpha * v[m] + c_vi * cur[m]
-                cur[m] = beta * cur[m] + ring_b[p]
+                vj = _mul_add_rn(alpha, v[m], c_vi, cur[m])
+                cur[m] = _add_rn(beta * cur[m], ring_b[p])
                 ring_b[p] = 0
                 v[m] = vj
                 v_out[base + j] = vj
