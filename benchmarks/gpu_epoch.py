@@ -254,6 +254,18 @@ def markdown(results: list[Result], device_name: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {"python": platform.python_version(), "cuda": torch.version.cuda}
+    for package in ("torch", "numba", "numba-cuda", "delayprop"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = None
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/gpu_epoch"))
@@ -297,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "device": name,
         "command": command,
+        "versions": _versions(),
         "results": [dataclasses.asdict(r) for r in results],
     }
     (args.out / "gpu_epoch.json").write_text(json.dumps(record, indent=1))
