@@ -1,0 +1,335 @@
+"""CUDA backend == CPU backend: the checks behind tests/test_cuda.py.
+
+Every check builds one problem on the CPU, runs the Numba CPU kernels there and the CUDA kernels
+on ``device`` (CPU tensors under numba-cuda's simulator, CUDA tensors on a GPU), and raises
+``AssertionError`` unless the spikes are the same and the values agree to rounding.
+
+Run as a script (the simulator needs ``NUMBA_ENABLE_CUDASIM=1`` before numba.cuda is imported),
+``python tests/cuda_checks.py [CASE ...]`` runs the simulator cases and prints one line
+``RESULTS {case: "ok" | traceback}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+import delayprop as dp
+from delayprop import functional
+from delayprop.kernels import grid_constants, grid_cpu
+from problems import random_spikes
+
+RESULTS_MARK = "RESULTS "
+CONSTS = grid_constants(dt=1.0, tau_mem=20.0, tau_syn=5.0, threshold=1.0)
+
+#: Launch settings that make tiny problems take the general paths: several neurons per thread,
+#: several groups per block sum, fewer blocks than samples, block sums in several rounds.
+SMALL_LAUNCH = dict(max_threads=4, group=2, max_blocks=2, shared_bytes=64)
+
+
+def cuda_backend():
+    """``delayprop.kernels.grid_cuda``, imported only when a check runs (it needs numba-cuda)."""
+    from delayprop.kernels import grid_cuda
+
+    return grid_cuda
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double().cpu(), b.detach().double().cpu()
+    return float((a - b).norm() / max(float(b.norm()), 1e-30))
+
+
+def tolerance(dtype: torch.dtype) -> float:
+    """Relative agreement expected between two summation orders (and, in backward, fused
+    multiply-adds on the GPU)."""
+    return 1e-10 if dtype == torch.float64 else 1e-4
+
+
+@contextmanager
+def launch(settings: dict | None):
+    """Run with ``LaunchConfig(**settings)`` (the defaults for None)."""
+    grid_cuda = cuda_backend()
+    previous = grid_cuda.set_launch_config(grid_cuda.LaunchConfig(**(settings or {})))
+    try:
+        yield
+    finally:
+        grid_cuda.set_launch_config(previous)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One layer call: input spikes as grid steps, weights/delays in kernel layout [in, out]."""
+
+    in_steps: torch.Tensor
+    in_units: torch.Tensor
+    in_offsets: torch.Tensor
+    w_t: torch.Tensor
+    d_t: torch.Tensor
+    w_rec_t: torch.Tensor
+    d_rec_t: torch.Tensor
+    n_steps: int
+
+    def to(self, device: torch.device) -> Problem:
+        return Problem(*(getattr(self, f).to(device) for f in self._tensors()), self.n_steps)
+
+    @staticmethod
+    def _tensors() -> tuple[str, ...]:
+        return ("in_steps", "in_units", "in_offsets", "w_t", "d_t", "w_rec_t", "d_rec_t")
+
+
+def make_problem(
+    dtype: torch.dtype, *, batch: int, n_in: int, n_out: int, n_steps: int, per_sample: int,
+    max_delay: int, rec_max_delay: int | None = None, w_mean: float = 0.8, seed: int = 0,
+    late_inputs: bool = False, empty_sample: bool = False,
+) -> Problem:  # fmt: skip
+    """Random input (dt = 1 ms) and parameters; ``late_inputs`` adds spikes at and after the
+    last step, ``empty_sample`` makes the second sample silent."""
+    g = torch.Generator().manual_seed(seed)
+    x = random_spikes(batch, n_in, float(n_steps), per_sample, seed, on_grid=1.0)
+    trains = [(t.tolist(), u.tolist()) for t, u in x.to_lists()]
+    if late_inputs:
+        trains[0][0].extend([n_steps - 1.0, n_steps - 0.4, n_steps - 0.2])
+        trains[0][1].extend([0, min(1, n_in - 1), n_in - 1])
+    if empty_sample and batch > 1:
+        trains[1] = ([], [])
+    x = dp.Spikes.from_lists(trains, n_in, float(n_steps), dtype=torch.float64)
+    w_t = (torch.randn(n_in, n_out, generator=g, dtype=torch.float64) * 0.5 + w_mean).to(dtype)
+    d_t = torch.randint(0, max_delay + 1, (n_in, n_out), generator=g, dtype=torch.int32)
+    if rec_max_delay is None:
+        w_rec_t, d_rec_t = w_t.new_zeros(0), torch.zeros(0, dtype=torch.int32)
+    else:
+        w_rec_t = (torch.randn(n_out, n_out, generator=g, dtype=torch.float64) * 0.3).to(dtype)
+        d_rec_t = torch.randint(0, rec_max_delay + 1, (n_out, n_out), generator=g).int()
+    return Problem(
+        torch.round(x.times).to(torch.int32), x.units, x.offsets, w_t, d_t, w_rec_t, d_rec_t,
+        n_steps,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- layer checks
+def check_lif(device: torch.device, dtype: torch.dtype, capacity: int, **sizes) -> None:
+    """LIF forward and backward (with a spike-count kick) on both backends."""
+    p = make_problem(dtype, **sizes)
+    q = p.to(device)
+    rec = (p.w_rec_t, p.d_rec_t)
+    fwd_cpu = grid_cpu.lif_forward(
+        p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, *rec, p.n_steps, CONSTS, capacity
+    )
+    fwd_gpu = cuda_backend().lif_forward(
+        q.in_steps, q.in_units, q.in_offsets, q.w_t, q.d_t, q.w_rec_t, q.d_rec_t, p.n_steps,
+        CONSTS, capacity,
+    )  # fmt: skip
+    steps, units, offsets, vdot = fwd_cpu
+    n_out = p.w_t.shape[1]
+    batch = p.in_offsets.numel() - 1
+    assert steps.numel() >= 2 * batch * n_out // 3, f"too few spikes to test: {steps.numel()}"
+    for name, a, b in zip(("steps", "units", "offsets"), fwd_cpu[:3], fwd_gpu[:3]):
+        assert torch.equal(a, b.cpu()), f"output spike {name} differ"
+    if p.w_rec_t.numel():
+        assert rel_err(fwd_gpu[3], vdot) < tolerance(dtype), "tau_mem dV/dt at spikes differ"
+    else:  # same operations in the same order as the CPU kernels: bit for bit
+        assert torch.equal(fwd_gpu[3].cpu(), vdot), "tau_mem dV/dt at spikes differ"
+
+    g = torch.Generator().manual_seed(99)
+    grad_out = torch.randn(steps.numel(), generator=g, dtype=torch.float64).to(dtype)
+    kick = (0.05 * torch.rand(n_out, generator=g, dtype=torch.float64)).to(dtype)
+    args = (steps, units, offsets, vdot, grad_out, kick)
+    bwd_cpu = grid_cpu.lif_backward(
+        p.in_steps, p.in_units, p.in_offsets, *args, p.w_t, p.d_t, *rec, p.n_steps, CONSTS
+    )
+    bwd_gpu = cuda_backend().lif_backward(
+        q.in_steps, q.in_units, q.in_offsets, *(a.to(device) for a in args), q.w_t, q.d_t,
+        q.w_rec_t, q.d_rec_t, p.n_steps, CONSTS,
+    )  # fmt: skip
+    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec")
+    for name, a, b in zip(names, bwd_cpu, bwd_gpu):
+        assert a.shape == b.shape, f"{name}: shape {tuple(b.shape)} != {tuple(a.shape)}"
+        if a.numel():
+            assert float(a.abs().max()) > 0, f"{name}: all zero, the check would be empty"
+            err = rel_err(b, a)
+            assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
+
+
+def check_li(device: torch.device, dtype: torch.dtype, **sizes) -> None:
+    """LI readout forward and backward on both backends."""
+    p = make_problem(dtype, **sizes)
+    q = p.to(device)
+    v_cpu = grid_cpu.li_forward(
+        p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, p.n_steps, CONSTS
+    )
+    v_gpu = cuda_backend().li_forward(
+        q.in_steps, q.in_units, q.in_offsets, q.w_t, q.d_t, p.n_steps, CONSTS
+    )
+    assert v_gpu.shape == v_cpu.shape and v_gpu.dtype == v_cpu.dtype
+    assert torch.equal(v_gpu.cpu(), v_cpu), "voltage traces differ"
+    grad_v = torch.randn(v_cpu.shape, generator=torch.Generator().manual_seed(5)).to(dtype)
+    bwd_cpu = grid_cpu.li_backward(
+        p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, p.n_steps, CONSTS
+    )
+    bwd_gpu = cuda_backend().li_backward(
+        q.in_steps, q.in_units, q.in_offsets, grad_v.to(device), q.w_t, q.d_t, p.n_steps, CONSTS
+    )
+    for name, a, b in zip(("dL/d input times", "dL/dw", "delay sums"), bwd_cpu, bwd_gpu):
+        assert float(a.abs().max()) > 0, f"{name}: all zero, the check would be empty"
+        err = rel_err(b, a)
+        assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
+
+
+def check_network(device: torch.device, dtype: torch.dtype) -> None:
+    """A recurrent LIF layer and an LI readout through the public modules and autograd: the
+    loss, every parameter gradient and the input-time gradient agree with the CPU run."""
+    torch.manual_seed(3)
+    hidden = dp.LIF(
+        8, 6, max_delay=6.0, delay_init=(0.0, 6.0), weight_init=dp.Normal(0.6, 0.4),
+        recurrent=True, rec_max_delay=3.0, rec_delay_init=(0.0, 3.0), dtype=dtype,
+    )  # fmt: skip
+    readout = dp.LIReadout(6, 3, max_delay=4.0, delay_init=(0.0, 4.0), dtype=dtype)
+    x = random_spikes(3, 8, 30.0, 20, seed=4)
+
+    def run(dev: torch.device):
+        net = torch.nn.Sequential(hidden, readout).to(dev)
+        net.zero_grad()
+        xs = x.to(dev)
+        xs = xs.with_times(xs.times.to(dtype).requires_grad_())
+        v = net(xs)
+        loss = (v.max(dim=1).values ** 2).sum() + v.mean()
+        loss.backward()
+        grads = {n: p.grad.detach().cpu().clone() for n, p in net.named_parameters()}
+        return float(loss.detach()), grads, xs.times.grad.detach().cpu()
+
+    loss_cpu, grads_cpu, gx_cpu = run(torch.device("cpu"))
+    with _backend_on(device):
+        loss_gpu, grads_gpu, gx_gpu = run(device)
+    assert abs(loss_gpu - loss_cpu) <= tolerance(dtype) * abs(loss_cpu), "losses differ"
+    assert rel_err(gx_gpu, gx_cpu) < tolerance(dtype), "input-time gradients differ"
+    assert grads_cpu.keys() == grads_gpu.keys()
+    for name, a in grads_cpu.items():
+        assert float(a.abs().max()) > 0, f"{name}: zero gradient, the check would be empty"
+        assert rel_err(grads_gpu[name], a) < tolerance(dtype), f"gradient of {name} differs"
+
+
+@contextmanager
+def _backend_on(device: torch.device):
+    """Route layer calls to the CUDA backend (under the simulator the tensors stay on the CPU,
+    where ``grid_backend`` would pick the CPU backend)."""
+    if device.type == "cuda":
+        yield
+        return
+    original = functional.grid_backend
+    grid_cuda = cuda_backend()
+    functional.grid_backend = lambda _device: grid_cuda
+    try:
+        yield
+    finally:
+        functional.grid_backend = original
+
+
+def check_empty_batch(device: torch.device) -> None:
+    grid_cuda = cuda_backend()
+    sizes = dict(batch=1, n_in=4, n_out=3, n_steps=10, per_sample=0, max_delay=2)
+    p = make_problem(torch.float32, **sizes).to(device)
+    offsets = torch.zeros(1, dtype=torch.int64, device=device)
+    steps, units, out_offsets, vdot = grid_cuda.lif_forward(
+        p.in_steps, p.in_units, offsets, p.w_t, p.d_t, p.w_rec_t, p.d_rec_t, 10, CONSTS, 4
+    )
+    assert steps.numel() == units.numel() == vdot.numel() == 0 and out_offsets.tolist() == [0]
+    v = grid_cuda.li_forward(p.in_steps, p.in_units, offsets, p.w_t, p.d_t, 10, CONSTS)
+    assert v.shape == (0, 10, 3)
+
+
+def check_bad_input(device: torch.device) -> None:
+    """Inconsistent shapes and dtypes are refused before any launch, naming the problem."""
+    grid_cuda = cuda_backend()
+    p = make_problem(torch.float32, **dict(TINY, batch=1)).to(device)
+    rec = (p.w_rec_t, p.d_rec_t)
+    bad = {
+        "delay steps of the same shape": (p.w_t, p.d_t[:-1], *rec),
+        "int32 delay steps": (p.w_t, p.d_t.long(), *rec),
+        "recurrent weights and delays must be": (p.w_t, p.d_t, p.w_t, p.d_t),
+    }
+    for message, params in bad.items():
+        try:
+            grid_cuda.lif_forward(p.in_steps, p.in_units, p.in_offsets, *params, 30, CONSTS, 4)
+        except ValueError as err:
+            assert message in str(err), f"{message!r} not in {err}"
+        else:
+            raise AssertionError(f"no error for: {message}")
+    grad_v = torch.zeros(1, 29, 6, device=device)
+    try:
+        grid_cuda.li_backward(p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, 30,
+                              CONSTS)  # fmt: skip
+    except ValueError as err:
+        assert "grad_v must be [1, 30, 6]" in str(err), str(err)
+    else:
+        raise AssertionError("no error for a grad_v of the wrong shape")
+
+
+# ----------------------------------------------------------------------------- cases
+TINY = dict(batch=3, n_in=10, n_out=6, n_steps=30, per_sample=25, max_delay=5)
+#: 40 neurons: two words of the spike bitmask, five neurons per thread with 8 threads.
+TWO_WORDS = dict(
+    batch=2, n_in=12, n_out=40, n_steps=20, per_sample=30, max_delay=4, rec_max_delay=2, w_mean=0.5
+)
+
+#: Simulator cases: tiny sizes, ``SMALL_LAUNCH`` unless stated.
+SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
+    "lif_ff_float64": (check_lif, dict(dtype=torch.float64, capacity=2, **TINY), SMALL_LAUNCH),
+    "lif_ff_float32_late_and_empty": (
+        check_lif,
+        dict(dtype=torch.float32, capacity=64, late_inputs=True, empty_sample=True, **TINY),
+        SMALL_LAUNCH,
+    ),
+    "lif_rec_float64": (
+        check_lif,
+        dict(dtype=torch.float64, capacity=3, rec_max_delay=3, **TINY),
+        SMALL_LAUNCH,
+    ),
+    "lif_rec_zero_delays_float64": (
+        check_lif,
+        dict(dtype=torch.float64, capacity=64, **dict(TINY, max_delay=0), rec_max_delay=0),
+        SMALL_LAUNCH,
+    ),
+    "lif_rec_two_words_float32": (
+        check_lif,
+        dict(dtype=torch.float32, capacity=64, **TWO_WORDS),
+        dict(max_threads=8, group=4, max_blocks=1, shared_bytes=256),
+    ),
+    "li_float64": (
+        check_li,
+        dict(dtype=torch.float64, **dict(TINY, n_out=3, max_delay=7), late_inputs=True),
+        SMALL_LAUNCH,
+    ),
+    "li_float32": (check_li, dict(dtype=torch.float32, **TINY), None),
+    "network_float64": (check_network, dict(dtype=torch.float64), SMALL_LAUNCH),
+    "empty_batch": (check_empty_batch, {}, None),
+    "bad_input": (check_bad_input, {}, None),
+}
+
+
+def run_case(name: str, device: torch.device) -> None:
+    check, kwargs, settings = SIM_CASES[name]
+    with launch(settings):
+        check(device, **kwargs)
+
+
+def main(names: list[str]) -> None:
+    if not cuda_backend().SIMULATOR:
+        raise SystemExit("run with NUMBA_ENABLE_CUDASIM=1 (numba-cuda's simulator)")
+    results = {}
+    for name in names or list(SIM_CASES):
+        try:
+            run_case(name, torch.device("cpu"))
+            results[name] = "ok"
+        except Exception:  # noqa: BLE001 - reported to the calling test
+            results[name] = traceback.format_exc()
+    print(RESULTS_MARK + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
