@@ -27,6 +27,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .braille import LETTERS
+
 __all__ = [
     "SpikeTrains",
     "random_heidelberg",
@@ -141,9 +143,6 @@ def wrap(path: str | Path, kind: str) -> Path:
     return target
 
 
-BRAILLE_LETTERS = ("Space",) + tuple(chr(c) for c in range(ord("A"), ord("Z") + 1))
-
-
 def random_braille(
     n_per_class: int, *, seed: int = 0, mean_spikes: float = 3.0, max_time: float = 1.0
 ) -> tuple[list[str], list[list[list[list[float]]]]]:
@@ -151,7 +150,7 @@ def random_braille(
     letter; ``events[i][taxel] = [ON times, OFF times]`` as lists of float seconds."""
     rng = np.random.default_rng(seed)
     letters, events = [], []
-    for letter in BRAILLE_LETTERS:
+    for letter in LETTERS:
         for _ in range(n_per_class):
             letters.append(letter)
             events.append(

@@ -48,16 +48,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- whole data sets
-def _keep_events(ds: EventDataset, keep: np.ndarray, **changes) -> EventDataset:
-    """``ds`` restricted to the events where ``keep`` is true (``changes`` replace fields,
-    arrays among them given for all events before filtering)."""
-    kept_before = np.zeros(len(keep) + 1, np.int64)
-    np.cumsum(keep, out=kept_before[1:])
-    times = changes.pop("times", ds.times)[keep]
-    units = changes.pop("units", ds.units)[keep]
-    return replace(ds, times=times, units=units, offsets=kept_before[ds.offsets], **changes)
-
-
 def bin_channels(ds: EventDataset, factor: int) -> EventDataset:
     """Merge every ``factor`` neighbouring channels into one: channel c -> c // factor
     (``ceil(n_channels / factor)`` channels; spikes keep their times, none is dropped)."""
@@ -72,7 +62,13 @@ def crop_time(ds: EventDataset, t_max: float) -> EventDataset:
     """Drop spikes at ``t >= t_max`` ms; the duration becomes ``t_max``."""
     if not (t_max > 0 and np.isfinite(t_max)):
         raise ValueError(f"crop must be a positive number of ms, got {t_max!r}")
-    return _keep_events(ds, ds.times < t_max, duration=float(t_max))
+    keep = ds.times < t_max
+    kept_before = np.zeros(len(keep) + 1, np.int64)
+    np.cumsum(keep, out=kept_before[1:])
+    return replace(
+        ds, times=ds.times[keep], units=ds.units[keep], offsets=kept_before[ds.offsets],
+        duration=float(t_max),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------------- batches: pure functions
