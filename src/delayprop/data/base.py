@@ -7,15 +7,23 @@ sample) and handed to the network as ``Spikes``.  Loaders of every data set prod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from ..spikes import Spikes
+from .ordering import canonical_permutation, in_canonical_order
 
-__all__ = ["EventDataset", "EventBatch", "gather_positions"]
+__all__ = [
+    "EventDataset",
+    "EventBatch",
+    "gather_positions",
+    "sort_within_samples",
+    "duration_after",
+]
 
 
 def gather_positions(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,6 +36,25 @@ def gather_positions(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, 
     ends = np.cumsum(counts)
     shift = np.repeat(starts - (ends - counts), counts)
     return np.arange(total, dtype=np.int64) + shift, counts
+
+
+def duration_after(latest: float) -> float:
+    """The first whole ms strictly after a spike at ``latest`` ms once stored as float32."""
+    return math.floor(float(np.float32(latest))) + 1.0
+
+
+def sort_within_samples(
+    times: np.ndarray, units: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``times`` (float32) and ``units`` (int32) of every sample put into canonical order: by
+    time, equal times by unit (the order of ``Spikes``).  Returns them unchanged when already
+    in that order."""
+    times = np.ascontiguousarray(times, np.float32)
+    units = np.ascontiguousarray(units, np.int32)
+    if in_canonical_order(times, units, offsets):
+        return times, units
+    order = canonical_permutation(times, units, offsets)
+    return times[order], units[order]
 
 
 @dataclass
@@ -50,6 +77,17 @@ class EventBatch:
         return len(self.labels)
 
     def to_spikes(self, device: torch.device | str = "cpu", dtype=torch.float32) -> Spikes:
+        """The batch as ``Spikes``.  Valid events already in ``Spikes`` order (a gathered batch
+        of a data set, also after order-preserving augmentations) skip the sort; anything else
+        goes through ``Spikes.from_arrays``, which sorts and names what is invalid."""
+        offsets = self._spike_order_offsets()
+        if offsets is not None:
+            return Spikes(
+                torch.from_numpy(np.asarray(self.times)).to(dtype),
+                torch.from_numpy(np.asarray(self.units, np.int32)),
+                torch.from_numpy(offsets), int(self.n_channels), float(self.duration),
+                torch.from_numpy(np.asarray(self.samples, np.int32)),
+            ).to(device)  # fmt: skip
         return Spikes.from_arrays(
             torch.from_numpy(np.ascontiguousarray(self.times)),
             torch.from_numpy(np.ascontiguousarray(self.units)),
@@ -60,18 +98,34 @@ class EventBatch:
             dtype=dtype,
         ).to(device)
 
+    def _spike_order_offsets(self) -> np.ndarray | None:
+        """Per-sample offsets if every event is valid and already in ``Spikes`` order, else
+        ``None`` (vectorised checks, no sort)."""
+        t, u, s = np.asarray(self.times), np.asarray(self.units), np.asarray(self.samples)
+        if not (self.n_channels > 0 and 0 < self.duration < np.inf):
+            return None
+        if len(t) and not (
+            np.isfinite(t).all() and t.min() >= 0 and u.min() >= 0 and u.max() < self.n_channels
+            and s[0] >= 0 and s[-1] < self.batch_size and np.all(np.diff(s) >= 0)
+        ):  # fmt: skip
+            return None
+        offsets = np.zeros(self.batch_size + 1, np.int64)
+        np.cumsum(np.bincount(s, minlength=self.batch_size), out=offsets[1:])
+        return offsets if in_canonical_order(t, u, offsets) else None
+
 
 @dataclass
 class EventDataset:
     """Labelled spike trains: sample n owns events ``offsets[n]:offsets[n+1]``.
 
     Attributes:
-        times: float32 [n_events], ms, sorted within each sample.
+        times: float32 [n_events], ms, sorted within each sample (equal times by channel).
         units: int32 [n_events], channel index in [0, n_channels).
         offsets: int64 [n_samples + 1].
         labels: int64 [n_samples] in [0, n_classes).
         n_channels, n_classes: sizes.  duration: trial length, ms.
         name: data set name.  meta: per-sample metadata arrays (e.g. ``speaker``).
+        class_names: optional name of each class (empty, or ``n_classes`` strings).
     """
 
     times: np.ndarray
@@ -83,6 +137,7 @@ class EventDataset:
     duration: float
     name: str = ""
     meta: dict[str, np.ndarray] = field(default_factory=dict)
+    class_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.times = np.ascontiguousarray(self.times, dtype=np.float32)
@@ -112,12 +167,20 @@ class EventDataset:
             raise ValueError(f"{where}labels outside [0, {self.n_classes})")
         if not self.duration > 0:
             raise ValueError(f"{where}duration must be > 0 ms")
+        if self.class_names and len(self.class_names) != self.n_classes:
+            raise ValueError(
+                f"{where}{len(self.class_names)} class names for {self.n_classes} classes"
+            )
         for key, arr in self.meta.items():
             if len(arr) != n:
                 raise ValueError(f"{where}meta[{key!r}] has {len(arr)} entries for {n} samples")
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def counts(self) -> np.ndarray:
+        """Events per sample, int64 [n_samples]."""
+        return np.diff(self.offsets)
 
     @property
     def n_events(self) -> int:
@@ -148,7 +211,7 @@ class EventDataset:
         return EventDataset(
             self.times[pos], self.units[pos], offsets, self.labels[idx], self.n_channels,
             self.n_classes, self.duration, self.name if name is None else name,
-            {k: v[idx] for k, v in self.meta.items()},
+            {k: v[idx] for k, v in self.meta.items()}, self.class_names,
         )  # fmt: skip
 
     def batch_indices(
@@ -181,3 +244,87 @@ class EventDataset:
         np.cumsum(counts, out=offsets[1:])
         return cls(t_sorted[k_sorted], order[k_sorted], offsets, labels, c, n_classes, duration,
                    name)  # fmt: skip
+
+    @classmethod
+    def from_ragged(
+        cls,
+        times: Sequence[np.ndarray],
+        units: Sequence[np.ndarray],
+        labels: np.ndarray,
+        n_channels: int,
+        n_classes: int,
+        duration: float | None,
+        name: str = "",
+        meta: dict[str, np.ndarray] | None = None,
+        class_names: Sequence[str] = (),
+        *,
+        time_scale: float = 1.0,
+    ) -> EventDataset:
+        """One ``(times, units)`` array pair per sample (any float / integer dtypes, e.g. the
+        float16 seconds of the Heidelberg files); ``times * time_scale`` are ms.  Times are cast
+        to float64 before scaling; each sample is sorted by time.  ``duration=None``: just past
+        the latest spike (``duration_after``)."""
+        if len(times) != len(units) or len(times) != len(labels):
+            raise ValueError(
+                f"{len(times)} time arrays, {len(units)} unit arrays, {len(labels)} labels"
+            )
+        lengths = np.fromiter(map(len, times), np.int64, len(times))
+        unit_lengths = np.fromiter(map(len, units), np.int64, len(units))
+        if not np.array_equal(lengths, unit_lengths):
+            bad = int(np.flatnonzero(lengths != unit_lengths)[0])
+            raise ValueError(
+                f"sample {bad}: {lengths[bad]} spike times but {unit_lengths[bad]} unit ids"
+            )
+        offsets = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        t = np.concatenate(times) if len(times) else np.zeros(0)
+        u = np.concatenate(units) if len(units) else np.zeros(0, np.int64)
+        t = np.multiply(t, time_scale, dtype=np.float64)  # cast first: float16 cannot hold ms
+        if len(t) and not (np.isfinite(t).all() and t.min() >= 0):
+            i = int(np.flatnonzero(~(np.isfinite(t) & (t >= 0)))[0])
+            sample = int(np.searchsorted(offsets, i, side="right")) - 1
+            raise ValueError(f"sample {sample}: spike time {t[i]} ms is negative or not finite")
+        if len(u) and not np.issubdtype(u.dtype, np.integer):
+            raise ValueError(f"unit ids must be integers, got dtype {u.dtype}")
+        if len(u) and (u.min() < 0 or u.max() >= n_channels):
+            raise ValueError(f"unit id outside [0, {n_channels}): min {u.min()}, max {u.max()}")
+        t, u = sort_within_samples(t.astype(np.float32), u.astype(np.int32), offsets)
+        if duration is None:
+            duration = duration_after(t.max() if len(t) else 0.0)
+        return cls(
+            t, u, offsets, labels, n_channels, n_classes, duration, name, dict(meta or {}),
+            tuple(class_names),
+        )  # fmt: skip
+
+    @classmethod
+    def concatenate(cls, datasets: Sequence[EventDataset], name: str | None = None) -> EventDataset:
+        """The samples of all ``datasets`` in order (same channels, classes, duration and meta
+        keys)."""
+        if not datasets:
+            raise ValueError("nothing to concatenate")
+        first = datasets[0]
+        for ds in datasets[1:]:
+            if (ds.n_channels, ds.n_classes, ds.duration) != (
+                first.n_channels, first.n_classes, first.duration
+            ):  # fmt: skip
+                raise ValueError(
+                    f"cannot concatenate {ds!r} with {first!r}: channels, classes or duration"
+                    " differ"
+                )
+            if set(ds.meta) != set(first.meta):
+                raise ValueError(f"meta keys differ: {sorted(ds.meta)} vs {sorted(first.meta)}")
+        counts = np.concatenate([ds.counts() for ds in datasets])
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return cls(
+            np.concatenate([ds.times for ds in datasets]),
+            np.concatenate([ds.units for ds in datasets]),
+            offsets,
+            np.concatenate([ds.labels for ds in datasets]),
+            first.n_channels,
+            first.n_classes,
+            first.duration,
+            first.name if name is None else name,
+            {k: np.concatenate([ds.meta[k] for ds in datasets]) for k in first.meta},
+            first.class_names,
+        )

@@ -70,8 +70,7 @@ class YinYangEncoding:
     """Latency code of the four features (ms).
 
     Defaults follow Meszaros et al. 2025 (t in [1.5, 20] ms, no bias).  DelGrad (Goltz et al.)
-    uses [0.15, 2] tau_syn with a bias spike: ``YinYangEncoding(0.15, 2.0, bias_time=0.0)`` in
-    units of tau_syn = 1.
+    uses [0.15, 2] tau_syn with a bias spike: ``YinYangEncoding.delgrad(tau_syn)``.
     """
 
     t_early: float = 1.5
@@ -83,6 +82,19 @@ class YinYangEncoding:
             raise ValueError(f"need 0 <= t_early <= t_late, got {self.t_early}, {self.t_late}")
         if self.bias_time is not None and self.bias_time < 0:
             raise ValueError("bias_time must be >= 0")
+
+    @classmethod
+    def eventprop(cls) -> YinYangEncoding:
+        """Meszaros et al. 2025: t = 1.5 + 18.5 f ms, no bias spike."""
+        return cls(1.5, 20.0, None)
+
+    @classmethod
+    def delgrad(cls, tau_syn: float = 5.0) -> YinYangEncoding:
+        """Goltz et al. (DelGrad): t in [0.15, 2] tau_syn and a bias spike at 0.9 tau_syn (the
+        bias time of the authors' released Yin-Yang configurations, which use tau_syn = 1)."""
+        if not tau_syn > 0:
+            raise ValueError(f"tau_syn must be > 0 ms, got {tau_syn}")
+        return cls(0.15 * tau_syn, 2.0 * tau_syn, 0.9 * tau_syn)
 
     @property
     def n_channels(self) -> int:
