@@ -10,7 +10,7 @@ yinyang     generated (Kriener et al. 2021), published seeds      encoding ("eve
                                                                  or a YinYangEncoding), tau_syn,
                                                                  t_early, t_late, bias_time,
                                                                  duration, size, seed
-sequence    generated two-example task (Meszaros et al. 2025)    gap, duration
+sequence    generated order task (Meszaros et al. 2025)          gap, duration, n_samples, jitter
 shd         Heidelberg HDF5 files in ``data_dir``                fold, binning, crop, verify,
                                                                  cache, cache_dir
 ssc         Heidelberg HDF5 files in ``data_dir``                binning, crop, verify, cache,
