@@ -133,7 +133,8 @@ def plot_spike_counts(activity: list[Spikes | torch.Tensor], title: str = "") ->
 
 
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, n_samples: int = 64,
-             formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:  # fmt: skip
+             formats: tuple[str, ...] = ("png", "pdf"),
+             data_dir: str | Path | None = None) -> list[Path]:  # fmt: skip
     """Draw all figures of a run directory into ``out_dir`` (default RUN/plots)."""
     from .data import load_dataset
     from .training.runs import load_run
@@ -147,7 +148,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, n_samples: 
     metrics = json.loads(metrics_path.read_text())
     model, cfg = load_run(run_dir, "best")
     initial, _ = load_run(run_dir, "initial")
-    test = load_dataset(cfg.data.name, "test", **cfg.data.options)
+    test = load_dataset(cfg.data.name, "test", data_dir=data_dir, **cfg.data.options)
     batch = test.batch(np.arange(min(n_samples, len(test))))
     activity = layer_activity(model, batch.to_spikes())
     name = cfg.task

@@ -23,12 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--which", default="best", choices=sorted(CHECKPOINTS))
     p.add_argument("--batch-size", type=int, default=None, help="default: train.eval_batch_size")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="directory of downloaded data sets (default: $DELAYPROP_DATA)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model, cfg = load_run(args.run_dir, args.which, args.device)
-    ds = load_dataset(cfg.data.name, args.split, **cfg.data.options)
+    ds = load_dataset(cfg.data.name, args.split, data_dir=args.data_dir, **cfg.data.options)
     size = args.batch_size or cfg.train.eval_batch_size
     result = {"split": args.split, "which": args.which, "samples": len(ds),
               **evaluate_dataset(model, ds, cfg.loss, size, args.device)}  # fmt: skip

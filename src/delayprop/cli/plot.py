@@ -20,10 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=64, help="test samples for activity plots")
     p.add_argument("--format", dest="formats", nargs="+", default=["png", "pdf"],
                    choices=("png", "pdf", "svg"))
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="directory of downloaded data sets (default: $DELAYPROP_DATA)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    for path in plot_run(args.run_dir, args.out, args.samples, tuple(args.formats)):
+    for path in plot_run(args.run_dir, args.out, args.samples, tuple(args.formats),
+                         data_dir=args.data_dir):  # fmt: skip
         print(path)
     return 0

@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.add_argument("--quiet", action="store_true", help="one log line per epoch, no bars")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="directory of downloaded data sets (default: $DELAYPROP_DATA)")
     p.set_defaults(func=run)  # fmt: skip
 
 
@@ -54,7 +56,8 @@ def _train_one(task: str, overrides: list[str], out: Path, args, device, dist) -
     cfg = load_config(task, overrides)
     if dist.is_main:
         prepare_run_dir(out, config_to_dict(cfg), resume=args.resume, force=args.force)
-    trainer = Trainer(cfg, out, device=device, quiet=args.quiet, dist=dist)
+    trainer = Trainer(cfg, out, device=device, quiet=args.quiet, dist=dist,
+                      data_dir=args.data_dir)  # fmt: skip
     if args.resume:
         trainer.resume()
     return trainer.fit()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ..config import LossConfig, RunConfig, config_to_dict
-from ..data import EventDataset, load_dataset
+from ..config import ConfigError, LossConfig, RunConfig, config_to_dict
+from ..data import Blend, Compose, EventBatch, EventDataset, load_dataset, make_augmentation
 from ..losses import (
     cross_entropy,
     first_spike_times,
@@ -48,10 +48,47 @@ class Splits:
     test: EventDataset
 
 
-def load_splits(cfg: RunConfig) -> Splits:
+def load_splits(cfg: RunConfig, data_dir: str | Path | None = None) -> Splits:
+    """The three splits of the configured data set (``data_dir``: where downloaded data sets
+    live; default ``$DELAYPROP_DATA``)."""
     opts = cfg.data.options
     names = ("train", "validation", "test")
-    return Splits(*(load_dataset(cfg.data.name, s, **opts) for s in names))
+    return Splits(*(load_dataset(cfg.data.name, s, data_dir=data_dir, **opts) for s in names))
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Training-set augmentation of a config: per-batch transforms, and ``n`` same-class blends
+    added to the training set at the start of every epoch (0 = none)."""
+
+    batch: Compose | None
+    blend: Blend | None
+    n_blend: int
+
+    @classmethod
+    def from_specs(cls, specs: list[dict[str, Any]]) -> Augmentation:
+        batch, blend, n_blend = [], None, 0
+        for spec in specs:
+            spec = dict(spec)
+            if spec.get("kind") == "blend":
+                if "n" not in spec:
+                    raise ConfigError("data.augment: a blend entry needs n (blends per epoch)")
+                n_blend = int(spec.pop("n"))
+                blend = make_augmentation(spec)
+            else:
+                batch.append(make_augmentation(spec))
+        return cls(Compose(tuple(batch)) if batch else None, blend, n_blend)
+
+
+def local_part(batch: EventBatch, dist: DistContext) -> EventBatch:
+    """This rank's samples of a global batch (samples rank, rank + world, ...), renumbered."""
+    if not dist.enabled:
+        return batch
+    keep = batch.samples % dist.world_size == dist.rank
+    return EventBatch(
+        batch.times[keep], batch.units[keep], batch.samples[keep] // dist.world_size,
+        dist.shard(batch.labels), batch.n_channels, batch.duration,
+    )  # fmt: skip
 
 
 def evaluate_loss(
@@ -110,6 +147,7 @@ class Trainer:
         quiet: one log line per epoch instead of progress bars.
         dist: data-parallel context (rank, world size).
         splits: data to use instead of loading ``cfg.data`` (tests, notebooks).
+        data_dir: where downloaded data sets live (default ``$DELAYPROP_DATA``).
     """
 
     def __init__(
@@ -121,13 +159,15 @@ class Trainer:
         quiet: bool = False,
         dist: DistContext | None = None,
         splits: Splits | None = None,
+        data_dir: str | Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.device = torch.device(device)
         self.quiet = quiet
         self.dist = dist or DistContext()
-        self.data = splits or load_splits(cfg)
+        self.data = splits or load_splits(cfg, data_dir)
+        self.augment = Augmentation.from_specs(cfg.data.augment)
         tr = self.data.train
         torch.manual_seed(cfg.train.seed)
         self.model = build_network(cfg.model, tr.n_channels, tr.n_classes).to(self.device)
@@ -170,14 +210,14 @@ class Trainer:
         return rates
 
     # ------------------------------------------------------------------ one epoch
-    def _batch(self, ds: EventDataset, idx: np.ndarray) -> tuple[Spikes, Tensor]:
-        b = ds.batch(idx)
-        return b.to_spikes(self.device), torch.from_numpy(b.labels).to(self.device)
-
     def _train_epoch(self, bar: tqdm | None) -> dict[str, Any]:
         t = self.cfg.train
         self.model.train()
         ds = self.data.train
+        if self.augment.n_blend:
+            blends = self.augment.blend(ds, self.augment.n_blend, self.rng)
+            # blends have no per-sample metadata (two sources each); training needs none
+            ds = EventDataset.concatenate([replace(ds, meta={}), blends], name=ds.name)
         batches = list(ds.batch_indices(t.batch_size, shuffle=True, rng=self.rng))
         if t.max_batches is not None:
             batches = batches[: t.max_batches]
@@ -186,7 +226,12 @@ class Trainer:
         total_loss, total_correct, total_n, t0 = 0.0, 0.0, 0, time.perf_counter()
         for idx in batches:
             rates = self._set_learning_rates()
-            spikes, labels = self._batch(ds, self.dist.shard(idx))
+            batch = ds.batch(idx)
+            if self.augment.batch is not None:
+                batch = self.augment.batch(batch, self.rng)
+            batch = local_part(batch, self.dist)
+            spikes = batch.to_spikes(self.device)
+            labels = torch.from_numpy(batch.labels).to(self.device)
             output = self.model(spikes)
             loss, correct = evaluate_loss(output, labels, self.cfg.loss)
             self.optimizer.zero_grad(set_to_none=True)
@@ -309,7 +354,7 @@ class Trainer:
         """Train for the configured epochs (from the current state); return the final metrics."""
         t = self.cfg.train
         show = not self.quiet and self.dist.is_main
-        n_batches = math.ceil(len(self.data.train) / t.batch_size)
+        n_batches = math.ceil((len(self.data.train) + self.augment.n_blend) / t.batch_size)
         if t.max_batches is not None:
             n_batches = min(n_batches, t.max_batches)
         if self.epoch == 0 and self.dist.is_main:
