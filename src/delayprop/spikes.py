@@ -42,11 +42,7 @@ class Spikes:
 
     def __post_init__(self) -> None:
         if self.samples is None:
-            counts = self.offsets[1:] - self.offsets[:-1]
-            samples = torch.repeat_interleave(
-                torch.arange(len(counts), dtype=torch.int32, device=self.offsets.device), counts
-            )
-            object.__setattr__(self, "samples", samples)
+            object.__setattr__(self, "samples", samples_from_offsets(self.offsets))
 
     # ------------------------------------------------------------------ properties
     @property
@@ -290,6 +286,17 @@ class Spikes:
 
 
 # ---------------------------------------------------------------------- helpers
+def samples_from_offsets(offsets: Tensor) -> Tensor:
+    """int32 sample index of every event from per-sample offsets [batch + 1]."""
+    counts = offsets[1:] - offsets[:-1]
+    if offsets.device.type == "cpu":  # numpy's repeat is ~300x faster than torch's on CPU
+        idx = np.repeat(np.arange(len(counts), dtype=np.int32), counts.numpy())
+        return torch.from_numpy(idx)
+    return torch.repeat_interleave(
+        torch.arange(len(counts), dtype=torch.int32, device=offsets.device), counts
+    )
+
+
 def _check_values(times: Tensor, units: Tensor, n_units: int, duration: float) -> None:
     if n_units <= 0:
         raise ValueError(f"n_units must be positive, got {n_units}")

@@ -67,7 +67,7 @@ def _gather_row(lam, s, row, w, d, nu, n_steps_u, tau_syn, dw, dd):
     the spare row n_steps of ``lam``, which holds zeros.
     """
     one = np.uint64(1)
-    acc = w[0] * 0
+    acc = w[0] - w[0]  # zero of the weights' float type (w[0] * 0 would be float64)
     for j in range(nu):
         p = min(s + np.uint64(d[row + j]), n_steps_u) * nu + j
         p = p + p
