@@ -1,0 +1,84 @@
+"""``delayprop bench``: compare eventprop with the DCLS and BPTT baselines (time and memory)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="time and memory per training step: eventprop vs DCLS vs BPTT",
+        description=(
+            "Median time of a full training step and peak memory for SHD-shaped synthetic input, "
+            "one process per configuration, all methods in the same run.  Writes bench.json, "
+            "bench.md and bench.png to --out."
+        ),
+    )
+    p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output directory")
+    p.add_argument("--suite", nargs="+", default=None, metavar="SUITE",
+                   help="ff, dcls-paper, recurrent (default: all)")  # fmt: skip
+    p.add_argument("--methods", nargs="+", default=["eventprop", "bptt", "dcls"],
+                   help="methods to compare (eventprop always runs: it calibrates the weights)")
+    p.add_argument("--max-delays", nargs="+", type=int, default=None, metavar="STEPS",
+                   help="max delays of the 1 ms suites (default 64 128 256 512 1024)")
+    p.add_argument("--batch", type=int, default=None, help="batch size (default 32)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per process")
+    p.add_argument("--budget", type=float, default=20.0,
+                   help="seconds of timed steps per configuration (at least one step)")
+    p.add_argument("--max-step-seconds", type=float, default=200.0,
+                   help="skip a configuration whose extrapolated step time exceeds this")
+    p.add_argument("--max-memory-gb", type=float, default=8.0,
+                   help="skip a configuration whose extrapolated peak RSS exceeds this")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, for CI (a few seconds each)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..bench import SUITES, Caps, machine_info, plan, run_cases, write_report
+    from ..methods import METHODS
+
+    for m in args.methods:
+        if m not in METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {METHODS}")
+    for name, value in (("--threads", args.threads), ("--batch", args.batch or 1),
+                        ("--budget", args.budget), ("--max-step-seconds", args.max_step_seconds),
+                        ("--max-memory-gb", args.max_memory_gb)):  # fmt: skip
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    overrides = dict(threads=args.threads, budget_s=args.budget)
+    if args.batch is not None:
+        overrides["batch"] = args.batch
+    cases = plan(
+        tuple(args.suite or SUITES), methods=tuple(args.methods),
+        max_delays=tuple(args.max_delays) if args.max_delays else None, quick=args.quick,
+        **overrides,
+    )  # fmt: skip
+    caps = Caps(step_s=args.max_step_seconds, memory_mb=args.max_memory_gb * 1024)
+    command = "delayprop bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    bar = tqdm(total=len(cases), unit="config", dynamic_ncols=True)
+
+    def progress(case, record) -> None:
+        if record["status"] == "ok":
+            note = f"{1e3 * record['time_median_s']:.0f} ms, {record['rss_peak_mb']:.0f} MB"
+        else:
+            note = f"{record['status']}: {record.get('reason', '')}"
+        bar.write(f"{case.label()}: {note}")
+        bar.update(1)
+
+    with tempfile.TemporaryDirectory(prefix="delayprop-bench-") as work:
+        results = run_cases(cases, Path(work), caps=caps, progress=progress)
+    bar.close()
+    paths = write_report(results, machine_info(args.threads), command, args.out)
+    print(paths["markdown"].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0 if all(r["status"] != "error" for r in results) else 1
