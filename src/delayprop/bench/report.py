@@ -75,8 +75,10 @@ def _cell(record: dict | None, value: float | None, fmt: str) -> str:
 
 
 def _flag(record: dict | None) -> str:
-    """A mark for measurements whose gradients overflowed (explained under the table)."""
-    return " (a)" if _value(record, "nonfinite_gradient_steps") else ""
+    """Marks explained under the table: (a) gradients overflowed, (b) single cold step."""
+    marks = [m for m, key in (("a", "nonfinite_gradient_steps"), ("b", "cold_single_step"))
+             if _value(record, key)]  # fmt: skip
+    return f" ({', '.join(marks)})" if marks else ""
 
 
 def _ratio_cell(value: float | None) -> str:
@@ -122,8 +124,11 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
                 + f" | {_ratio_cell(ratio(t['eventprop'], t['bptt']))}"
                 + f" | {', '.join(f'{r:.1f}' for r in rates) if rates else '–'} |"
             )  # fmt: skip
-        if any(_flag(r) for by in ff.values() for r in by.values()):
+        flags = "".join(_flag(r) for by in ff.values() for r in by.values())
+        if "a" in flags:
             lines += ["", "(a) some steps had non-finite gradients (zeroed before Adam)."]
+        if "b" in flags:
+            lines += ["", "(b) one step only, without warm-up (the first step took > 30 s)."]
         lines += [
             "",
             "Memory, MB: peak RSS of the process / increase over the RSS after imports and "

@@ -102,6 +102,7 @@ def run_case(case: Case) -> dict:
         time_min_s=timing.minimum,
         times_s=timing.timed,
         warmup_s=timing.warmup,
+        cold_single_step=timing.cold,
         nonfinite_gradient_steps=timing.nonfinite_steps,
         spikes_per_neuron=_spike_rates(model, case),
         rss_peak_self_mb=peak_rss_mb(),

@@ -120,6 +120,11 @@ class Timing:
     nonfinite_steps: int = 0
 
     @property
+    def cold(self) -> bool:
+        """True when the only timed step was the first one (a very slow configuration)."""
+        return not self.warmup
+
+    @property
     def median(self) -> float:
         return statistics.median(self.timed)
 
@@ -130,13 +135,16 @@ class Timing:
 
 def time_training_steps(
     model: nn.Module, spikes: Spikes, labels: torch.Tensor, *, warmup: int, max_timed: int,
-    budget_s: float, slow_s: float = 5.0, on_step: Callable[[], None] | None = None,
+    budget_s: float, slow_s: float = 5.0, single_step_s: float = 30.0,
+    on_step: Callable[[], None] | None = None,
 ) -> Timing:  # fmt: skip
     """Run full training steps (forward, exp-weighted-mean cross-entropy, backward, Adam with
     separate delay group, delay clamping) and time each with ``time.perf_counter``.
 
     ``warmup`` steps are run first (only one if a step takes longer than ``slow_s``); then timed
     steps until ``max_timed`` are done or their total exceeds ``budget_s`` (at least one).
+    If the very first step takes longer than ``single_step_s`` it is the only one, reported as
+    the timed step (``Timing.cold``): its first-call overhead is small against such a step.
     Non-finite gradient entries are counted and zeroed (inside the timed step, a negligible
     cost) so that one overflow does not end the measurement with NaN parameters.
     """
@@ -170,11 +178,12 @@ def time_training_steps(
             on_step()
         return elapsed
 
-    warm: list[float] = []
-    while len(warm) < max(warmup, 1):
+    first = step()
+    if first > single_step_s:
+        return Timing([], [first], nonfinite)
+    warm = [first]
+    while len(warm) < warmup and warm[-1] <= slow_s:
         warm.append(step())
-        if warm[-1] > slow_s:
-            break
     timed = [step()]
     while len(timed) < max_timed and sum(timed) < budget_s:
         timed.append(step())

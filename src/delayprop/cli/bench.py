@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,18 +24,45 @@ def register(subparsers) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output directory")
     p.add_argument("--suite", nargs="+", default=None, metavar="SUITE",
                    help="ff, dcls-paper, recurrent (default: all)")  # fmt: skip
-    p.add_argument("--methods", nargs="+", default=["eventprop", "bptt", "dcls"],
-                   help="methods to compare (eventprop always runs: it calibrates the weights)")
-    p.add_argument("--max-delays", nargs="+", type=int, default=None, metavar="STEPS",
-                   help="max delays of the 1 ms suites (default 64 128 256 512 1024)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["eventprop", "bptt", "dcls"],
+        help="methods to compare (eventprop always runs: it calibrates the weights)",
+    )
+    p.add_argument(
+        "--max-delays",
+        nargs="+",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="max delays of the 1 ms suites (default 64 128 256 512 1024)",
+    )
     p.add_argument("--batch", type=int, default=None, help="batch size (default 32)")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per process")
-    p.add_argument("--budget", type=float, default=20.0,
-                   help="seconds of timed steps per configuration (at least one step)")
-    p.add_argument("--max-step-seconds", type=float, default=200.0,
-                   help="skip a configuration whose extrapolated step time exceeds this")
-    p.add_argument("--max-memory-gb", type=float, default=8.0,
-                   help="skip a configuration whose extrapolated peak RSS exceeds this")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=20.0,
+        help="seconds of timed steps per configuration (at least one step)",
+    )
+    p.add_argument(
+        "--max-step-seconds",
+        type=float,
+        default=900.0,
+        help="skip a configuration whose extrapolated step time exceeds this",
+    )
+    p.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=8.0,
+        help="skip a configuration whose extrapolated peak RSS exceeds this",
+    )
+    p.add_argument(
+        "--dcls-everywhere",
+        action="store_true",
+        help="run DCLS at every 1 ms grid point (default: the smallest max delay and the target)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes, for CI (a few seconds each)")
     p.set_defaults(func=run)
 
@@ -61,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
     cases = plan(
         tuple(args.suite or SUITES), methods=tuple(args.methods),
         max_delays=tuple(args.max_delays) if args.max_delays else None, quick=args.quick,
+        dcls_everywhere=args.dcls_everywhere,
         **overrides,
     )  # fmt: skip
     caps = Caps(step_s=args.max_step_seconds, memory_mb=args.max_memory_gb * 1024)
-    command = "delayprop bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    command = _command(args)
     bar = tqdm(total=len(cases), unit="config", dynamic_ncols=True)
 
     def progress(case, record) -> None:
@@ -82,3 +109,24 @@ def run(args: argparse.Namespace) -> int:
     print(paths["markdown"].read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0 if all(r["status"] != "error" for r in results) else 1
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (options that differ from the defaults)."""
+    parts = ["delayprop", "bench"] + (["--quick"] if args.quick else [])
+    if args.suite:
+        parts += ["--suite", *args.suite]
+    if args.methods != ["eventprop", "bptt", "dcls"]:
+        parts += ["--methods", *args.methods]
+    if args.max_delays:
+        parts += ["--max-delays", *map(str, args.max_delays)]
+    if args.dcls_everywhere:
+        parts.append("--dcls-everywhere")
+    for flag, value, default in (("--batch", args.batch, None), ("--threads", args.threads, None),
+                                 ("--budget", args.budget, 20.0),
+                                 ("--max-step-seconds", args.max_step_seconds, 900.0),
+                                 ("--max-memory-gb", args.max_memory_gb, 8.0)):  # fmt: skip
+        if value is not None and value != default:
+            parts += [flag, f"{value:g}"]
+    parts += ["--out", str(args.out)]
+    return " ".join(shlex.quote(p) for p in parts)
