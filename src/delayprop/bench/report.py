@@ -66,12 +66,26 @@ def _increase(record: dict | None) -> float | None:
     return None if peak is None or base is None else peak - base
 
 
+def _time_bound_s(record: dict | None) -> float | None:
+    """Lower bound on the step time of a process killed at its wall-time limit, s."""
+    return record.get("wall_limit_s") if record else None
+
+
 def _cell(record: dict | None, value: float | None, fmt: str) -> str:
     if record is None:
         return "–"
+    if value is None and _time_bound_s(record):
+        return f"killed after {_time_bound_s(record):.0f} s"
     if value is None:
-        return f"{record.get('status', '?')}: {record.get('reason', '')}".strip()
+        return record.get("status", "?")
     return format(value, fmt)
+
+
+def _reasons(results: list[dict]) -> list[str]:
+    """One line per distinct reason why a configuration was skipped or failed."""
+    seen = dict.fromkeys(f"{r['status']}: {r.get('reason', '')}" for r in results
+                         if r.get("status") != "ok")  # fmt: skip
+    return [f"* {reason}" for reason in seen]
 
 
 def _flag(record: dict | None) -> str:
@@ -117,10 +131,16 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
             t = {m: _value(by.get(m), "time_median_s") for m in METHOD_ORDER}
             cells = [_cell(by.get(m), None if t[m] is None else 1e3 * t[m], ".0f")
                      + _flag(by.get(m)) for m in METHOD_ORDER]  # fmt: skip
+            if t["dcls"] is None and _time_bound_s(by.get("dcls")):
+                cells[2] = f"> {1e3 * _time_bound_s(by['dcls']):.0f} (killed)"
+                bound = ratio(t["eventprop"], _time_bound_s(by["dcls"]))
+                dcls_ratio = "–" if bound is None else f"< {bound:.2g} (> {1 / bound:.0f}x)"
+            else:
+                dcls_ratio = _ratio_cell(ratio(t["eventprop"], t["dcls"]))
             rates = _value(by.get("eventprop"), "spikes_per_neuron")
             lines.append(
                 f"| {_network(key)} | {key[3]:g} | {key[4]} | " + " | ".join(cells)
-                + f" | {_ratio_cell(ratio(t['eventprop'], t['dcls']))}"
+                + f" | {dcls_ratio}"
                 + f" | {_ratio_cell(ratio(t['eventprop'], t['bptt']))}"
                 + f" | {', '.join(f'{r:.1f}' for r in rates) if rates else '–'} |"
             )  # fmt: skip
@@ -146,10 +166,14 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
                 cells.append(_cell(r, peak, ".0f") if peak is None
                              else f"{peak:.0f} / {_increase(r):.0f}")  # fmt: skip
             ep, dc = by.get("eventprop"), by.get("dcls")
+            peak_ratio = _ratio_cell(ratio(_value(ep, "rss_peak_mb"), _value(dc, "rss_peak_mb")))
+            if _time_bound_s(dc) and dc.get("rss_peak_mb"):  # killed: its peak so far
+                cells[2] = f">= {dc['rss_peak_mb']:.0f} (killed)"
+                bound = ratio(_value(ep, "rss_peak_mb"), dc["rss_peak_mb"])
+                peak_ratio = "–" if bound is None else f"<= {bound:.2g}"
             lines.append(
                 f"| {_network(key)} | {key[3]:g} | {key[4]} | " + " | ".join(cells)
-                + f" | {_ratio_cell(ratio(_value(ep, 'rss_peak_mb'), _value(dc, 'rss_peak_mb')))}"
-                + f" | {_ratio_cell(ratio(_increase(ep), _increase(dc)))} |"
+                + f" | {peak_ratio} | {_ratio_cell(ratio(_increase(ep), _increase(dc)))} |"
             )  # fmt: skip
     rec = {k: v for k, v in points.items() if k[2]}
     if rec:
@@ -171,6 +195,9 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
                 f" | {_cell(r, _increase(r), '.0f')}"
                 f" | {', '.join(f'{x:.1f}' for x in rates) if rates else '–'} |"
             )  # fmt: skip
+    reasons = _reasons(results)
+    if reasons:
+        lines += ["", "Not measured:", "", *reasons]
     return "\n".join(lines) + "\n"
 
 

@@ -80,7 +80,8 @@ def _run_process(case: Case, work: Path, index: int, wall_s: float) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
     record = {"rss_peak_mb": usage.ru_maxrss / 1024}  # Linux reports KiB
     if timed_out:
-        record.update(status="error", reason=f"killed after {wall_s:.0f} s wall time")
+        record.update(status="error", reason=f"killed after {wall_s:.0f} s wall time",
+                      wall_limit_s=wall_s)  # a lower bound on its step time  # fmt: skip
     elif result_file.exists():
         record.update(json.loads(result_file.read_text()))
     else:

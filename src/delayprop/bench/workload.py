@@ -10,7 +10,6 @@ import os
 import resource
 import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,7 +135,6 @@ class Timing:
 def time_training_steps(
     model: nn.Module, spikes: Spikes, labels: torch.Tensor, *, warmup: int, max_timed: int,
     budget_s: float, slow_s: float = 5.0, single_step_s: float = 30.0,
-    on_step: Callable[[], None] | None = None,
 ) -> Timing:  # fmt: skip
     """Run full training steps (forward, exp-weighted-mean cross-entropy, backward, Adam with
     separate delay group, delay clamping) and time each with ``time.perf_counter``.
@@ -174,8 +172,6 @@ def time_training_steps(
         elapsed = time.perf_counter() - start
         if not torch.isfinite(loss):
             raise FloatingPointError("training step produced a non-finite loss")
-        if on_step is not None:
-            on_step()
         return elapsed
 
     first = step()

@@ -63,6 +63,13 @@ def register(subparsers) -> None:
         action="store_true",
         help="run DCLS at every 1 ms grid point (default: the smallest max delay and the target)",
     )
+    p.add_argument(
+        "--report-from",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="run nothing: write the report of an earlier run's bench.json to --out",
+    )
     p.add_argument("--quick", action="store_true", help="tiny sizes, for CI (a few seconds each)")
     p.set_defaults(func=run)
 
@@ -72,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     from ..bench import SUITES, Caps, machine_info, plan, run_cases, write_report
     from ..methods import METHODS
+
+    if args.report_from is not None:
+        return _rewrite_report(args.report_from, args.out)
 
     for m in args.methods:
         if m not in METHODS:
@@ -130,3 +140,21 @@ def _command(args: argparse.Namespace) -> str:
             parts += [flag, f"{value:g}"]
     parts += ["--out", str(args.out)]
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _rewrite_report(source: Path, out: Path) -> int:
+    """Write the markdown/JSON/plot of an earlier run (same measurements, current format)."""
+    import json
+
+    from ..bench import write_report
+
+    if not source.is_file():
+        raise FileNotFoundError(f"no benchmark results at {source}")
+    try:
+        doc = json.loads(source.read_text())
+        results, machine, command = doc["results"], doc["machine"], doc["command"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{source} is not a bench.json written by delayprop bench: {err}") from err
+    paths = write_report(results, machine, command, out)
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
