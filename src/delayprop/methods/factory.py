@@ -1,0 +1,185 @@
+"""Build a network for any training method by name, and move parameters between methods.
+
+``build_model("eventprop" | "bptt" | "dcls", ...)`` returns an ``nn.Module`` whose forward takes a
+``Spikes`` batch; with an LI readout it returns the voltage trace [batch, n_steps, n_out], so the
+same losses, optimisers (``split_parameters``) and delay clamping (``constrain_``) serve every
+method.  ``copy_parameters`` gives two networks of the same shape the same weights (and delays),
+so methods can be compared on the same network, or a DCLS-trained network evaluated on the exact
+event-based engine.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..init import Init
+from ..nn import LIF, LIReadout
+from ._dense import DenseNetwork
+from .bptt import BPTTNetwork
+from .dcls import DCLSNetwork
+
+__all__ = ["METHODS", "build_model", "projections", "copy_parameters"]
+
+METHODS = ("eventprop", "bptt", "dcls")
+
+
+def build_model(
+    method: str,
+    *,
+    n_in: int,
+    hidden: list[int],
+    n_out: int,
+    dt: float | None = 1.0,
+    tau_mem: float = 20.0,
+    tau_syn: float = 5.0,
+    threshold: float = 1.0,
+    max_delay: float = 0.0,
+    delay_init: Init | None = 0.0,
+    weight_init: list[Init | None] | None = None,
+    recurrent: bool = False,
+    rec_max_delay: float = 0.0,
+    rec_delay_init: Init = 0.0,
+    rec_weight_init: Init | None = None,
+    readout: str = "li",
+    readout_max_delay: float = 0.0,
+    readout_delay_init: Init | None = 0.0,
+    delay_bound: str = "clamp",
+    learn_delays: bool = True,
+    surrogate_alpha: float = 5.0,
+    dtype: torch.dtype = torch.float32,
+) -> nn.Module:
+    """input -> LIF hidden layers -> readout, for ``method`` in ``METHODS``.
+
+    * ``"eventprop"``: ``nn.Sequential(LIF, ..., LIReadout)`` (or a LIF readout for
+      ``readout="lif"``), exact event-based gradients, any delays, recurrence.
+    * ``"bptt"``: ``BPTTNetwork``, surrogate gradients, no delays, LI readout only.
+    * ``"dcls"``: ``DCLSNetwork``, surrogate gradients, DCLS delays on feed-forward projections,
+      LI readout only.
+
+    Times in ms.  ``weight_init`` has one entry per feed-forward projection (input -> first
+    hidden, ..., last hidden -> readout), None for the default N(0, 1/n_in).  For DCLS a
+    ``delay_init`` of None means uniform over [0, max_delay] (the paper's initialisation).
+    Raises ``ValueError`` for a combination the method does not support.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if not hidden or any(h <= 0 for h in hidden):
+        raise ValueError(f"hidden must list one or more positive layer sizes, got {hidden}")
+    if readout not in ("li", "lif"):
+        raise ValueError(f"readout must be 'li' or 'lif', got {readout!r}")
+    n_proj = len(hidden) + 1
+    if weight_init is not None and len(weight_init) != n_proj:
+        raise ValueError(
+            f"weight_init needs one entry per projection ({n_proj}), got {len(weight_init)}"
+        )
+    if method == "eventprop":
+        return _eventprop(
+            n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
+            max_delay=max_delay, delay_init=0.0 if delay_init is None else delay_init,
+            weight_init=weight_init or [None] * n_proj, recurrent=recurrent,
+            rec_max_delay=rec_max_delay, rec_delay_init=rec_delay_init,
+            rec_weight_init=rec_weight_init, readout=readout, readout_max_delay=readout_max_delay,
+            readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
+            delay_bound=delay_bound, learn_delays=learn_delays, dtype=dtype,
+        )  # fmt: skip
+    _check_dense(method, dt=dt, recurrent=recurrent, readout=readout, delay_bound=delay_bound)
+    common = dict(
+        dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold, weight_init=weight_init,
+        surrogate_alpha=surrogate_alpha, dtype=dtype,
+    )  # fmt: skip
+    if method == "bptt":
+        if max_delay > 0 or readout_max_delay > 0:
+            raise ValueError(
+                "the bptt baseline has no delays: set max_delay=0 and readout_max_delay=0 "
+                "(use method 'dcls' or 'eventprop' to learn delays)"
+            )
+        return BPTTNetwork(n_in, hidden, n_out, **common)
+    return DCLSNetwork(
+        n_in, hidden, n_out, max_delay=max_delay, readout_max_delay=readout_max_delay,
+        delay_init=delay_init, readout_delay_init=readout_delay_init, learn_delays=learn_delays,
+        **common,
+    )  # fmt: skip
+
+
+def _check_dense(method: str, *, dt, recurrent: bool, readout: str, delay_bound: str) -> None:
+    if dt is None or not dt > 0:
+        raise ValueError(f"the {method} baseline is time-stepped: dt must be > 0 ms, got {dt}")
+    if recurrent:
+        raise ValueError(f"the {method} baseline is feed-forward only; use method 'eventprop' "
+                         "for recurrent layers")  # fmt: skip
+    if readout != "li":
+        raise ValueError(f"the {method} baseline has an LI (voltage) readout only, got {readout!r}")
+    if method == "dcls" and delay_bound != "clamp":
+        raise ValueError(
+            f"DCLS clamps its delays to the kernel (delay_bound='clamp'), got {delay_bound!r}"
+        )
+
+
+def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
+               readout_delay_init, **kw) -> nn.Sequential:  # fmt: skip
+    common = {k: kw[k] for k in ("dt", "tau_mem", "tau_syn", "delay_bound", "learn_delays",
+                                 "dtype")}  # fmt: skip
+    layers: list[nn.Module] = []
+    size = n_in
+    for k, width in enumerate(hidden):
+        layers.append(LIF(
+            size, width, threshold=kw["threshold"], max_delay=kw["max_delay"],
+            delay_init=kw["delay_init"], weight_init=weight_init[k], recurrent=kw["recurrent"],
+            rec_max_delay=kw["rec_max_delay"], rec_delay_init=kw["rec_delay_init"],
+            rec_weight_init=kw["rec_weight_init"], **common,
+        ))  # fmt: skip
+        size = width
+    out = dict(max_delay=readout_max_delay, delay_init=readout_delay_init,
+               weight_init=weight_init[-1], **common)  # fmt: skip
+    if readout == "lif":
+        layers.append(LIF(size, n_out, threshold=kw["threshold"], **out))
+    else:
+        layers.append(LIReadout(size, n_out, **out))
+    return nn.Sequential(*layers)
+
+
+def projections(model: nn.Module) -> list[nn.Module]:
+    """The feed-forward projections of a network built by ``build_model``, input to readout;
+    each has ``weight`` [n_out, n_in] and ``delay`` (a ``Delay`` module or None)."""
+    if isinstance(model, DenseNetwork):
+        return list(model.projections)
+    layers = [m for m in model.modules() if isinstance(m, (LIF, LIReadout))]
+    if not layers:
+        raise TypeError(f"{type(model).__name__} has no delayprop layers")
+    return layers
+
+
+@torch.no_grad()
+def copy_parameters(src: nn.Module, dst: nn.Module, *, drop_delays: bool = False) -> None:
+    """Give ``dst`` the feed-forward weights and delays of ``src`` (same layer sizes).
+
+    Delays are copied in ms; a projection of ``dst`` with delays gets zeros where ``src`` has
+    none.  Where ``src`` has nonzero delays that ``dst`` cannot hold, this raises unless
+    ``drop_delays`` (e.g. to give a BPTT baseline the weights of a delay network).  Recurrent
+    connections are not copied: if ``src`` has any, this raises.
+    """
+    a, b = projections(src), projections(dst)
+    if len(a) != len(b):
+        raise ValueError(f"networks differ in depth: {len(a)} vs {len(b)} projections")
+    for k, (p, q) in enumerate(zip(a, b)):
+        if getattr(p, "recurrent", False) or getattr(q, "recurrent", False):
+            raise ValueError("copy_parameters copies feed-forward networks only")
+        if p.weight.shape != q.weight.shape:
+            raise ValueError(f"projection {k}: weight shapes {tuple(p.weight.shape)} vs "
+                             f"{tuple(q.weight.shape)}")  # fmt: skip
+        q.weight.copy_(p.weight)
+        delays = None if p.delay is None else p.delay()
+        if q.delay is None:
+            if delays is not None and bool((delays != 0).any()) and not drop_delays:
+                raise ValueError(f"projection {k}: the destination has no delays; pass "
+                                 "drop_delays=True to copy the weights only")  # fmt: skip
+            continue
+        values = torch.zeros_like(q.weight) if delays is None else delays
+        if q.delay.raw.shape != values.shape:
+            raise ValueError(f"projection {k}: cannot copy synaptic delays into a "
+                             f"{q.delay.kind} delay parametrisation")  # fmt: skip
+        if float(values.max()) > q.delay.max_delay:
+            raise ValueError(f"projection {k}: delays up to {float(values.max())} ms exceed the "
+                             f"destination's max_delay {q.delay.max_delay} ms")  # fmt: skip
+        q.delay.raw.copy_(q.delay._to_raw(values.to(q.delay.raw.dtype)))
