@@ -63,8 +63,11 @@ class DataConfig:
 class ModelConfig:
     """Network: input -> hidden LIF layers -> readout (LI voltage or LIF first spikes).
 
-    Times in ms.  ``weight_init`` lists one ``[mean, std]`` per feed-forward projection (input ->
-    first hidden, ..., last hidden -> readout); empty means the default N(0, 1/n_in).
+    ``method``: eventprop (this library's engine; ``dt: null`` = exact continuous time), bptt
+    and dcls (surrogate-gradient baselines), delgrad (single-spike closed forms; ``hardware``
+    holds the ``HardwareModel`` fields for chip-aware training).  Times in ms.
+    ``weight_init`` lists one ``[mean, std]`` per feed-forward projection (input -> first
+    hidden, ..., last hidden -> readout); empty means the default N(0, 1/n_in).
     ``delay_init`` is a constant, a ``[low, high]`` uniform range or an explicit matrix.
     """
 
@@ -89,6 +92,7 @@ class ModelConfig:
     weight_init: list[list[float]] = field(default_factory=list)
     rec_weight_init: list[float] | None = None
     sample_dt: float = 1.0
+    hardware: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -207,8 +211,10 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 def validate(cfg: RunConfig) -> None:
     """Value checks that types alone cannot express."""
     m, t, loss = cfg.model, cfg.train, cfg.loss
-    if m.method not in ("eventprop", "bptt", "dcls"):
-        raise ConfigError(f"model.method must be eventprop, bptt or dcls, got {m.method!r}")
+    if m.method not in ("eventprop", "bptt", "dcls", "delgrad"):
+        raise ConfigError(
+            f"model.method must be eventprop, bptt, dcls or delgrad, got {m.method!r}"
+        )
     if m.readout not in ("li", "lif"):
         raise ConfigError(f"model.readout must be 'li' or 'lif', got {m.readout!r}")
     if m.dt is not None and m.dt <= 0:

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config entries, e.g. train.epochs=5 model.dt=null")
-    p.add_argument("--method", choices=("eventprop", "bptt", "dcls"),
+    p.add_argument("--method", choices=("eventprop", "bptt", "dcls", "delgrad"),
                    help="shorthand for --set model.method=...")
     p.add_argument("--seeds", help="comma-separated seeds: one run per seed in DIR/seed<N>, "
                    "plus DIR/summary.json with mean and standard deviation")

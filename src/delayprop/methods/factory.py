@@ -18,10 +18,12 @@ from ..nn import LIF, LIReadout
 from ._dense import DenseNetwork
 from .bptt import BPTTNetwork
 from .dcls import DCLSNetwork
+from .delgrad import TTFSLayer, TTFSNetwork
+from .hardware import HardwareModel
 
 __all__ = ["METHODS", "build_model", "projections", "copy_parameters"]
 
-METHODS = ("eventprop", "bptt", "dcls")
+METHODS = ("eventprop", "bptt", "dcls", "delgrad")
 
 
 def build_model(
@@ -45,9 +47,13 @@ def build_model(
     readout_max_delay: float = 0.0,
     readout_delay_init: Init | None = 0.0,
     delay_bound: str = "clamp",
+    delay_kind: str = "synaptic",
     learn_delays: bool = True,
+    learn_weights: bool = True,
+    sample_dt: float | None = None,
     surrogate_alpha: float = 5.0,
-    dtype: torch.dtype = torch.float32,
+    hardware: HardwareModel | None = None,
+    dtype: torch.dtype | None = None,
 ) -> nn.Module:
     """input -> LIF hidden layers -> readout, for ``method`` in ``METHODS``.
 
@@ -56,16 +62,22 @@ def build_model(
     * ``"bptt"``: ``BPTTNetwork``, surrogate gradients, no delays, LI readout only.
     * ``"dcls"``: ``DCLSNetwork``, surrogate gradients, DCLS delays on feed-forward projections,
       LI readout only.
+    * ``"delgrad"``: ``TTFSNetwork``, single-spike neurons with DelGrad's closed-form spike times
+      (tau_mem = tau_syn or 2 tau_syn), first-spike readout (``readout="lif"``), optional
+      ``hardware`` model.
 
-    Times in ms.  ``weight_init`` has one entry per feed-forward projection (input -> first
+    Times in ms.  ``delay_kind``: synaptic, axonal or dendritic (eventprop, delgrad); an eventprop
+    network may have no hidden layer (``hidden=[]``); ``sample_dt`` is the readout sampling
+    interval of the exact engine (``dt=None``); ``dtype`` defaults to float32 on a time grid and
+    float64 otherwise.  ``weight_init`` has one entry per feed-forward projection (input -> first
     hidden, ..., last hidden -> readout), None for the default N(0, 1/n_in).  For DCLS a
     ``delay_init`` of None means uniform over [0, max_delay] (the paper's initialisation).
     Raises ``ValueError`` for a combination the method does not support.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    if not hidden or any(h <= 0 for h in hidden):
-        raise ValueError(f"hidden must list one or more positive layer sizes, got {hidden}")
+    if (not hidden and method != "eventprop") or any(h <= 0 for h in hidden):
+        raise ValueError(f"hidden must list positive layer sizes, got {hidden}")
     if readout not in ("li", "lif"):
         raise ValueError(f"readout must be 'li' or 'lif', got {readout!r}")
     n_proj = len(hidden) + 1
@@ -73,17 +85,53 @@ def build_model(
         raise ValueError(
             f"weight_init needs one entry per projection ({n_proj}), got {len(weight_init)}"
         )
+    if hardware is not None and method != "delgrad":
+        raise ValueError(f"a hardware model is supported by method 'delgrad', not {method!r}")
     if method == "eventprop":
-        return _eventprop(
+        model = _eventprop(
             n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
             max_delay=max_delay, delay_init=0.0 if delay_init is None else delay_init,
             weight_init=weight_init or [None] * n_proj, recurrent=recurrent,
             rec_max_delay=rec_max_delay, rec_delay_init=rec_delay_init,
             rec_weight_init=rec_weight_init, readout=readout, readout_max_delay=readout_max_delay,
             readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
-            delay_bound=delay_bound, learn_delays=learn_delays, dtype=dtype,
+            delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
+            sample_dt=sample_dt, dtype=dtype,
         )  # fmt: skip
+    elif method == "delgrad":
+        model = _delgrad(
+            n_in, hidden, n_out, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
+            recurrent=recurrent, readout=readout, max_delay=max_delay,
+            delay_init=0.0 if delay_init is None else delay_init,
+            readout_max_delay=readout_max_delay,
+            readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
+            delay_kind=delay_kind, delay_bound=delay_bound, learn_delays=learn_delays,
+            weight_init=weight_init or [None] * n_proj, hardware=hardware,
+            dtype=dtype or torch.float64,
+        )  # fmt: skip
+    else:
+        model = _dense(
+            method, n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn,
+            threshold=threshold, max_delay=max_delay, delay_init=delay_init,
+            readout_max_delay=readout_max_delay, readout_delay_init=readout_delay_init,
+            weight_init=weight_init, recurrent=recurrent, readout=readout,
+            delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
+            surrogate_alpha=surrogate_alpha, dtype=dtype or torch.float32,
+        )  # fmt: skip
+    if not learn_weights:
+        for name, p in model.named_parameters():
+            if name.endswith("weight"):
+                p.requires_grad_(False)
+    return model
+
+
+def _dense(method, n_in, hidden, n_out, *, dt, tau_mem, tau_syn, threshold, max_delay,
+           delay_init, readout_max_delay, readout_delay_init, weight_init, recurrent, readout,
+           delay_bound, delay_kind, learn_delays, surrogate_alpha,
+           dtype) -> DenseNetwork:  # fmt: skip
     _check_dense(method, dt=dt, recurrent=recurrent, readout=readout, delay_bound=delay_bound)
+    if delay_kind != "synaptic":
+        raise ValueError(f"the {method} baseline has synaptic delays only, got {delay_kind!r}")
     common = dict(
         dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold, weight_init=weight_init,
         surrogate_alpha=surrogate_alpha, dtype=dtype,
@@ -116,8 +164,12 @@ def _check_dense(method: str, *, dt, recurrent: bool, readout: str, delay_bound:
         )
 
 
+def _delay_kind(kind: str, max_delay: float) -> str | None:
+    return kind if max_delay > 0 else None
+
+
 def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
-               readout_delay_init, **kw) -> nn.Sequential:  # fmt: skip
+               readout_delay_init, delay_kind, sample_dt, **kw) -> nn.Sequential:  # fmt: skip
     common = {k: kw[k] for k in ("dt", "tau_mem", "tau_syn", "delay_bound", "learn_delays",
                                  "dtype")}  # fmt: skip
     layers: list[nn.Module] = []
@@ -125,18 +177,43 @@ def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
     for k, width in enumerate(hidden):
         layers.append(LIF(
             size, width, threshold=kw["threshold"], max_delay=kw["max_delay"],
-            delay_init=kw["delay_init"], weight_init=weight_init[k], recurrent=kw["recurrent"],
+            delay=_delay_kind(delay_kind, kw["max_delay"]), delay_init=kw["delay_init"],
+            weight_init=weight_init[k], recurrent=kw["recurrent"],
             rec_max_delay=kw["rec_max_delay"], rec_delay_init=kw["rec_delay_init"],
             rec_weight_init=kw["rec_weight_init"], **common,
         ))  # fmt: skip
         size = width
-    out = dict(max_delay=readout_max_delay, delay_init=readout_delay_init,
-               weight_init=weight_init[-1], **common)  # fmt: skip
+    out = dict(max_delay=readout_max_delay, delay=_delay_kind(delay_kind, readout_max_delay),
+               delay_init=readout_delay_init, weight_init=weight_init[-1], **common)  # fmt: skip
     if readout == "lif":
         layers.append(LIF(size, n_out, threshold=kw["threshold"], **out))
     else:
-        layers.append(LIReadout(size, n_out, **out))
+        extra = {} if kw["dt"] is not None else {"sample_dt": sample_dt or 1.0}
+        layers.append(LIReadout(size, n_out, **out, **extra))
     return nn.Sequential(*layers)
+
+
+def _delgrad(n_in, hidden, n_out, *, tau_mem, tau_syn, threshold, recurrent, readout, max_delay,
+             delay_init, readout_max_delay, readout_delay_init, delay_kind, delay_bound,
+             learn_delays, weight_init, hardware, dtype) -> TTFSNetwork:  # fmt: skip
+    if recurrent:
+        raise ValueError("DelGrad networks are feed-forward")
+    if readout != "lif":
+        raise ValueError("DelGrad networks have a first-spike readout: set readout='lif'")
+    if not learn_delays and (max_delay > 0 or readout_max_delay > 0):
+        raise ValueError("DelGrad delays are always learned; use max_delay=0 for none")
+    sizes = [n_in * (hardware.multiplex if hardware else 1), *hidden, n_out]
+    layers = []
+    for k in range(len(sizes) - 1):
+        last = k == len(sizes) - 2
+        md = readout_max_delay if last else max_delay
+        layers.append(TTFSLayer(
+            sizes[k], sizes[k + 1], tau_syn=tau_syn, tau_ratio=tau_mem / tau_syn,
+            threshold=threshold, delay=_delay_kind(delay_kind, md), max_delay=md,
+            delay_init=readout_delay_init if last else delay_init, delay_bound=delay_bound,
+            weight_init=weight_init[k], hardware=hardware, dtype=dtype,
+        ))  # fmt: skip
+    return TTFSNetwork(layers, hardware)
 
 
 def projections(model: nn.Module) -> list[nn.Module]:

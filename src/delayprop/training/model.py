@@ -10,7 +10,9 @@ from torch import nn
 
 from ..config import ConfigError, ModelConfig
 from ..init import Init, Normal
-from ..nn import LIF, LIReadout
+from ..methods import build_model
+from ..methods.hardware import HardwareModel
+from ..nn import LIF
 
 __all__ = ["build_network", "as_init", "hidden_layers"]
 
@@ -27,58 +29,29 @@ def as_init(value: Any) -> Init:
     raise ConfigError(f"cannot use {value!r} as an initialiser")
 
 
-def _weight_init(cfg: ModelConfig, k: int) -> Init | None:
-    if not cfg.weight_init:
-        return None
-    mean, std = cfg.weight_init[k]
-    return Normal(float(mean), float(std))
-
-
-def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Sequential:
-    """input -> LIF hidden layers (optionally recurrent) -> LI or LIF readout.
-
-    Feed-forward delays of hidden layers use ``max_delay``/``delay_init``, recurrent ones
-    ``rec_max_delay``/``rec_delay_init``, the projection into the readout
-    ``readout_max_delay``/``readout_delay_init`` (0 = no delays there).
-    """
-    if cfg.method != "eventprop":
-        raise ConfigError(f"build_network builds eventprop networks, not {cfg.method!r}")
-    common = dict(tau_mem=cfg.tau_mem, tau_syn=cfg.tau_syn, dt=cfg.dt)
-    delay = dict(delay_bound=cfg.delay_bound, learn_delays=cfg.learn_delays)
+def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
+    """The network of ``cfg`` for ``n_in`` input channels and ``n_out`` classes, for any
+    training method (see ``delayprop.methods.build_model``)."""
+    weight_init = [Normal(float(m), float(s)) for m, s in cfg.weight_init] or None
     rec_init = None if cfg.rec_weight_init is None else Normal(*cfg.rec_weight_init)
-    layers: list[nn.Module] = []
-    size = n_in
-    for k, width in enumerate(cfg.hidden):
-        layers.append(
-            LIF(
-                size, width, threshold=cfg.threshold, max_delay=cfg.max_delay,
-                delay=cfg.delay_kind if cfg.max_delay > 0 else None,
-                delay_init=as_init(cfg.delay_init), weight_init=_weight_init(cfg, k),
-                recurrent=cfg.recurrent, rec_max_delay=cfg.rec_max_delay,
-                rec_delay_init=as_init(cfg.rec_delay_init),
-                rec_weight_init=rec_init,
-                **common, **delay,
-            )  # fmt: skip
-        )
-        size = width
-    out_delay = dict(
-        max_delay=cfg.readout_max_delay,
-        delay=cfg.delay_kind if cfg.readout_max_delay > 0 else None,
-        delay_init=as_init(cfg.readout_delay_init),
-        weight_init=_weight_init(cfg, len(cfg.hidden)),
-    )
-    if cfg.readout == "lif":
-        layers.append(LIF(size, n_out, threshold=cfg.threshold, **out_delay, **common, **delay))
-    else:
-        extra = {"sample_dt": cfg.sample_dt} if cfg.dt is None else {}
-        layers.append(LIReadout(size, n_out, **out_delay, **common, **delay, **extra))
-    net = nn.Sequential(*layers)
-    if not cfg.learn_weights:
-        for m in net:
-            m.weight.requires_grad_(False)
-            if getattr(m, "rec_weight", None) is not None:
-                m.rec_weight.requires_grad_(False)
-    return net
+    try:
+        hardware = HardwareModel(**cfg.hardware) if cfg.hardware else None
+    except TypeError as err:
+        raise ConfigError(f"model.hardware: {err}") from None
+    try:
+        return build_model(
+            cfg.method, n_in=n_in, hidden=list(cfg.hidden), n_out=n_out, dt=cfg.dt,
+            tau_mem=cfg.tau_mem, tau_syn=cfg.tau_syn, threshold=cfg.threshold,
+            max_delay=cfg.max_delay, delay_init=as_init(cfg.delay_init),
+            weight_init=weight_init, recurrent=cfg.recurrent, rec_max_delay=cfg.rec_max_delay,
+            rec_delay_init=as_init(cfg.rec_delay_init), rec_weight_init=rec_init,
+            readout=cfg.readout, readout_max_delay=cfg.readout_max_delay,
+            readout_delay_init=as_init(cfg.readout_delay_init), delay_bound=cfg.delay_bound,
+            delay_kind=cfg.delay_kind, learn_delays=cfg.learn_delays,
+            learn_weights=cfg.learn_weights, sample_dt=cfg.sample_dt, hardware=hardware,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
 
 
 def hidden_layers(model: nn.Module) -> list[LIF]:

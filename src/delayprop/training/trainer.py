@@ -213,6 +213,8 @@ class Trainer:
     def _train_epoch(self, bar: tqdm | None) -> dict[str, Any]:
         t = self.cfg.train
         self.model.train()
+        if hasattr(self.model, "set_epoch"):  # e.g. DCLS anneals its Gaussian width
+            self.model.set_epoch(self.epoch, t.epochs)
         ds = self.data.train
         if self.augment.n_blend:
             blends = self.augment.blend(ds, self.augment.n_blend, self.rng)
