@@ -40,10 +40,11 @@ class GridConstants:
     tau_syn: float
     tau_mem: float
     vdot_min: float
+    dt: float
 
     def as_array(self, dtype: np.dtype) -> np.ndarray:
         """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
-        vdot_min], in the kernel's float type so that no arithmetic is promoted."""
+        vdot_min, tau_mem / dt], in the kernel's float type so that no arithmetic is promoted."""
         return np.array(
             [
                 self.alpha,
@@ -54,6 +55,7 @@ class GridConstants:
                 self.tau_syn,
                 self.tau_mem,
                 self.vdot_min,
+                self.tau_mem / self.dt,
             ],
             dtype=dtype,
         )
@@ -69,5 +71,5 @@ def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) 
         c_vi = tau_syn / (tau_syn - tau_mem) * (beta - alpha)
         c_adj = tau_mem / (tau_syn - tau_mem) * (beta - alpha)
     return GridConstants(
-        alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold)
+        alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt
     )

@@ -36,7 +36,7 @@ otherwise add a negative-index test to every access, and uint64 mixed with a sig
 becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
 ``consts`` is ``GridConstants.as_array``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
-tau_mem, vdot_min].
+tau_mem, vdot_min, tau_mem / dt].
 """
 
 from __future__ import annotations
@@ -280,13 +280,14 @@ def lif_forward(
 ):  # fmt: skip
     """Simulate a LIF layer for the samples ``sample_ids`` (block-strided).
 
-    Sample ``sample_ids[r]`` writes its spikes (step, unit, tau_mem dV/dt = I - V before the
+    Sample ``sample_ids[r]`` writes its spikes (step, unit, tau_mem dV/dt at the crossing as in
+    ``kernels.cpu.lif_forward``, before the
     reset) to entries ``r*cap : r*cap + cap`` of the out arrays in (step, unit) order and its
     spike count to ``out_counts[r]`` (which may exceed ``cap``: the host then runs it again).
     ``ring``: ``gridDim * ring_len * n_out`` zeros (left zero at the end of every sample).
     ``w_rec``/``d_rec`` are empty for a feed-forward layer.
     """
-    alpha, beta, c_vi, threshold = consts[0], consts[1], consts[2], consts[4]
+    alpha, beta, c_vi, threshold, secant = consts[0], consts[1], consts[2], consts[4], consts[8]
     spikes = cuda.shared.array((3, MAX_WORDS), np.uint32)
     v = cuda.local.array(MAX_PER_THREAD, w.dtype)
     cur = cuda.local.array(MAX_PER_THREAD, w.dtype)
@@ -326,7 +327,7 @@ def lif_forward(
                 fired[m] = vj >= threshold
                 if fired[m]:
                     cuda.atomic.or_(spikes, (buf, j >> 5), np.uint32(1 << (j & 31)))
-                    vdot[m] = _add_rn(cur[m], -vj)
+                    vdot[m] = max(_add_rn(cur[m], -vj), secant * _add_rn(vj, -v[m]))
                     v[m] = 0
                 else:
                     v[m] = vj

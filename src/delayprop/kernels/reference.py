@@ -115,11 +115,14 @@ def lif_reference(
     spiked = torch.zeros(batch, n_steps, n_out, dtype=torch.bool)
     vdot = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     for n in range(n_steps):
+        v_prev = v
         v = c.alpha * v + c.c_vi * i  # exact propagation from step n-1 to n
         i = c.beta * i
         s = v >= threshold  # threshold test, then reset
         spiked[:, n] = s
-        vdot[:, n] = i - v
+        # tau_mem dV/dt at the crossing: I - V, or the secant over the step if larger (the
+        # crossing lies inside the step; after a voltage peak I - V can be tiny or negative)
+        vdot[:, n] = torch.maximum(i - v, (tau_mem / dt) * (v - v_prev))
         v = torch.where(s, torch.zeros_like(v), v)
         if rec and bool(s.any()):
             b_idx, j_idx = torch.nonzero(s, as_tuple=True)
