@@ -159,8 +159,11 @@ def ttfs_times(
     else:
         a2 = torch.cumsum(w_eff * torch.exp(rel / tau_mem), dim=-1)
         disc = a2 * a2 - 4.0 * a1 * theta
-        root = a2 + torch.sqrt(torch.where(disc >= 0, disc, torch.zeros_like(disc)))
-        ok = positive & (disc >= 0) & (root > 0)
+        # masked entries get a positive dummy: sqrt'(0) is infinite and 0 * inf = NaN in backward
+        # (disc == 0 is a tangential touch of the threshold: no spike)
+        real = disc > 0
+        root = a2 + torch.sqrt(torch.where(real, disc, torch.ones_like(disc)))
+        ok = positive & real & (root > 0)
         root_safe = torch.where(ok, root, torch.ones_like(root))
         t_rel = tau_mem * torch.log(2.0 * a1_safe / root_safe)
     t_candidate = t_rel + t0
