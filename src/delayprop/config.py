@@ -65,7 +65,8 @@ class ModelConfig:
 
     ``method``: eventprop (this library's engine; ``dt: null`` = exact continuous time), bptt
     and dcls (surrogate-gradient baselines), delgrad (single-spike closed forms; ``hardware``
-    holds the ``HardwareModel`` fields for chip-aware training).  Times in ms.
+    holds the ``HardwareModel`` fields for chip-aware training).  ``max_spikes`` and
+    ``refractory`` (ms) apply to every LIF layer and need the exact engine.  Times in ms.
     ``weight_init`` lists one ``[mean, std]`` per feed-forward projection (input -> first
     hidden, ..., last hidden -> readout); empty means the default N(0, 1/n_in).
     ``delay_init`` is a constant, a ``[low, high]`` uniform range or an explicit matrix.
@@ -92,6 +93,8 @@ class ModelConfig:
     weight_init: list[list[float]] = field(default_factory=list)
     rec_weight_init: list[float] | None = None
     sample_dt: float = 1.0
+    max_spikes: int | None = None
+    refractory: float = 0.0
     hardware: dict[str, Any] = field(default_factory=dict)
 
 

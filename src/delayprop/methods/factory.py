@@ -51,6 +51,8 @@ def build_model(
     learn_delays: bool = True,
     learn_weights: bool = True,
     sample_dt: float | None = None,
+    max_spikes: int | None = None,
+    refractory: float = 0.0,
     surrogate_alpha: float = 5.0,
     hardware: HardwareModel | None = None,
     dtype: torch.dtype | None = None,
@@ -68,11 +70,12 @@ def build_model(
 
     Times in ms.  ``delay_kind``: synaptic, axonal or dendritic (eventprop, delgrad); an eventprop
     network may have no hidden layer (``hidden=[]``); ``sample_dt`` is the readout sampling
-    interval of the exact engine (``dt=None``); ``dtype`` defaults to float32 on a time grid and
-    float64 otherwise.  ``weight_init`` has one entry per feed-forward projection (input -> first
-    hidden, ..., last hidden -> readout), None for the default N(0, 1/n_in).  For DCLS a
-    ``delay_init`` of None means uniform over [0, max_delay] (the paper's initialisation).
-    Raises ``ValueError`` for a combination the method does not support.
+    interval of the exact engine (``dt=None``); ``max_spikes`` and ``refractory`` (ms) apply to
+    every LIF layer of an eventprop network (exact engine); ``dtype`` defaults to float32 on a
+    time grid and float64 otherwise.  ``weight_init`` has one entry per feed-forward
+    projection (input -> first hidden, ..., last hidden -> readout), None for the default
+    N(0, 1/n_in).  For DCLS a ``delay_init`` of None means uniform over [0, max_delay] (the
+    paper's initialisation).  Raises ``ValueError`` for a combination the method does not support.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -87,6 +90,8 @@ def build_model(
         )
     if hardware is not None and method != "delgrad":
         raise ValueError(f"a hardware model is supported by method 'delgrad', not {method!r}")
+    if (max_spikes is not None or refractory) and method != "eventprop":
+        raise ValueError(f"max_spikes and refractory are eventprop options, not {method!r}'s")
     if method == "eventprop":
         model = _eventprop(
             n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
@@ -96,7 +101,7 @@ def build_model(
             rec_weight_init=rec_weight_init, readout=readout, readout_max_delay=readout_max_delay,
             readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
             delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
-            sample_dt=sample_dt, dtype=dtype,
+            sample_dt=sample_dt, max_spikes=max_spikes, refractory=refractory, dtype=dtype,
         )  # fmt: skip
     elif method == "delgrad":
         model = _delgrad(
@@ -169,14 +174,16 @@ def _delay_kind(kind: str, max_delay: float) -> str | None:
 
 
 def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
-               readout_delay_init, delay_kind, sample_dt, **kw) -> nn.Sequential:  # fmt: skip
+               readout_delay_init, delay_kind, sample_dt, max_spikes, refractory,
+               **kw) -> nn.Sequential:  # fmt: skip
     common = {k: kw[k] for k in ("dt", "tau_mem", "tau_syn", "delay_bound", "learn_delays",
                                  "dtype")}  # fmt: skip
+    spiking = {"threshold": kw["threshold"], "max_spikes": max_spikes, "refractory": refractory}
     layers: list[nn.Module] = []
     size = n_in
     for k, width in enumerate(hidden):
         layers.append(LIF(
-            size, width, threshold=kw["threshold"], max_delay=kw["max_delay"],
+            size, width, **spiking, max_delay=kw["max_delay"],
             delay=_delay_kind(delay_kind, kw["max_delay"]), delay_init=kw["delay_init"],
             weight_init=weight_init[k], recurrent=kw["recurrent"],
             rec_max_delay=kw["rec_max_delay"], rec_delay_init=kw["rec_delay_init"],
@@ -186,7 +193,7 @@ def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
     out = dict(max_delay=readout_max_delay, delay=_delay_kind(delay_kind, readout_max_delay),
                delay_init=readout_delay_init, weight_init=weight_init[-1], **common)  # fmt: skip
     if readout == "lif":
-        layers.append(LIF(size, n_out, threshold=kw["threshold"], **out))
+        layers.append(LIF(size, n_out, **spiking, **out))
     else:
         extra = {} if kw["dt"] is not None else {"sample_dt": sample_dt or 1.0}
         layers.append(LIReadout(size, n_out, **out, **extra))
