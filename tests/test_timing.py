@@ -250,3 +250,12 @@ def test_backward_option_is_validated():
     x = dp.Spikes.from_lists([([1.0], [0])], 2, 10.0)
     with pytest.raises(ValueError, match="needs the exact engine"):
         on_grid(x)
+
+
+@pytest.mark.parametrize("dt,dtype", [(None, F64), (1.0, torch.float32)])
+def test_recurrent_parameters_take_the_engine_dtype(dt, dtype):
+    """Recurrent weights and delays are as precise as the feed-forward ones (they were float32
+    in float64 exact-engine layers, which rounded their gradients)."""
+    layer = dp.LIF(3, 4, dt=dt, recurrent=True, rec_max_delay=2.0)
+    dtypes = {p.dtype for p in layer.parameters()}
+    assert dtypes == {dtype}

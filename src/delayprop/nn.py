@@ -201,6 +201,7 @@ class LIF(_Projection):
         self.rec_weight: nn.Parameter | None = None
         self.rec_delay: Delay | None = None
         if recurrent:
+            dtype = self.weight.dtype  # the engine's default when dtype is None
             self.rec_weight = nn.Parameter(torch.empty(n_out, n_out, dtype=dtype))
             apply_init(
                 self.rec_weight,
