@@ -40,8 +40,9 @@ Conventions shared with the exact engine: simultaneous events are ordered spikes
 ends / readout samples, then arrivals, so an arrival at the same time as a spike or sample acts
 after it (e.g. a zero-delay recurrent arrival comes after the spike that caused it).  Near
 tangential crossings the slope is floored as in the EventProp backward: vdot_k ->
-max(I - theta, vdot_floor); without a refractory period the floored crossing is treated as if its
-current were theta + vdot_floor, also in the reset term of the next spike (EventProp's jump
+max(I - theta, floor), floor = ``vdot_floor`` theta; without a refractory period the floored
+crossing is treated as if its current were theta + floor, also in the reset term of the next
+spike (EventProp's jump
 lambda_V += (theta lambda_V + G) / vdot does the same), so that both backward passes agree
 everywhere.  The spike-count regulariser's kick of lambda_V by k_j at each spike of j becomes
 T -= k_j vdot_k.
@@ -133,6 +134,9 @@ def _lif_sample(
     in_t, in_u, lo, hi, w, d, out_t, out_u, olo, ohi, g, kick, w_rec, d_rec, consts,
     grad_in, dw, dd, dw_rec, dd_rec, last, prev, i_spike,
 ):  # fmt: skip
+    """One sample of a LIF layer: input spikes lo..hi - 1, output spikes olo..ohi - 1 (their
+    dL/dt in ``g``, completed in place); adds to grad_in, g and the [n_out, n_src] gradient
+    arrays.  ``last``, ``prev``, ``i_spike`` are scratch."""
     tm, ts, delta, theta, t_ref, floor = (
         consts[0], consts[1], consts[2], consts[3], consts[5], consts[6]
     )  # fmt: skip
@@ -184,6 +188,8 @@ def _lif_batch(
     in_t, in_u, in_off, w, d, out_t, out_u, out_off, g, kick, w_rec, d_rec, consts, n_chunks,
     grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part,
 ):  # fmt: skip
+    """All samples of a LIF layer, in parallel; weight and delay gradients go to per-worker
+    partial sums [n_chunks, n_out, n_src]."""
     n_out = w.shape[0]
     batch = in_off.size - 1
     max_out = 1
@@ -205,6 +211,8 @@ def _lif_batch(
 @njit(cache=True, parallel=True)
 def _li_trace_batch(in_t, in_u, in_off, w, d, gv, sample_dt, consts, n_chunks, grad_in, dw_part,
                     dd_part):  # fmt: skip
+    """LI trace readout: dL/dV [batch, n_samples, n_out] at t = n sample_dt, pushed onto every
+    earlier arrival."""
     tm, ts, delta = consts[0], consts[1], consts[2]
     batch, n_samples, n_out = gv.shape
     for c in prange(n_chunks):
@@ -221,6 +229,8 @@ def _li_trace_batch(in_t, in_u, in_off, w, d, gv, sample_dt, consts, n_chunks, g
 @njit(cache=True, parallel=True)
 def _li_peak_batch(in_t, in_u, in_off, w, d, t_peak, kind, kink, gv, gt, consts, n_chunks,
                    grad_in, dw_part, dd_part):  # fmt: skip
+    """LI peak readout: dL/d(peak value) ``gv`` and dL/d(peak time) ``gt`` [batch, n_out] at the
+    peaks ``t_peak`` of ``PEAK_*`` ``kind``; ``kink`` = input spike of a peak on an arrival."""
     tm, ts, delta = consts[0], consts[1], consts[2]
     batch, n_out = t_peak.shape
     for c in prange(n_chunks):
