@@ -26,12 +26,18 @@ from torch import Tensor, nn
 
 from . import exact
 from .delays import Delay, make_delay
+from .exact.functional import BACKWARDS
 from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 
 __all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"]
+
+
+def _needs_exact(backward: str, dt: float | None) -> str:
+    return (f"backward={backward!r} needs the exact engine (dt=None); the time-stepped engine "
+            f"(dt={dt}) has the EventProp backward only")  # fmt: skip
 
 
 def _check_positive(**values: float) -> None:
@@ -58,8 +64,13 @@ class _Projection(nn.Module):
         delay_bound: str,
         weight_init: Init | None,
         dtype: torch.dtype | None,
+        backward: str,
     ) -> None:
         super().__init__()
+        if backward not in BACKWARDS:
+            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+        if dt is not None and backward != "eventprop":
+            raise ValueError(_needs_exact(backward, dt))
         if n_in <= 0 or n_out <= 0:
             raise ValueError(f"n_in and n_out must be positive, got {n_in}, {n_out}")
         if not (max_delay >= 0 and math.isfinite(max_delay)):
@@ -71,6 +82,7 @@ class _Projection(nn.Module):
             dtype = torch.float32 if dt is not None else torch.float64
         self.n_in, self.n_out = n_in, n_out
         self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
+        self.backward = backward
         self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
         default = Normal(0.0, 1.0 / n_in**0.5)
         apply_init(self.weight, default if weight_init is None else weight_init)
@@ -91,9 +103,12 @@ class _Projection(nn.Module):
         return int(round(max_delay / self.dt))
 
     def _exact_settings(self, threshold: float, **extra) -> exact.ExactSettings:
-        return exact.ExactSettings(self.tau_mem, self.tau_syn, threshold, **extra)
+        return exact.ExactSettings(self.tau_mem, self.tau_syn, threshold,
+                                   backward=self.backward, **extra)  # fmt: skip
 
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
+        if self.backward != "eventprop":  # e.g. a network switched to a time grid
+            raise ValueError(_needs_exact(self.backward, self.dt))
         check_input(spikes, self.weight, type(self).__name__)
         return GridSettings(
             tau_mem=self.tau_mem,
@@ -131,6 +146,9 @@ class LIF(_Projection):
         max_spikes: a neuron falls silent after this many spikes (1: first-spike-only neurons
             as in DelGrad; None: no limit).  Exact engine only (dt=None).
         dtype: parameter dtype (default float32 with dt, float64 with dt=None).
+        backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
+            times of Yamamoto et al. 2022, ``delayprop.methods.timing``: the same gradients by
+            an independent method, slower).  ``"timing"`` needs the exact engine (dt=None).
     """
 
     def __init__(
@@ -157,6 +175,7 @@ class LIF(_Projection):
         refractory: float = 0.0,
         max_spikes: int | None = None,
         dtype: torch.dtype | None = None,
+        backward: str = "eventprop",
     ) -> None:
         if dt is not None and (refractory != 0 or max_spikes is not None):
             raise ValueError(
@@ -170,7 +189,7 @@ class LIF(_Projection):
         super().__init__(
             n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
             delay=delay, delay_init=delay_init, learn_delays=learn_delays,
-            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype,
+            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
         )  # fmt: skip
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
@@ -182,6 +201,7 @@ class LIF(_Projection):
         self.rec_weight: nn.Parameter | None = None
         self.rec_delay: Delay | None = None
         if recurrent:
+            dtype = self.weight.dtype  # the engine's default when dtype is None
             self.rec_weight = nn.Parameter(torch.empty(n_out, n_out, dtype=dtype))
             apply_init(
                 self.rec_weight,
@@ -236,15 +256,15 @@ class LIF(_Projection):
             f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
             f"tau_syn={self.tau_syn}, threshold={self.threshold}, dt={self.dt}, "
             f"recurrent={self.recurrent}, refractory={self.refractory}, "
-            f"max_spikes={self.max_spikes}"
+            f"max_spikes={self.max_spikes}, backward={self.backward!r}"
         )
 
 
 class LIReadout(_Projection):
     """Leaky-integrator readout: returns the voltage trace [batch, steps, n_out].
 
-    Same arguments as ``LIF`` without threshold and recurrence.  Losses on the trace are plain
-    torch code (``delayprop.losses``); their gradient drives the adjoint.
+    Same arguments as ``LIF`` (``backward`` included) without threshold and recurrence.  Losses
+    on the trace are plain torch code (``delayprop.losses``); their gradient drives the adjoint.
 
     With ``dt=None`` (exact engine) the trace holds V at t = 0, sample_dt, 2 sample_dt, ... ms
     (``sample_dt`` is required for ``forward``), and ``max_over_time`` gives the exact maximum of
@@ -267,6 +287,7 @@ class LIReadout(_Projection):
         weight_init: Init | None = None,
         sample_dt: float | None = None,
         dtype: torch.dtype | None = None,
+        backward: str = "eventprop",
     ) -> None:
         if dt is not None and sample_dt is not None:
             raise ValueError(
@@ -280,7 +301,7 @@ class LIReadout(_Projection):
         super().__init__(
             n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
             delay=delay, delay_init=delay_init, learn_delays=learn_delays,
-            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype,
+            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
         )  # fmt: skip
         self.sample_dt = None if sample_dt is None else float(sample_dt)
 
@@ -312,7 +333,8 @@ class LIReadout(_Projection):
     def extra_repr(self) -> str:
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
-            f"tau_syn={self.tau_syn}, dt={self.dt}, sample_dt={self.sample_dt}"
+            f"tau_syn={self.tau_syn}, dt={self.dt}, sample_dt={self.sample_dt}, "
+            f"backward={self.backward!r}"
         )
 
 

@@ -8,7 +8,9 @@ Same contract as ``delayprop.functional`` (the time-stepped engine):
 but event-driven in continuous time and float64: the state evolves in closed form between events
 (``_flow``), threshold crossings are found by bracketed root finding to machine precision, and
 delays are never rounded (any real delay >= 0 ms, also beyond the trial: such arrivals have no
-effect).  The backward pass is the EventProp adjoint in continuous time (``_backward``).
+effect).  The backward pass is the EventProp adjoint in continuous time (``_backward``), or,
+with ``ExactSettings(backward="timing")``, the independent timing-based chain rule over spike
+times of ``delayprop.methods.timing`` (Yamamoto et al. 2022); both give the same gradients.
 
 Readouts of the LI layer:
 
@@ -41,7 +43,10 @@ from ..spikes import Spikes
 from . import _host
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 
-__all__ = ["ExactSettings", "lif", "li_readout", "li_peak"]
+__all__ = ["ExactSettings", "lif", "li_readout", "li_peak", "BACKWARDS"]
+
+#: the backward passes of the exact engine (``ExactSettings.backward``)
+BACKWARDS = ("eventprop", "timing")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class ExactSettings:
         sample_dt: sampling interval of the LI readout's voltage trace.
         vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
             threshold (as ``kernels.VDOT_FLOOR``); only near-tangential crossings reach it.
+        backward: ``"eventprop"`` (the adjoint of ``_backward``) or ``"timing"`` (the chain
+            rule over spike times of ``delayprop.methods.timing``, slower, same gradients).
     """
 
     tau_mem: float
@@ -72,8 +79,11 @@ class ExactSettings:
     regularizer: SpikeCountRegularizer | None = None
     sample_dt: float | None = None
     vdot_floor: float = VDOT_FLOOR
+    backward: str = "eventprop"
 
     def __post_init__(self) -> None:
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"backward must be one of {BACKWARDS}, got {self.backward!r}")
         for name in ("tau_mem", "tau_syn", "threshold"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -102,6 +112,18 @@ class ExactSettings:
 
 
 # ---------------------------------------------------------------------- autograd Functions
+def _timing():
+    """``delayprop.methods.timing``, imported on first use: the ``methods`` package builds on
+    modules that import this one."""
+    from ..methods import timing
+
+    return timing
+
+
+def _detach(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.detach()
+
+
 def _grads(need, *pairs):
     return tuple(g if n else None for n, g in zip(need, pairs, strict=True))
 
@@ -116,6 +138,7 @@ class _LIFExact(torch.autograd.Function):
                                 int(s.max_spikes), s.capacity)  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
         ctx.has_rec = w_rec is not None
+        ctx.dense = tuple(_detach(p) for p in (w, d, w_rec, d_rec))
         ctx.save_for_backward(in_times, in_units, in_offsets, *out)
         ctx.mark_non_differentiable(out[1], out[2])
         return out[0], out[1], out[2]
@@ -133,10 +156,17 @@ class _LIFExact(torch.autograd.Function):
         if s.regularizer is not None:
             counts = torch.bincount(out[1].long(), minlength=n_out)
             kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
-        grad_in, dw, dd, dw_rec, dd_rec = _host.backward(
-            in_times, in_units, in_offsets, ctx.proj, tuple(out), g_out, kick, ctx.rec,
-            _host.no_drive(batch, n_out), ctx.consts,
-        )  # fmt: skip
+        if s.backward == "timing":
+            w, d, w_rec, d_rec = ctx.dense
+            grad_in, dw, dd, dw_rec, dd_rec = _timing().lif_backward(
+                in_times, in_units, in_offsets, w, d, *out[:3], g_out, kick, w_rec, d_rec,
+                ctx.consts,
+            )  # fmt: skip
+        else:
+            grad_in, dw, dd, dw_rec, dd_rec = _host.backward(
+                in_times, in_units, in_offsets, ctx.proj, tuple(out), g_out, kick, ctx.rec,
+                _host.no_drive(batch, n_out), ctx.consts,
+            )  # fmt: skip
         need = ctx.needs_input_grad
         rec_grads = (dw_rec, dd_rec) if ctx.has_rec else (None, None)
         return (None, None, None) + _grads(need[3:], grad_in, dw, dd, *rec_grads)
@@ -147,6 +177,10 @@ def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
     return z, torch.zeros(0, dtype=torch.int64), torch.zeros(batch + 1, dtype=torch.int64), z, z
 
 
+def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor):
+    return (None, None, None) + _grads(ctx.needs_input_grad[3:], grad_in, dw, dd)
+
+
 def _readout_backward(ctx, drive: _host.Drive):
     in_times, in_units, in_offsets = ctx.saved_tensors
     batch = in_offsets.numel() - 1
@@ -155,7 +189,7 @@ def _readout_backward(ctx, drive: _host.Drive):
         np.zeros(ctx.proj.d_sorted.shape[1]), _host.empty_projection(ctx.proj.d_sorted.shape[1]),
         drive, ctx.consts,
     )  # fmt: skip
-    return (None, None, None) + _grads(ctx.needs_input_grad[3:], grad_in, dw, dd)
+    return _readout_grads(ctx, grad_in, dw, dd)
 
 
 class _LITraceExact(torch.autograd.Function):
@@ -165,6 +199,7 @@ class _LITraceExact(torch.autograd.Function):
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
         ctx.sample_dt = s.sample_dt
+        ctx.backward_kind, ctx.dense = s.backward, (w.detach(), _detach(d))
         v, _ = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts,
                                 s.sample_dt, ctx.n_samples, peak=False)  # fmt: skip
         ctx.save_for_backward(in_times, in_units, in_offsets)
@@ -172,6 +207,10 @@ class _LITraceExact(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_v):
+        if ctx.backward_kind == "timing":
+            return _readout_grads(ctx, *_timing().li_trace_backward(
+                *ctx.saved_tensors, *ctx.dense, grad_v, ctx.sample_dt, ctx.consts
+            ))  # fmt: skip
         batch, n_samples, n_out = grad_v.shape
         t = np.arange(n_samples, dtype=np.float64) * ctx.sample_dt
         gv = np.ascontiguousarray(grad_v.detach().to(torch.float64).numpy())
@@ -190,6 +229,7 @@ class _LIPeakExact(torch.autograd.Function):
         ctx.consts = s.constants()
         ctx.proj = _host.project(w, d)
         ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
+        ctx.backward_kind, ctx.dense = s.backward, (w.detach(), _detach(d))
         _, peaks = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts, 1.0, 0,
                                     peak=True)  # fmt: skip
         ctx.peaks = peaks
@@ -202,6 +242,10 @@ class _LIPeakExact(torch.autograd.Function):
         batch, n_out = t_peak.shape
         gv = np.zeros((batch, n_out)) if grad_value is None else grad_value.double().numpy()
         gt = np.zeros((batch, n_out)) if grad_time is None else grad_time.double().numpy()
+        if ctx.backward_kind == "timing":
+            return _readout_grads(ctx, *_timing().li_peak_backward(
+                *ctx.saved_tensors, *ctx.dense, ctx.peaks, gv, gt, ctx.consts
+            ))  # fmt: skip
         smooth, arrival = kind == PEAK_SMOOTH, kind == PEAK_ARRIVAL
         # smooth peak: t* solves I - V = 0, dt*/dp = tau_syn (dI/dp - dV/dp) / I(t*)
         with np.errstate(divide="ignore", invalid="ignore"):
