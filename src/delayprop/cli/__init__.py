@@ -22,13 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"delayprop.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"delayprop.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"delayprop.cli.{name}").register(sub)
     return parser
 
 
