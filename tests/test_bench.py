@@ -61,6 +61,10 @@ def test_full_plan_covers_the_grid_with_eventprop_first():
     assert [(c.hidden, c.recurrent, c.max_delay_steps, c.method) for c in rec] == [
         ((512,), True, d, "eventprop") for d in (64, 256, 1024)
     ]
+    fixed = [c for c in cases if c.suite == "fixed-delays"]
+    assert [(c.hidden, c.max_delay_steps, c.delay_init) for c in fixed] == [
+        ((256, 256), d, 64.0) for d in (64, 256, 1024)
+    ]
     seen: set = set()
     for c in cases:  # the eventprop case of a point comes before the other methods
         if c.method == "eventprop":
@@ -70,6 +74,20 @@ def test_full_plan_covers_the_grid_with_eventprop_first():
         plan(("gpu",))
     with pytest.raises(ValueError, match=">= 1"):
         plan(max_delays=(0,))
+
+
+def test_fixed_delays_cases_build_the_same_delays_at_every_max_delay():
+    from delayprop.bench.worker import _build
+
+    nets = []
+    for case in plan(("fixed-delays",), quick=True):
+        torch.manual_seed(0)
+        nets.append(_build(case))
+        assert nets[-1][0].max_delay == case.max_delay
+    delays = [[p.delay().detach() for p in net] for net in nets]
+    assert float(delays[0][0].max()) <= 4.0 and float(delays[0][0].max()) > 2.0
+    for a, b in zip(delays[0], delays[1]):
+        torch.testing.assert_close(a, b)
 
 
 def _ok(case: Case, seconds: float, base: float, peak: float, **extra) -> dict:

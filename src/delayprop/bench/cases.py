@@ -9,6 +9,10 @@ Suites:
 * ``recurrent``: one recurrent layer of 512 LIF neurons with learnable input and recurrent
   delays (max delay 64 / 256 / 1024 steps for both), eventprop only (the baselines are
   feed-forward).
+* ``fixed-delays``: 2 x 256 as in ``ff``, eventprop only, max delay 64 / 256 / 1024 steps but the
+  delays always drawn from [0, 64] steps: the same network and spikes at every max delay, so
+  that the cost of the max delay itself is measured apart from that of the delays' spread
+  (which changes the activity and where arrivals land).
 
 ``quick`` shrinks every suite to tiny sizes (for CI: checks the plumbing, not the timings).
 """
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["Case", "SUITES", "DCLS_GRID", "plan"]
 
-SUITES = ("ff", "dcls-paper", "recurrent")
+SUITES = ("ff", "dcls-paper", "recurrent", "fixed-delays")
 
 #: max delays (steps) at which the 1 ms DCLS baseline runs by default, per hidden size.  DCLS
 #: costs ~1 s per delay step per training step on a shared 2-core CPU (a single step at max
@@ -39,6 +43,7 @@ class Case:
     dt: float
     max_delay_steps: int
     recurrent: bool = False
+    delay_init_steps: int | None = None  # delays drawn from [0, this]; None: [0, max delay]
     batch: int = 32
     n_in: int = 700
     n_out: int = 20
@@ -48,7 +53,7 @@ class Case:
     seed: int = 0
     threads: int = 2
     warmup: int = 2
-    max_timed: int = 5
+    max_timed: int = 10
     budget_s: float = 20.0
     weights: str = field(default="", compare=False)
     skip: str = ""  # reason not to run this case (reported as skipped)
@@ -65,6 +70,12 @@ class Case:
     def label(self) -> str:
         net = ("rec " if self.recurrent else "") + "x".join(map(str, self.hidden))
         return f"{self.suite} {net} dt={self.dt:g} D={self.max_delay_steps} {self.method}"
+
+    @property
+    def delay_init(self) -> float:
+        """Upper end of the initial delays, ms."""
+        steps = self.max_delay_steps if self.delay_init_steps is None else self.delay_init_steps
+        return steps * self.dt
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -103,7 +114,7 @@ def plan(
     order = ["eventprop"] + [m for m in methods if m != "eventprop"]
     cases = []
 
-    def add(suite, hidden, dt, delays, methods_here, recurrent=False):
+    def add(suite, hidden, dt, delays, methods_here, recurrent=False, **fields):
         for hid in hidden:
             for d in delays:
                 for m in methods_here:
@@ -113,7 +124,7 @@ def plan(
                             skip = ("outside the default DCLS grid (too slow here; "
                                     "run with --dcls-everywhere)")  # fmt: skip
                     cases.append(Case(suite, m, tuple(hid), dt, d, recurrent, skip=skip,
-                                      **overrides))  # fmt: skip
+                                      **fields, **overrides))  # fmt: skip
 
     if "ff" in suites:
         add("ff", sizes, 1.0, ff_delays, order)
@@ -121,4 +132,7 @@ def plan(
         add("dcls-paper", sizes[:1], 10.0, (2,) if quick else (25,), order)
     if "recurrent" in suites:
         add("recurrent", [(16,)] if quick else [(512,)], 1.0, rec_delays, ["eventprop"], True)
+    if "fixed-delays" in suites:
+        add("fixed-delays", sizes[:1], 1.0, rec_delays, ["eventprop"],
+            delay_init_steps=min(rec_delays))  # fmt: skip
     return cases

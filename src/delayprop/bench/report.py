@@ -15,6 +15,10 @@ import torch
 __all__ = ["machine_info", "ratio", "markdown", "write_report", "plot"]
 
 METHOD_ORDER = ("eventprop", "bptt", "dcls")
+EVENTPROP_ONLY = {
+    "recurrent": "Recurrent layer with learnable input and recurrent delays",
+    "fixed-delays": "2 x 256 with the delays drawn from [0, 64] steps at every max delay",
+}
 
 
 def machine_info(threads: int) -> dict:
@@ -107,7 +111,8 @@ def _network(key: tuple) -> str:
 
 
 def markdown(results: list[dict], machine: dict, command: str) -> str:
-    """The report as markdown: machine, command, time table, memory table, recurrent table."""
+    """The report as markdown: machine, command, time table, memory table, and one table for
+    each eventprop-only suite (recurrent, fixed delays)."""
     points = _points(results)
     lines = [
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB; "
@@ -117,7 +122,7 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
         f"Command: `{command}`",
         "",
     ]
-    ff = {k: v for k, v in points.items() if not k[2]}
+    ff = {k: v for k, v in points.items() if k[0] in ("ff", "dcls-paper")}
     if ff:
         lines += [
             "Time per training step (forward, backward, Adam), median, ms; ratio = eventprop / "
@@ -175,17 +180,19 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
                 f"| {_network(key)} | {key[3]:g} | {key[4]} | " + " | ".join(cells)
                 + f" | {peak_ratio} | {_ratio_cell(ratio(_increase(ep), _increase(dc)))} |"
             )  # fmt: skip
-    rec = {k: v for k, v in points.items() if k[2]}
-    if rec:
+    for suite, title in EVENTPROP_ONLY.items():
+        rows = {k: v for k, v in points.items() if k[0] == suite}
+        if not rows:
+            continue
         lines += [
             "",
-            "Recurrent layer with learnable input and recurrent delays (eventprop):",
+            f"{title} (eventprop):",
             "",
             "| network | max delay (steps) | ms per step | peak RSS (MB) | increase (MB) | "
             "spikes/neuron |",
             "|---|---|---|---|---|---|",
         ]
-        for key, by in rec.items():
+        for key, by in rows.items():
             r = by.get("eventprop")
             t = _value(r, "time_median_s")
             rates = _value(r, "spikes_per_neuron")
@@ -216,6 +223,8 @@ def plot(results: list[dict], path: Path) -> None:
         if r.get("status") != "ok" or c["suite"] == "dcls-paper":
             continue
         net = ("rec " if c["recurrent"] else "") + "x".join(map(str, c["hidden"]))
+        if c.get("delay_init_steps") is not None:
+            net += f" delays <= {c['delay_init_steps']}"
         lines.setdefault((c["method"], net), []).append(
             (c["max_delay_steps"], 1e3 * r["time_median_s"], r["rss_peak_mb"])
         )
@@ -223,7 +232,7 @@ def plot(results: list[dict], path: Path) -> None:
     for (method, net), pts in sorted(lines.items()):
         pts.sort()
         d, t, m = zip(*pts)
-        style = styles.get(method, "x-") if not net.startswith("rec") else "D:"
+        style = "D:" if net.startswith("rec") else "v-." if "<=" in net else styles[method]
         ax_t.plot(d, t, style, label=f"{method} {net}")
         ax_m.plot(d, m, style, label=f"{method} {net}")
     for ax, title in ((ax_t, "ms per training step"), (ax_m, "peak RSS (MB)")):

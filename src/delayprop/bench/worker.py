@@ -37,12 +37,14 @@ def _build(case: Case) -> torch.nn.Module:
     ff_init, rec_init = shd_weight_init(len(case.hidden))
     delays = case.method != "bptt"
     d = case.max_delay if delays else 0.0
+    d_init = case.delay_init if delays else 0.0
     readout_d = d if not case.recurrent else 0.0
     return build_model(
         case.method, n_in=case.n_in, hidden=list(case.hidden), n_out=case.n_out, dt=case.dt,
-        max_delay=d, delay_init=(0.0, d), readout_max_delay=readout_d,
-        readout_delay_init=(0.0, readout_d), weight_init=ff_init, recurrent=case.recurrent,
-        rec_max_delay=d if case.recurrent else 0.0, rec_delay_init=(0.0, d),
+        max_delay=d, delay_init=(0.0, d_init), readout_max_delay=readout_d,
+        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init,
+        recurrent=case.recurrent, rec_max_delay=d if case.recurrent else 0.0,
+        rec_delay_init=(0.0, d_init),
         rec_weight_init=rec_init,
     )  # fmt: skip
 

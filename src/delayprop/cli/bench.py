@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", type=Path, default=Path("runs/bench"), help="output directory")
     p.add_argument("--suite", nargs="+", default=None, metavar="SUITE",
-                   help="ff, dcls-paper, recurrent (default: all)")  # fmt: skip
+                   help="ff, dcls-paper, recurrent, fixed-delays (default: all)")  # fmt: skip
     p.add_argument(
         "--methods",
         nargs="+",

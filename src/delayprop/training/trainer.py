@@ -352,6 +352,13 @@ class Trainer:
         }
 
     # ------------------------------------------------------------------ main loop
+    def _engine_name(self) -> str:
+        m = self.cfg.model
+        if m.method == "delgrad":
+            return "DelGrad closed-form first spikes"
+        engine = "exact engine" if m.dt is None else f"dt={m.dt} ms"
+        return f"{m.method}, {engine}"
+
     def fit(self) -> dict[str, Any]:
         """Train for the configured epochs (from the current state); return the final metrics."""
         t = self.cfg.train
@@ -363,8 +370,7 @@ class Trainer:
             self._log(
                 f"{self.cfg.task}: {len(self.data.train)} train / {len(self.data.validation)} "
                 f"validation / {len(self.data.test)} test samples, "
-                f"{count_parameters(self.model)} parameters, engine "
-                f"{'exact' if self.cfg.model.dt is None else f'dt={self.cfg.model.dt} ms'}"
+                f"{count_parameters(self.model)} parameters, {self._engine_name()}"
             )
         if self.epoch == 0 and self.run_dir is not None and self.dist.is_main:
             save_checkpoint(self.run_dir / RUN_FILES["initial"],
