@@ -45,8 +45,16 @@ def empty_projection(n_out: int) -> Projection:
     return Projection(np.zeros((0, n_out)), np.zeros((0, n_out), np.int64), np.zeros((0, n_out)))
 
 
-def _np(t: Tensor, dtype) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
+def _np(t: Tensor | np.ndarray, dtype) -> np.ndarray:
+    """A contiguous host array of ``dtype`` (no copy when it already is one)."""
+    if isinstance(t, Tensor):
+        t = t.detach().cpu().numpy()
+    return np.ascontiguousarray(t, dtype=dtype)
+
+
+def _spike_arrays(times: Tensor, units: Tensor, offsets: Tensor) -> tuple[np.ndarray, ...]:
+    """An event list as the kernels take it: times float64 (ms), units and offsets int64."""
+    return _np(times, np.float64), _np(units, np.int64), _np(offsets, np.int64)
 
 
 def _max_count(offsets: np.ndarray) -> int:
@@ -84,11 +92,7 @@ def lif_forward(
     ``capacity`` guesses the spikes per sample; samples that need more are run again with
     twice the room until they fit.
     """
-    times, units, offsets = (
-        _np(in_times, np.float64),
-        _np(in_units, np.int64),
-        _np(in_offsets, np.int64),
-    )
+    times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
     n_out = proj.d_sorted.shape[1]
     max_in = max(_max_count(offsets), 1)
@@ -135,11 +139,7 @@ def li_forward(
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """LI readout: the trace [batch, n_samples, n_out] (empty if n_samples == 0) and, if
     ``peak``, the peak arrays (value, time, kind, stream, position, aux) [batch, n_out]."""
-    times, units, offsets = (
-        _np(in_times, np.float64),
-        _np(in_units, np.int64),
-        _np(in_offsets, np.int64),
-    )
+    times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
     n_out = proj.d_sorted.shape[1]
     v = np.empty((batch if n_samples else 0, n_samples, n_out))
@@ -192,14 +192,9 @@ def backward(
     readout); ``grad_out`` = dL/dt of each (float64, modified in place).  Returns dL/d input
     times and dL/dW, dL/dD, dL/dW_rec, dL/dD_rec, each [n_out, n_src].
     """
-    times, units, offsets = (
-        _np(in_times, np.float64),
-        _np(in_units, np.int64),
-        _np(in_offsets, np.int64),
-    )
-    o_t, o_u, o_off, o_vdot, o_iref = (_np(out[0], np.float64), _np(out[1], np.int64),
-                                       _np(out[2], np.int64), _np(out[3], np.float64),
-                                       _np(out[4], np.float64))  # fmt: skip
+    times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
+    o_t, o_u, o_off = _spike_arrays(*out[:3])
+    o_vdot, o_iref = _np(out[3], np.float64), _np(out[4], np.float64)
     batch = len(offsets) - 1
     n_src, n_out = proj.d_sorted.shape
     n_rec = rec.d_sorted.shape[0]

@@ -63,6 +63,7 @@ from torch import Tensor
 
 from ..exact._flow import flow
 from ..exact._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
+from ..exact._host import _np, _spike_arrays
 from ..kernels.cpu import n_workers
 
 __all__ = ["lif_backward", "li_trace_backward", "li_peak_backward"]
@@ -259,20 +260,10 @@ def _li_peak_batch(in_t, in_u, in_off, w, d, t_peak, kind, kink, gv, gt, consts,
 
 
 # ----------------------------------------------------------------------------- host side
-def _np(t: Tensor | np.ndarray, dtype) -> np.ndarray:
-    if isinstance(t, Tensor):
-        t = t.detach().cpu().numpy()
-    return np.ascontiguousarray(t, dtype=dtype)
-
-
 def _dense(weight: Tensor, delay: Tensor | None) -> tuple[np.ndarray, np.ndarray]:
     """Weights and delays (ms; None = all zero) as float64 arrays [n_out, n_src]."""
     w = _np(weight, np.float64)
     return w, np.zeros_like(w) if delay is None else _np(delay, np.float64)
-
-
-def _spike_arrays(times: Tensor, units: Tensor, offsets: Tensor) -> tuple[np.ndarray, ...]:
-    return _np(times, np.float64), _np(units, np.int64), _np(offsets, np.int64)
 
 
 def _summed(parts: np.ndarray) -> Tensor:
