@@ -1,10 +1,11 @@
 """Does a layer's cost grow with its max delay?  Interleaved timing in one process.
 
-The same network (700 - hidden - 20 LI, SHD-shaped synthetic input, activity calibrated to
-15 spikes per neuron) is built once per max delay with the *same* delays, drawn from
-[0, --delay-range] steps, so every model simulates the same spikes and only the max delay (the
-size the engine must allow for) differs.  Forward + backward steps of the models are timed in
-turns, round after round, so that they share the machine's load; the first round is a warm-up.
+The benchmark's feed-forward network (700 - hidden - 20 LI, SHD-shaped synthetic input, activity
+calibrated to 15 spikes per neuron) is built once per max delay with the *same* delays, drawn
+from [0, --delay-range] steps, so every model simulates the same spikes and only the max delay
+(the size the engine must allow for) differs.  Full training steps (as in ``delayprop bench``:
+forward, backward, Adam, delay clamping) of the models are timed in turns, round after round, so
+that they share the machine's load; each model's first step of a round is not timed.
 ``delayprop bench --suite fixed-delays`` measures the same in separate processes.
 
     python benchmarks/max_delay_cost.py --max-delays 64 256 1024 --rounds 8
@@ -13,14 +14,13 @@ turns, round after round, so that they share the machine's load; the first round
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
-import time
 
 import torch
 
-from delayprop import losses
-from delayprop.bench.workload import calibrate_rates, shd_weight_init, synthetic_shd
-from delayprop.methods import build_model
+from delayprop.bench import Case, calibrate_rates, synthetic_shd, time_training_steps
+from delayprop.bench.worker import build_case_model
 
 
 def main() -> None:
@@ -30,34 +30,27 @@ def main() -> None:
     p.add_argument("--delay-range", type=int, default=64, help="delays drawn from [0, this] steps")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--steps", type=int, default=3, help="steps per model and round")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per model and round")
     args = p.parse_args()
     if min(args.max_delays) < args.delay_range:
         p.error("every max delay must be >= --delay-range")
-    torch.manual_seed(0)
     spikes, labels = synthetic_shd(args.batch)
-    ff_init, _ = shd_weight_init(len(args.hidden))
     models = {}
     for md in args.max_delays:
-        torch.manual_seed(1)
-        models[md] = build_model(
-            "eventprop", n_in=700, hidden=args.hidden, n_out=20, weight_init=ff_init,
-            max_delay=float(md), delay_init=(0.0, float(args.delay_range)),
-            readout_max_delay=float(md), readout_delay_init=(0.0, float(args.delay_range)),
-        )  # fmt: skip
-        calibrate_rates(models[md], spikes, 15.0)
+        case = Case("fixed-delays", "eventprop", tuple(args.hidden), 1.0, md,
+                    delay_init_steps=args.delay_range, batch=args.batch)  # fmt: skip
+        torch.manual_seed(case.seed)
+        models[md] = build_case_model(case)
+        calibrate_rates(models[md], spikes, case.target_rate)
     times: dict[int, list[float]] = {md: [] for md in models}
-    for rnd in range(args.rounds):
+    for _ in range(args.rounds):
         for md, model in models.items():
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                v = model(spikes)
-                losses.cross_entropy(losses.exp_weighted_mean(v), labels).backward()
-                if rnd:
-                    times[md].append(time.perf_counter() - start)
+            timing = time_training_steps(model, spikes, labels, warmup=1, max_timed=args.steps,
+                                         budget_s=math.inf)  # fmt: skip
+            times[md] += timing.timed
     base = statistics.median(times[args.max_delays[0]])
     print(f"hidden {args.hidden}, delays in [0, {args.delay_range}] steps, batch {args.batch}, "
-          f"{len(times[args.max_delays[0]])} timed steps each")  # fmt: skip
+          f"{len(times[args.max_delays[0]])} timed training steps each")  # fmt: skip
     print("max delay (steps) | median ms | min ms | median / first")
     for md, ts in times.items():
         med = statistics.median(ts)

@@ -77,12 +77,12 @@ def test_full_plan_covers_the_grid_with_eventprop_first():
 
 
 def test_fixed_delays_cases_build_the_same_delays_at_every_max_delay():
-    from delayprop.bench.worker import _build
+    from delayprop.bench.worker import build_case_model
 
     nets = []
     for case in plan(("fixed-delays",), quick=True):
         torch.manual_seed(0)
-        nets.append(_build(case))
+        nets.append(build_case_model(case))
         assert nets[-1][0].max_delay == case.max_delay
     delays = [[p.delay().detach() for p in net] for net in nets]
     assert float(delays[0][0].max()) <= 4.0 and float(delays[0][0].max()) > 2.0

@@ -30,10 +30,12 @@ from .workload import (
     time_training_steps,
 )
 
-__all__ = ["run_case"]
+__all__ = ["run_case", "build_case_model"]
 
 
-def _build(case: Case) -> torch.nn.Module:
+def build_case_model(case: Case) -> torch.nn.Module:
+    """The network of ``case`` (delays drawn uniformly up to ``case.delay_init``; BPTT without
+    delays), with the published SHD weight initialisation before calibration."""
     ff_init, rec_init = shd_weight_init(len(case.hidden))
     delays = case.method != "bptt"
     d = case.max_delay if delays else 0.0
@@ -84,7 +86,7 @@ def run_case(case: Case) -> dict:
         case.batch, n_in=case.n_in, n_classes=case.n_out, duration=case.duration,
         spikes_per_sample=case.spikes_per_sample, seed=case.seed,
     )  # fmt: skip
-    model = _build(case)
+    model = build_case_model(case)
     weights = Path(case.weights)
     if case.method != "eventprop":
         _load_weights(model, weights)
