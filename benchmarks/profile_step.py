@@ -9,36 +9,33 @@ as the autograd Functions that call them (``_LIFGridBackward`` ...).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from delayprop import losses
-from delayprop.bench.workload import calibrate_rates, shd_weight_init, synthetic_shd
-from delayprop.methods import METHODS, build_model, copy_parameters
+from delayprop.bench import Case, calibrate_rates, synthetic_shd
+from delayprop.bench.worker import build_case_model
+from delayprop.methods import METHODS, copy_parameters
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("method", choices=METHODS)
+    p.add_argument("method", choices=[m for m in METHODS if m != "delgrad"])
     p.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     p.add_argument("--max-delay", type=int, default=64, help="steps of 1 ms")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--rows", type=int, default=15)
     args = p.parse_args()
-    torch.manual_seed(0)
+    case = Case("ff", args.method, tuple(args.hidden), 1.0, args.max_delay, batch=args.batch)
     spikes, labels = synthetic_shd(args.batch)
-    d = float(args.max_delay)
-    ff_init, _ = shd_weight_init(len(args.hidden))
-    kw = dict(n_in=700, hidden=args.hidden, n_out=20, weight_init=ff_init, max_delay=d,
-              delay_init=(0.0, d), readout_max_delay=d, readout_delay_init=(0.0, d))  # fmt: skip
-    engine = build_model("eventprop", **kw)
-    calibrate_rates(engine, spikes, 15.0)
-    if args.method == "bptt":
-        kw.update(max_delay=0.0, readout_max_delay=0.0)
-    model = build_model(args.method, **kw)
-    copy_parameters(engine, model, drop_delays=True)
+    torch.manual_seed(case.seed)
+    engine = build_case_model(dataclasses.replace(case, method="eventprop"))
+    calibrate_rates(engine, spikes, case.target_rate)
+    model = build_case_model(case)
+    copy_parameters(engine, model, drop_delays=args.method == "bptt")
 
     def step() -> None:
         v = model(spikes)
