@@ -225,14 +225,15 @@ def plot(results: list[dict], path: Path) -> None:
         net = ("rec " if c["recurrent"] else "") + "x".join(map(str, c["hidden"]))
         if c.get("delay_init_steps") is not None:
             net += f" delays <= {c['delay_init_steps']}"
-        lines.setdefault((c["method"], net), []).append(
+        lines.setdefault((c["method"], net, c["suite"]), []).append(
             (c["max_delay_steps"], 1e3 * r["time_median_s"], r["rss_peak_mb"])
         )
     styles = {"eventprop": "o-", "bptt": "s--", "dcls": "^-"}
-    for (method, net), pts in sorted(lines.items()):
+    suite_styles = {"recurrent": "D:", "fixed-delays": "v-."}
+    for (method, net, suite), pts in sorted(lines.items()):
         pts.sort()
         d, t, m = zip(*pts)
-        style = "D:" if net.startswith("rec") else "v-." if "<=" in net else styles[method]
+        style = suite_styles.get(suite, styles.get(method, "x-"))
         ax_t.plot(d, t, style, label=f"{method} {net}")
         ax_m.plot(d, m, style, label=f"{method} {net}")
     for ax, title in ((ax_t, "ms per training step"), (ax_m, "peak RSS (MB)")):
