@@ -25,7 +25,7 @@ from .kernels._grid_math import GridConstants
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 
-__all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input"]
+__all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input", "check_events"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,49 @@ def check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
         )
     if spikes.device != weight.device:
         raise ValueError(f"{name}: spikes on {spikes.device}, weights on {weight.device}")
+    check_events(spikes, name)
+
+
+def check_events(spikes: Spikes, name: str) -> None:
+    """Raise a clear error unless the event arrays of ``spikes`` are safe to hand to a kernel.
+
+    The kernels index weight rows with the unit of every event and read samples through the
+    offsets without bound checks (bound checks in the inner loops cost speed); a ``Spikes``
+    built with the plain constructor is therefore checked here: units in [0, n_units), offsets
+    from 0 to the number of events and non-decreasing, times finite and >= 0.  O(events).
+    """
+    times, units, offsets = spikes.times, spikes.units, spikes.offsets
+    if times.dim() != 1 or units.dim() != 1 or offsets.dim() != 1:
+        raise ValueError(f"{name}: spike times, units and offsets must be 1-D tensors")
+    if times.numel() != units.numel():
+        raise ValueError(f"{name}: {times.numel()} spike times but {units.numel()} units")
+    if units.dtype != torch.int32 or offsets.dtype != torch.int64:
+        raise ValueError(
+            f"{name}: spike units must be int32 and offsets int64, got {units.dtype} and "
+            f"{offsets.dtype} (build Spikes with a from_* constructor)"
+        )
+    if not times.is_floating_point():
+        raise ValueError(f"{name}: spike times must be a float tensor, got {times.dtype}")
+    n = times.numel()
+    if offsets.numel() < 1 or int(offsets[0]) != 0 or int(offsets[-1]) != n:
+        raise ValueError(
+            f"{name}: spike offsets must run from 0 to the number of spikes ({n}), got "
+            f"{offsets[:1].tolist()} ... {offsets[-1:].tolist()}"
+        )
+    if offsets.numel() > 1 and bool((offsets[1:] < offsets[:-1]).any()):
+        raise ValueError(f"{name}: spike offsets must be non-decreasing")
+    if n == 0:
+        return
+    lo, hi = int(units.min()), int(units.max())
+    if lo < 0 or hi >= spikes.n_units:
+        raise ValueError(
+            f"{name}: spike unit index out of range [0, {spikes.n_units}): min {lo}, max {hi}"
+        )
+    t = times.detach()
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name}: input spike times contain NaN or infinity")
+    if float(t.min()) < 0:
+        raise ValueError(f"{name}: input spike times must be >= 0 ms, found {float(t.min())} ms")
 
 
 def lif(

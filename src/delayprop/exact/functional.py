@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..functional import n_steps_for
+from ..functional import check_events, n_steps_for
 from ..kernels import VDOT_FLOOR
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
@@ -299,11 +299,7 @@ def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: Exa
         )
     _check_tensor("weight", weight, tuple(weight.shape), delay=False)
     _check_tensor("delay", delay, tuple(weight.shape), delay=True)
-    times = spikes.times.detach()
-    if times.numel() and not bool(torch.isfinite(times).all()):
-        raise ValueError(f"{name}: input spike times contain NaN or infinity")
-    if times.numel() and float(times.min()) < 0:
-        raise ValueError(f"{name}: input spike times must be >= 0 ms")
+    check_events(spikes, name)
     if settings.duration is None:
         settings = dataclasses.replace(settings, duration=spikes.duration)
     return settings, spikes.times.to(torch.float64)

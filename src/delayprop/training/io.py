@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import pickle
 import shutil
 import tempfile
 from pathlib import Path
@@ -103,7 +104,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors, containers and plain values only; a pickled object that would
+        # run code on loading is refused (every file delayprop writes loads this way).
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(
+            f"checkpoint {path} holds objects other than tensors and plain values; it was not "
+            "written by delayprop and is not loaded (loading it could run code from the file): "
+            f"{str(err).splitlines()[0]}"
+        ) from None
     except Exception as err:  # torch raises several types for damaged files
         raise ValueError(f"checkpoint {path} is damaged or not a checkpoint: {err}") from None
 
