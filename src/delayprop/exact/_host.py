@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..kernels.cpu import n_workers
+from ..kernels.cpu import n_chunks
 from . import _backward, _forward
 from ._timeline import tree_size
 
@@ -110,7 +110,7 @@ def lif_forward(
         got = np.empty(n, np.int64)
         _forward.lif_forward(
             times, units, offsets, *proj, *rec, consts, max_spikes, leaves, pending, cap, max_in,
-            n_workers(n), *out, got,
+            n_chunks(n), *out, got,
         )  # fmt: skip
         fits = got >= 0
         counts[pending[fits]] = got[fits]
@@ -149,7 +149,7 @@ def li_forward(
              np.empty((rows, n_out)))  # fmt: skip
     _forward.li_forward(
         times, units, offsets, *proj, consts, float(sample_dt), max(_max_count(offsets), 1),
-        n_workers(batch), v, *peaks,
+        n_chunks(batch), v, *peaks,
     )  # fmt: skip
     return v, peaks
 
@@ -198,7 +198,7 @@ def backward(
     batch = len(offsets) - 1
     n_src, n_out = proj.d_sorted.shape
     n_rec = rec.d_sorted.shape[0]
-    nw = n_workers(batch)
+    nw = n_chunks(batch)
     grad_in = np.zeros(len(times))
     parts = [np.zeros((nw, n * n_out)) for n in (n_src, n_src, n_rec, n_rec)]
     max_streams = max(int(np.diff(offsets + o_off[: batch + 1]).max(initial=0)), 1)

@@ -60,7 +60,7 @@ def lif_forward(
         units = np.empty(len(sample_ids) * cap, np.int32)
         vdot = np.empty(len(sample_ids) * cap, dtype)
         counts = np.empty(len(sample_ids), np.int64)
-        nw = cpu.n_workers(len(sample_ids))
+        nw = cpu.n_chunks(len(sample_ids))
         cpu.lif_forward(*args, sample_ids, cap, steps, units, vdot, counts, nw)
         return steps, units, vdot, counts
 
@@ -120,7 +120,7 @@ def lif_backward(
     n_rec = w_rec_t.numel()
     dtype = _np(w_t).dtype
     batch = in_offsets.numel() - 1
-    nw = cpu.n_workers(batch)
+    nw = cpu.n_chunks(batch)
     grad_in = np.zeros(in_steps.numel(), dtype)
     dw = np.zeros((nw, n_in * n_out), dtype)
     dd = np.zeros((nw, n_in * n_out), dtype)
@@ -158,7 +158,7 @@ def li_forward(
     v = np.empty((batch, n_steps, n_out), dtype)
     cpu.li_forward(
         _np(in_steps), _np(in_units), _np(in_offsets), _flat(w_t), _flat(d_t), n_out, n_steps,
-        consts.as_array(dtype), cpu.n_workers(batch), v,
+        consts.as_array(dtype), cpu.n_chunks(batch), v,
     )  # fmt: skip
     return torch.from_numpy(v)
 
@@ -178,7 +178,7 @@ def li_backward(
     n_in, n_out = w_t.shape
     dtype = _np(w_t).dtype
     batch = in_offsets.numel() - 1
-    nw = cpu.n_workers(batch)
+    nw = cpu.n_chunks(batch)
     grad_in = np.zeros(in_steps.numel(), dtype)
     dw = np.zeros((nw, n_in * n_out), dtype)
     dd = np.zeros((nw, n_in * n_out), dtype)

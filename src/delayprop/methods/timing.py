@@ -64,7 +64,7 @@ from torch import Tensor
 from ..exact._flow import flow
 from ..exact._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 from ..exact._host import _np, _spike_arrays
-from ..kernels.cpu import n_workers
+from ..kernels.cpu import n_chunks
 
 __all__ = ["lif_backward", "li_trace_backward", "li_peak_backward"]
 
@@ -308,7 +308,7 @@ def lif_backward(
         w_rec = d_rec = np.zeros((0, 0))
     else:
         w_rec, d_rec = _dense(rec_weight, rec_delay)
-    nw = n_workers(len(in_off) - 1)
+    nw = n_chunks(len(in_off) - 1)
     g = np.array(grad_out, dtype=np.float64)  # completed in place by the sweep
     grad_in = np.zeros(len(in_t))
     parts = [np.zeros((nw,) + a.shape) for a in (w, w, w_rec, w_rec)]
@@ -335,7 +335,7 @@ def li_trace_backward(
     in_t, in_u, in_off = _spike_arrays(in_times, in_units, in_offsets)
     w, d = _dense(weight, delay)
     gv = _np(grad_v, np.float64)
-    nw = n_workers(gv.shape[0])
+    nw = n_chunks(gv.shape[0])
     grad_in = np.zeros(len(in_t))
     parts = [np.zeros((nw,) + w.shape) for _ in range(2)]
     _li_trace_batch(in_t, in_u, in_off, w, d, gv, float(sample_dt), consts, nw, grad_in, *parts)
@@ -364,7 +364,7 @@ def li_peak_backward(
     _, t_peak, kind, kink_stream, _, _ = peaks
     # the stream of an input arrival is the input spike's index within its sample
     kink = np.where(kind == PEAK_ARRIVAL, in_off[:-1, None] + kink_stream, -1)
-    nw = n_workers(t_peak.shape[0])
+    nw = n_chunks(t_peak.shape[0])
     grad_in = np.zeros(len(in_t))
     parts = [np.zeros((nw,) + w.shape) for _ in range(2)]
     _li_peak_batch(in_t, in_u, in_off, w, d, _np(t_peak, np.float64), _np(kind, np.int64),
