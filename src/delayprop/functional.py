@@ -15,13 +15,17 @@ that synapse; of an input spike time, the same summed over that spike's targets.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from .kernels import grid_backend, grid_constants
-from .kernels._grid_math import GridConstants
+from .kernels import precise_host as precise
+from .kernels._grid_math import GridConstants, precise_constants
+from .kernels.precise_cpu import MAX_SPIKES_PER_STEP
+from .kernels.precise_host import PreciseGrid
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 
@@ -41,10 +45,17 @@ class GridSettings:
     rec_max_delay_steps: int = 0
     capacity: int = 1024
     regularizer: SpikeCountRegularizer | None = None
+    precise: bool = False
 
     @property
     def constants(self) -> GridConstants:
         return grid_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold)
+
+    def precise_grid(self, dtype: torch.dtype) -> PreciseGrid:
+        """Grid and packed constants of the precise kernels, in the float type ``dtype``."""
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+        consts = precise_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold, np_dtype)
+        return PreciseGrid(self.dt, self.tau_mem, self.tau_syn, self.n_steps, consts)
 
 
 def n_steps_for(duration: float, dt: float) -> int:
@@ -155,6 +166,90 @@ class _LIGrid(torch.autograd.Function):
         )
 
 
+def _regularizer_kick(s: GridSettings, out_units: Tensor, batch: int, n_out: int, like: Tensor):
+    if s.regularizer is None:
+        return torch.zeros(n_out, dtype=like.dtype, device=like.device)
+    counts = torch.bincount(out_units.long(), minlength=n_out)
+    return s.regularizer.kick(counts, batch).to(like.dtype)
+
+
+def _zero_delays(d: Tensor | None, w: Tensor) -> Tensor:
+    return torch.zeros_like(w) if d is None else d
+
+
+class _LIFPrecise(torch.autograd.Function):
+    """Precise mode: arrivals and spikes at their exact times on the grid (kernels.precise_cpu)."""
+
+    @staticmethod
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
+        g = s.precise_grid(w.dtype)
+        d = _zero_delays(d, w)
+        out_steps, out_units, out_offsets, out_s, out_vdot, dropped = precise.lif_forward(
+            in_times, in_units, in_offsets, w, d, g, s.capacity
+        )
+        if dropped:
+            warnings.warn(
+                f"precise LIF layer: {dropped} threshold crossings dropped (more than "
+                f"{MAX_SPIKES_PER_STEP} spikes of one neuron within one step of {s.dt} ms)",
+                RuntimeWarning, stacklevel=4,
+            )  # fmt: skip
+        out_times = (out_steps.to(torch.float64) * s.dt + out_s.to(torch.float64)).to(w.dtype)
+        ctx.settings = s
+        ctx.save_for_backward(in_times, in_units, in_offsets, out_steps, out_units, out_offsets,
+                              out_s, out_vdot, w, d)  # fmt: skip
+        ctx.mark_non_differentiable(out_units, out_offsets)
+        return out_times, out_units, out_offsets
+
+    @staticmethod
+    def backward(ctx, grad_times, _grad_units, _grad_offsets):
+        s: GridSettings = ctx.settings
+        (in_times, in_units, in_offsets, out_steps, out_units, out_offsets, out_s, out_vdot,
+         w, d) = ctx.saved_tensors  # fmt: skip
+        if grad_times is None:
+            grad_times = torch.zeros_like(out_vdot)
+        kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, w.shape[0], w)
+        grad_in, dw_t, dd_t = precise.lif_backward(
+            in_times, in_units, in_offsets, out_steps, out_units, out_offsets, out_s, out_vdot,
+            grad_times, kick, w.detach(), d.detach(), s.precise_grid(w.dtype),
+        )  # fmt: skip
+        need = ctx.needs_input_grad
+        return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
+                dw_t.t() if need[4] else None, (dd_t * w.detach().t()).t() if need[5] else None)
+
+
+class _LIPrecise(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
+        d = _zero_delays(d, w)
+        v = precise.li_forward(in_times, in_units, in_offsets, w, d, s.precise_grid(w.dtype))
+        ctx.settings = s
+        ctx.save_for_backward(in_times, in_units, in_offsets, w, d)
+        return v
+
+    @staticmethod
+    def backward(ctx, grad_v):
+        s: GridSettings = ctx.settings
+        in_times, in_units, in_offsets, w, d = ctx.saved_tensors
+        grad_in, dw_t, dd_t = precise.li_backward(
+            in_times, in_units, in_offsets, grad_v, w.detach(), d.detach(),
+            s.precise_grid(w.dtype),
+        )  # fmt: skip
+        need = ctx.needs_input_grad
+        return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
+                dw_t.t() if need[4] else None, (dd_t * w.detach().t()).t() if need[5] else None)
+
+
+def _check_precise(settings: GridSettings, weight: Tensor, rec_weight: Tensor | None) -> None:
+    if weight.device.type != "cpu":
+        raise ValueError(
+            f"precise=True runs on the CPU; the weights are on {weight.device} (the CUDA "
+            "kernels have the grid mode only: precise=False)"
+        )
+    if rec_weight is not None:
+        raise ValueError("precise=True does not support recurrent connections yet; use "
+                         "precise=False or the exact engine (dt=None)")  # fmt: skip
+
+
 def check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
     """Raise a clear error unless ``spikes`` is a Spikes batch that fits ``weight``."""
     if not isinstance(spikes, Spikes):
@@ -231,9 +326,15 @@ def lif(
     if rec_weight is not None and rec_weight.shape != (weight.shape[0], weight.shape[0]):
         raise ValueError(f"rec_weight must be [{weight.shape[0]}, {weight.shape[0]}]")
     times = spikes.times.to(weight.dtype)
-    out_times, out_units, out_offsets = _LIFGrid.apply(
-        settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay
-    )
+    if settings.precise:
+        _check_precise(settings, weight, rec_weight)
+        out_times, out_units, out_offsets = _LIFPrecise.apply(
+            settings, spikes.units, spikes.offsets, times, weight, delay
+        )
+    else:
+        out_times, out_units, out_offsets = _LIFGrid.apply(
+            settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay
+        )
     return Spikes(out_times, out_units, out_offsets, weight.shape[0], spikes.duration)
 
 
@@ -244,4 +345,7 @@ def li_readout(
     (V at t = n dt, n = 0 .. n_steps - 1)."""
     check_input(spikes, weight, "li_readout")
     times = spikes.times.to(weight.dtype)
+    if settings.precise:
+        _check_precise(settings, weight, None)
+        return _LIPrecise.apply(settings, spikes.units, spikes.offsets, times, weight, delay)
     return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay)

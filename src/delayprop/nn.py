@@ -65,8 +65,12 @@ class _Projection(nn.Module):
         weight_init: Init | None,
         dtype: torch.dtype | None,
         backward: str,
+        precise: bool = False,
     ) -> None:
         super().__init__()
+        if precise and dt is None:
+            raise ValueError("precise=True is a mode of the time-stepped engine (dt > 0); the "
+                             "exact engine (dt=None) is continuous already")  # fmt: skip
         if backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         if dt is not None and backward != "eventprop":
@@ -83,6 +87,7 @@ class _Projection(nn.Module):
         self.n_in, self.n_out = n_in, n_out
         self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
         self.backward = backward
+        self.precise = bool(precise)
         self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
         default = Normal(0.0, 1.0 / n_in**0.5)
         apply_init(self.weight, default if weight_init is None else weight_init)
@@ -117,6 +122,7 @@ class _Projection(nn.Module):
             dt=self.dt,
             n_steps=n_steps_for(spikes.duration, self.dt),
             max_delay_steps=self._steps_of(self.max_delay),
+            precise=self.precise,
             **extra,
         )
 
@@ -149,6 +155,10 @@ class LIF(_Projection):
         backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
             times of Yamamoto et al. 2022, ``delayprop.methods.timing``: the same gradients by
             an independent method, slower).  ``"timing"`` needs the exact engine (dt=None).
+        precise: time-stepped engine only: arrivals at their exact times t + d (delays and
+            input times never rounded) and spikes located inside their step by root finding,
+            with the exact adjoint of that forward (``kernels.precise_cpu``).  CPU,
+            feed-forward; default False (the grid mode: times rounded to the grid).
     """
 
     def __init__(
@@ -176,6 +186,7 @@ class LIF(_Projection):
         max_spikes: int | None = None,
         dtype: torch.dtype | None = None,
         backward: str = "eventprop",
+        precise: bool = False,
     ) -> None:
         if dt is not None and (refractory != 0 or max_spikes is not None):
             raise ValueError(
@@ -190,6 +201,7 @@ class LIF(_Projection):
             n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
             delay=delay, delay_init=delay_init, learn_delays=learn_delays,
             delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
+            precise=precise,
         )  # fmt: skip
         if not threshold > 0:
             raise ValueError(f"threshold must be > 0, got {threshold}")
@@ -256,7 +268,7 @@ class LIF(_Projection):
             f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
             f"tau_syn={self.tau_syn}, threshold={self.threshold}, dt={self.dt}, "
             f"recurrent={self.recurrent}, refractory={self.refractory}, "
-            f"max_spikes={self.max_spikes}, backward={self.backward!r}"
+            f"max_spikes={self.max_spikes}, precise={self.precise}, backward={self.backward!r}"
         )
 
 
@@ -288,6 +300,7 @@ class LIReadout(_Projection):
         sample_dt: float | None = None,
         dtype: torch.dtype | None = None,
         backward: str = "eventprop",
+        precise: bool = False,
     ) -> None:
         if dt is not None and sample_dt is not None:
             raise ValueError(
@@ -302,6 +315,7 @@ class LIReadout(_Projection):
             n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
             delay=delay, delay_init=delay_init, learn_delays=learn_delays,
             delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
+            precise=precise,
         )  # fmt: skip
         self.sample_dt = None if sample_dt is None else float(sample_dt)
 
@@ -319,14 +333,15 @@ class LIReadout(_Projection):
 
     def max_over_time(self, spikes: Spikes) -> tuple[Tensor, Tensor]:
         """Exact maximum of each readout voltage over [0, duration] and its time (ms), each
-        [batch, n_out] and differentiable (exact engine only; with a time grid use
-        ``losses.max_over_time(layer(spikes))``).  A voltage that never rises above 0 has its
-        maximum 0 at t = 0."""
-        if self.dt is not None:
-            raise ValueError(
-                "max_over_time needs the exact engine (dt=None); with a time grid use "
-                "delayprop.losses.max_over_time(layer(spikes))"
-            )
+        [batch, n_out] and differentiable.  A voltage that never rises above 0 has its maximum
+        0 at t = 0.
+
+        Computed in continuous time by the exact engine (float64, delays never rounded) for
+        every ``dt``: a maximum sitting on an arrival (V rises, an inhibitory input arrives,
+        V falls) has the derivative of that kink, which the maximum of a sampled trace
+        (``losses.max_over_time(layer(spikes))``) cannot have.  With a time grid this is the
+        maximum of the precise-mode trajectory; it returns float64 values.
+        """
         settings = self._exact_settings(float("inf"))
         return exact.li_peak(spikes, self.weight, self.delays(), settings)
 
@@ -334,7 +349,7 @@ class LIReadout(_Projection):
         return (
             f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
             f"tau_syn={self.tau_syn}, dt={self.dt}, sample_dt={self.sample_dt}, "
-            f"backward={self.backward!r}"
+            f"precise={self.precise}, backward={self.backward!r}"
         )
 
 

@@ -7,7 +7,7 @@ Between events the state (V, I) of a current-based LIF neuron evolves linearly
     alpha = exp(-dt/tau_mem),  beta = exp(-dt/tau_syn),
     c_vi  = tau_syn / (tau_syn - tau_mem) (beta - alpha)
 
-The adjoint (lambda_V, lambda_I) of DESIGN.md §3 is propagated backward by the transposed map
+The adjoint (lambda_V, lambda_I) (docs/methods.md) is propagated backward by the transposed map
 
     lambda_I <- c_adj lambda_V + beta lambda_I      lambda_V <- alpha lambda_V
     c_adj = tau_mem / (tau_syn - tau_mem) (beta - alpha)
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GridConstants", "grid_constants", "VDOT_FLOOR"]
+__all__ = ["GridConstants", "grid_constants", "precise_constants", "VDOT_FLOOR", "MIN_RATE_GAP"]
 
 #: Lower bound on tau_mem dV/dt at a spike used in the adjoint jump
 #: (lambda_V += (theta lambda_V + G) / max(I - V, VDOT_FLOOR * theta)).  On a grid a crossing
@@ -73,3 +73,36 @@ def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) 
     return GridConstants(
         alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt
     )
+
+
+#: Precise mode superposes arrivals with the two exponentials e^{s/tau_mem} and e^{s/tau_syn};
+#: their difference loses ~eps / (|1/tau_mem - 1/tau_syn| dt) of relative precision, so precise
+#: mode asks for |1/tau_mem - 1/tau_syn| dt >= MIN_RATE_GAP.
+MIN_RATE_GAP = 1e-3
+
+
+def precise_constants(
+    dt: float, tau_mem: float, tau_syn: float, threshold: float, dtype: np.dtype
+) -> np.ndarray:
+    """Packed constants of the precise-mode kernels (``kernels.precise_cpu``), all ms:
+
+    [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, vdot_min, dt, k_v, k_a, delta]
+
+    with k_v = tau_syn / (tau_mem - tau_syn) (an arrival's weight w adds
+    w k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn}) to V at the end of its step),
+    k_a = tau_mem / (tau_syn - tau_mem) (the same coefficient in the adjoint flow) and
+    delta = 1/tau_mem - 1/tau_syn.
+    """
+    delta = 1.0 / tau_mem - 1.0 / tau_syn
+    if abs(delta) * dt < MIN_RATE_GAP:
+        raise ValueError(
+            f"precise=True needs tau_mem and tau_syn to differ: |1/tau_mem - 1/tau_syn| dt = "
+            f"{abs(delta) * dt:.2e} < {MIN_RATE_GAP} (tau_mem={tau_mem}, tau_syn={tau_syn}, "
+            f"dt={dt} ms); use precise=False or the exact engine (dt=None)"
+        )
+    c = grid_constants(dt, tau_mem, tau_syn, threshold)
+    k_v = tau_syn / (tau_mem - tau_syn)
+    k_a = tau_mem / (tau_syn - tau_mem)
+    values = [c.alpha, c.beta, c.c_vi, c.c_adj, threshold, tau_syn, tau_mem, c.vdot_min, dt,
+              k_v, k_a, delta]  # fmt: skip
+    return np.array(values, dtype=dtype)

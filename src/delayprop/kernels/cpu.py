@@ -32,7 +32,6 @@ __all__ = [
     "lif_backward",
     "li_forward",
     "li_backward",
-    "compact_spikes",
     "n_chunks",
     "REDUCTION_CHUNKS",
 ]
@@ -301,17 +300,3 @@ def li_backward(
                 in_steps, in_units, in_offsets[b], in_offsets[b + 1], w, d, nu, n_steps_u,
                 lam, tau_syn, dw, dd, grad_in,
             )  # fmt: skip
-
-
-# ----------------------------------------------------------------------------- helpers
-@njit(cache=True)
-def compact_spikes(src_steps, src_units, src_vdot, cap, dst_start, dst_count, steps, units, vdot):
-    """Copy the first ``dst_count[r]`` spikes of run slot ``r`` (entries from ``r*cap``) to the
-    flat arrays at ``dst_start[r]``, for every slot ``r``."""
-    for r in range(dst_start.size):
-        src = r * cap
-        dst = dst_start[r]
-        for e in range(dst_count[r]):
-            steps[dst + e] = src_steps[src + e]
-            units[dst + e] = src_units[src + e]
-            vdot[dst + e] = src_vdot[src + e]

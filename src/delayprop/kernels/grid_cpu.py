@@ -7,6 +7,8 @@ picks one by the device of the tensors.  Tensors are passed to Numba without cop
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -14,7 +16,7 @@ from torch import Tensor
 from . import cpu
 from ._grid_math import GridConstants
 
-__all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward"]
+__all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward", "run_in_slots", "sum_parts"]
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -25,7 +27,7 @@ def _flat(t: Tensor) -> np.ndarray:
     return _np(t).reshape(-1)
 
 
-def _sum_parts(parts: np.ndarray, shape: tuple[int, ...]) -> Tensor:
+def sum_parts(parts: np.ndarray, shape: tuple[int, ...]) -> Tensor:
     return torch.from_numpy(parts.sum(axis=0).reshape(shape))
 
 
@@ -60,37 +62,58 @@ def lif_forward(
         units = np.empty(len(sample_ids) * cap, np.int32)
         vdot = np.empty(len(sample_ids) * cap, dtype)
         counts = np.empty(len(sample_ids), np.int64)
-        nw = cpu.n_chunks(len(sample_ids))
-        cpu.lif_forward(*args, sample_ids, cap, steps, units, vdot, counts, nw)
-        return steps, units, vdot, counts
+        cpu.lif_forward(*args, sample_ids, cap, steps, units, vdot, counts,
+                        cpu.n_chunks(len(sample_ids)))  # fmt: skip
+        return [steps, units, vdot], counts
 
-    cap = max(int(capacity), 1)
-    all_ids = np.arange(batch, dtype=np.int64)
-    steps, units, vdot, counts = run(all_ids, cap)
-    offsets = np.zeros(batch + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    total = int(offsets[-1])
-    out_steps = np.empty(total, np.int32)
-    out_units = np.empty(total, np.int32)
-    out_vdot = np.empty(total, dtype)
-    fits = counts <= cap
-    cpu.compact_spikes(
-        steps, units, vdot, cap, offsets[:-1], np.where(fits, counts, 0),
-        out_steps, out_units, out_vdot,
-    )  # fmt: skip
-    if not fits.all():
-        again = np.nonzero(~fits)[0].astype(np.int64)
-        cap2 = int(counts[again].max())
-        steps, units, vdot, counts2 = run(again, cap2)
-        cpu.compact_spikes(
-            steps, units, vdot, cap2, offsets[again], counts2, out_steps, out_units, out_vdot
-        )
+    (out_steps, out_units, out_vdot), offsets = run_in_slots(run, batch, capacity)
     return (
         torch.from_numpy(out_steps),
         torch.from_numpy(out_units),
         torch.from_numpy(offsets),
         torch.from_numpy(out_vdot),
     )
+
+
+def run_in_slots(
+    run: Callable[[np.ndarray, int], tuple[list[np.ndarray], np.ndarray]],
+    batch: int,
+    capacity: int,
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Run a layer whose kernel writes each sample's spikes into ``cap`` slots of its own.
+
+    ``run(sample_ids, cap)`` returns (per-slot arrays [len(sample_ids) * cap], spike counts per
+    sample); a count above ``cap`` means the sample ran out of room.  The capacity is a guess
+    of the spikes per sample: samples that emit more are simulated again with exactly enough
+    room.  Returns the flat arrays (samples one after another) and offsets [batch + 1].
+    """
+    cap = max(int(capacity), 1)
+    ids = np.arange(batch, dtype=np.int64)
+    arrays, counts = run(ids, cap)
+    offsets = np.zeros(batch + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    out = [np.empty(int(offsets[-1]), a.dtype) for a in arrays]
+    fits = counts <= cap
+    _copy_slots(arrays, cap, ids[fits], counts[fits], offsets[:-1][fits], out)
+    if not fits.all():
+        again = ids[~fits]
+        cap2 = int(counts[again].max())
+        arrays, counts2 = run(again, cap2)
+        _copy_slots(arrays, cap2, np.arange(len(again)), counts2, offsets[again], out)
+    return out, offsets
+
+
+def _copy_slots(src: list[np.ndarray], cap: int, slots: np.ndarray, counts: np.ndarray,
+                dst_start: np.ndarray, dst: list[np.ndarray]) -> None:  # fmt: skip
+    """dst[dst_start[r] + e] = src[slots[r] * cap + e] for e < counts[r], for every array."""
+    total = int(counts.sum())
+    if total == 0:
+        return
+    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+    src_idx = np.repeat(slots * cap, counts) + within
+    dst_idx = np.repeat(dst_start, counts) + within
+    for a, b in zip(src, dst):
+        b[dst_idx] = a[src_idx]
 
 
 def lif_backward(
@@ -135,10 +158,10 @@ def lif_backward(
     rec_shape = tuple(w_rec_t.shape)
     return (
         torch.from_numpy(grad_in),
-        _sum_parts(dw, (n_in, n_out)),
-        _sum_parts(dd, (n_in, n_out)),
-        _sum_parts(dw_rec, rec_shape),
-        _sum_parts(dd_rec, rec_shape),
+        sum_parts(dw, (n_in, n_out)),
+        sum_parts(dd, (n_in, n_out)),
+        sum_parts(dw_rec, rec_shape),
+        sum_parts(dd_rec, rec_shape),
     )
 
 
@@ -188,6 +211,6 @@ def li_backward(
     )  # fmt: skip
     return (
         torch.from_numpy(grad_in),
-        _sum_parts(dw, (n_in, n_out)),
-        _sum_parts(dd, (n_in, n_out)),
+        sum_parts(dw, (n_in, n_out)),
+        sum_parts(dd, (n_in, n_out)),
     )

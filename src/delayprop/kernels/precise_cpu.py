@@ -1,0 +1,476 @@
+"""Numba CPU kernels of the precise mode of the time-stepped engine (``precise=True``).
+
+The grid's cost structure stays (a pass over steps x neurons, a scatter and a gather over
+spikes x fan-out), every rounding goes:
+
+* **Arrivals at their exact time.**  An arrival at t_k + d lands in step a = floor((t_k + d)/dt)
+  at offset s in [0, dt) ms.  By superposition of the closed-form flow its effect on the state
+  at the end of the step is
+
+      I(t_{a+1}) += w beta e^{s/tau_syn}
+      V(t_{a+1}) += w k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn})
+
+  with k_v = tau_syn / (tau_mem - tau_syn), so every (step, neuron) keeps two sums
+  A_s = SUM w e^{s/tau_syn} and A_m = SUM w e^{s/tau_mem}.
+  With t_k = n_k dt + f_k and d = m dt + g, s = f_k + g (minus dt when f_k + g >= dt, one step
+  later), and e^{s/tau} is a per-spike factor times a per-synapse factor: an arrival costs two
+  multiply-adds and no exponential.
+* **Spikes at their exact time.**  A step whose end state is at or above threshold holds a
+  crossing: its arrivals are read back through a linked list per (step, neuron) (``head`` and
+  one ``nxt`` entry per source spike and neuron, written during the scatter), sorted, and the
+  step is integrated segment by segment with the exact engine's closed-form flow; each
+  crossing is located by the exact engine's root finder (``exact._flow.first_crossing``, a few
+  ulp), V is reset there and integration goes on, so a neuron may fire several times in one
+  step.  An excursion above threshold that starts and ends inside one step (V back below
+  threshold at the step's end) is not seen, as in event-on-grid simulators; the exact engine
+  sees it.
+* **The exact adjoint of this forward**, i.e. EventProp in continuous time organised by steps:
+  between events the adjoint flows in closed form, it jumps at every spike (at its exact time,
+  with the exact slope I - threshold) and at readout samples (grid times).  Every (step, neuron)
+  stores three coefficients (P, Q, R) from which the adjoint at any arrival offset s in its
+  last segment follows without an exponential:
+
+      lambda_I(s) = P e^{s/tau_syn} + Q e^{s/tau_mem},    lambda_V(s) = R e^{s/tau_mem}
+
+  plus the offset of its last spike; an arrival before a spike of its step reads the
+  coefficients stored with that spike instead.
+
+Layout as in ``kernels.cpu``: parameters [n_in, n_out] flat, unsigned index arithmetic, arrivals
+past the last step go to a spare row, samples in ``n_chunks`` fixed chunks with per-chunk
+buffers and gradient accumulators.  ``consts`` is ``_grid_math.precise_constants``.  The
+in-step integration and the root finding run in float64 whatever the kernel's float type.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ..exact._flow import adjoint_flow, first_crossing, flow
+
+__all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward"]
+
+#: most spikes one neuron can fire within one step (further crossings in that step are dropped
+#: and counted: with tau_mem = 20 ms, dt = 1 ms this needs a current of ~100 thresholds)
+MAX_SPIKES_PER_STEP = 8
+
+
+# ----------------------------------------------------------------------------- forward pieces
+@njit(cache=True, inline="always")
+def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, wgs, wgm, dm, dg,
+                     nu, n_steps_u, dt, alpha, beta, acc_s, acc_m, head, nxt):
+    """Add every arrival of sources lo:hi to the step sums and the per-(step, neuron) lists."""
+    one = dt / dt
+    for k in range(lo, hi):
+        n_k = np.uint64(src_step[k])
+        if n_k >= n_steps_u:
+            continue
+        row = np.uint64(src_unit[k]) * nu
+        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
+        p = np.int32(k - lo)
+        base = np.uint64(k - lo) * nu
+        for j in range(nu):
+            syn = row + j
+            carry = fo + dg[syn] >= dt
+            a = min(n_k + np.uint64(dm[syn]) + np.uint64(carry), n_steps_u)
+            q = a * nu + j
+            acc_s[q] += fs * wgs[syn] * (beta if carry else one)
+            acc_m[q] += fm * wgm[syn] * (alpha if carry else one)
+            nxt[base + j] = head[q]
+            head[q] = p
+
+
+@njit(cache=True)
+def _step_arrivals(head_q, j, nu, nxt, lo, src_off, src_unit, w, dg, dt, arr_s, arr_w):
+    """Arrivals of one (step, neuron) list, sorted by offset (ms) into arr_s / arr_w."""
+    count = 0
+    p = head_q
+    while p >= 0:
+        syn = np.uint64(src_unit[lo + p]) * nu + j
+        s = src_off[lo + p] + dg[syn]
+        if s >= dt:
+            s -= dt
+        s64 = np.float64(s)
+        w64 = np.float64(w[syn])
+        q = count  # insertion sort: lists are short
+        while q > 0 and arr_s[q - 1] > s64:
+            arr_s[q] = arr_s[q - 1]
+            arr_w[q] = arr_w[q - 1]
+            q -= 1
+        arr_s[q] = s64
+        arr_w[q] = w64
+        count += 1
+        p = nxt[np.uint64(p) * nu + j]
+    return count
+
+
+@njit(cache=True)
+def _integrate_step(v, i, n_arr, arr_s, arr_w, t0, dt, threshold, tm, ts, delta, spk_s, spk_vdot):
+    """Integrate one step from (v, i) at its start through its sorted arrivals, resetting V at
+    every crossing.  Returns (V, I at the step's end, number of spikes, number dropped); the
+    spikes' offsets (ms) and slopes I - threshold go to spk_s / spk_vdot."""
+    s = 0.0
+    n_sp = 0
+    dropped = 0
+    for q in range(n_arr + 1):
+        s_next = arr_s[q] if q < n_arr else dt
+        while True:
+            h = s_next - s
+            c = first_crossing(v, i, h, threshold, t0 + s, tm, ts, delta)
+            if not c <= h:
+                break
+            v, i = flow(v, i, c, tm, ts, delta)
+            if n_sp < spk_s.size:
+                spk_s[n_sp] = s + c
+                spk_vdot[n_sp] = i - threshold
+                n_sp += 1
+            else:
+                dropped += 1
+            s += c
+            v = 0.0
+        v, i = flow(v, i, s_next - s, tm, ts, delta)
+        s = s_next
+        if q < n_arr:
+            i += arr_w[q]
+    return v, i, n_sp, dropped
+
+
+@njit(cache=True, inline="always")
+def _sort_step_spikes(lo, hi, out_s, out_units, out_vdot):
+    """Order the spikes lo:hi of one step by (offset, unit)."""
+    for a in range(lo + 1, hi):
+        s, u, vd = out_s[a], out_units[a], out_vdot[a]
+        b = a
+        while b > lo and (out_s[b - 1] > s or (out_s[b - 1] == s and out_units[b - 1] > u)):
+            out_s[b] = out_s[b - 1]
+            out_units[b] = out_units[b - 1]
+            out_vdot[b] = out_vdot[b - 1]
+            b -= 1
+        out_s[b], out_units[b], out_vdot[b] = s, u, vd
+
+
+# ----------------------------------------------------------------------------- LIF forward
+@njit(cache=True, parallel=True)
+def lif_forward(
+    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, w, wgs, wgm, dm, dg,
+    n_out, n_steps, consts, sample_ids, cap, src_cap,
+    out_steps, out_units, out_s, out_vdot, out_counts, out_dropped, n_chunks,
+):
+    """Simulate a LIF layer for the samples ``sample_ids`` (see the module docstring).
+
+    Sources (input spikes): step n_k (int32), offset f_k in [0, dt) ms, e^{f_k/tau_syn},
+    e^{f_k/tau_mem}, unit.  Synapses [n_in * n_out]: w, w e^{g/tau_syn}, w e^{g/tau_mem},
+    delay steps m (int32) and remainder g in [0, dt) ms.  Sample ``sample_ids[r]`` writes its
+    spikes (step, unit, offset in the step ms, tau_mem dV/dt = I - threshold at the crossing),
+    ordered by time, to slots ``r*cap : r*cap + cap``, its spike count to ``out_counts[r]``
+    (which may exceed ``cap``: the caller re-runs the sample with more room) and the crossings
+    beyond ``MAX_SPIKES_PER_STEP`` in one step to ``out_dropped[r]``.  ``src_cap`` is the most
+    sources of any sample.
+    """
+    alpha, beta, c_vi, threshold = consts[0], consts[1], consts[2], consts[4]
+    dt, k_v = consts[8], consts[9]
+    tm, ts, delta = np.float64(consts[6]), np.float64(consts[5]), np.float64(consts[11])
+    nu = np.uint64(n_out)
+    n_steps_u = np.uint64(n_steps)
+    dt64, theta64 = np.float64(dt), np.float64(threshold)
+    spare = n_steps * n_out
+    for c in prange(n_chunks):
+        acc_s = np.zeros((n_steps + 1) * n_out, dtype=w.dtype)
+        acc_m = np.zeros((n_steps + 1) * n_out, dtype=w.dtype)
+        head = np.full((n_steps + 1) * n_out, -1, dtype=np.int32)
+        nxt = np.empty(max(src_cap, 1) * n_out, dtype=np.int32)
+        arr_s = np.empty(max(src_cap, 1), dtype=np.float64)
+        arr_w = np.empty(max(src_cap, 1), dtype=np.float64)
+        spk_s = np.empty(MAX_SPIKES_PER_STEP, dtype=np.float64)
+        spk_vdot = np.empty(MAX_SPIKES_PER_STEP, dtype=np.float64)
+        v = np.empty(n_out, dtype=w.dtype)
+        cur = np.empty(n_out, dtype=w.dtype)
+        for r in range(c, sample_ids.size, n_chunks):
+            b = sample_ids[r]
+            lo, hi = src_offsets[b], src_offsets[b + 1]
+            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, wgs, wgm,
+                             dm, dg, nu, n_steps_u, dt, alpha, beta, acc_s, acc_m, head, nxt)
+            v[:] = 0.0
+            cur[:] = 0.0
+            count = 0
+            dropped = 0
+            slot = r * cap
+            for n in range(n_steps):
+                first = count
+                base = n * n_out
+                for j in range(n_out):
+                    q = base + j
+                    a_s, a_m = acc_s[q], acc_m[q]
+                    vj = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
+                    ij = beta * (cur[j] + a_s)
+                    if vj >= threshold:
+                        n_arr = _step_arrivals(head[q], j, nu, nxt, lo, src_off, src_unit, w,
+                                               dg, dt, arr_s, arr_w)
+                        v64, i64, n_sp, n_drop = _integrate_step(
+                            np.float64(v[j]), np.float64(cur[j]), n_arr, arr_s, arr_w,
+                            n * dt64, dt64, theta64, tm, ts, delta, spk_s, spk_vdot,
+                        )
+                        for e in range(n_sp):
+                            if count < cap:
+                                out_steps[slot + count] = n
+                                out_units[slot + count] = j
+                                out_s[slot + count] = spk_s[e]
+                                out_vdot[slot + count] = spk_vdot[e]
+                            count += 1
+                        dropped += n_drop
+                        vj, ij = v64, i64
+                    v[j] = vj
+                    cur[j] = ij
+                    acc_s[q] = 0.0
+                    acc_m[q] = 0.0
+                    head[q] = -1
+                if min(count, cap) - first > 1:
+                    _sort_step_spikes(slot + first, slot + min(count, cap), out_s, out_units,
+                                      out_vdot)
+            acc_s[spare:] = 0.0
+            acc_m[spare:] = 0.0
+            head[spare:] = -1
+            out_counts[r] = count
+            out_dropped[r] = dropped
+
+
+# ----------------------------------------------------------------------------- backward pieces
+@njit(cache=True, inline="always")
+def _coefficients(lam_v, lam_i, e_s, e_m, k_a):
+    """(P, Q, R) of a segment ending where the adjoint is (lam_v, lam_i), with
+    e_s = e^{-s_end/tau_syn}, e_m = e^{-s_end/tau_mem} (s_end: the segment's end offset)."""
+    return (lam_i + k_a * lam_v) * e_s, -k_a * lam_v * e_m, lam_v * e_m
+
+
+@njit(cache=True, inline="always")
+def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
+    """Coefficients of a segment that ends at the step's end, and 'no spike in this step'."""
+    p, qq, r = _coefficients(lam_v, lam_i, beta, alpha, k_a)
+    rec[q4] = p
+    rec[q4 + 1] = qq
+    rec[q4 + 2] = r
+    rec[q4 + 3] = -1.0
+
+
+@njit(cache=True, inline="always")
+def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, w, gs, gm, dm, dg,
+                    nu, n_steps_u, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same,
+                    out_s, k_lo, dw, dd, grad_in):
+    """Adjoint read at every arrival of sources lo:hi: dw -= tau_syn lambda_I,
+    dd += lambda_V - lambda_I (times w later), dL/dt of the source = SUM_j w (lambda_V - lambda_I).
+    """
+    one = dt / dt
+    for k in range(lo, hi):
+        n_k = np.uint64(src_step[k])
+        if n_k >= n_steps_u:
+            grad_in[k] = 0.0
+            continue
+        row = np.uint64(src_unit[k]) * nu
+        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
+        acc = w[0] - w[0]
+        for j in range(nu):
+            syn = row + j
+            s = fo + dg[syn]
+            carry = s >= dt
+            a = min(n_k + np.uint64(dm[syn]) + np.uint64(carry), n_steps_u)
+            e_s = fs * gs[syn] * (beta if carry else one)
+            e_m = fm * gm[syn] * (alpha if carry else one)
+            q = a * nu + j
+            q4 = q * np.uint64(4)
+            if carry:
+                s -= dt
+            if s > rec[q4 + 3]:
+                p, qq, r = rec[q4], rec[q4 + 1], rec[q4 + 2]
+            else:  # before a spike of its step: the segment that ends at the next spike
+                e = first[q]
+                while out_s[e] < s and nxt_same[e - k_lo] >= 0:
+                    e = nxt_same[e - k_lo]
+                e3 = np.uint64(e - k_lo) * np.uint64(3)
+                p, qq, r = spk_rec[e3], spk_rec[e3 + 1], spk_rec[e3 + 2]
+            lam_i = p * e_s + qq * e_m
+            lam_d = (r - qq) * e_m - p * e_s
+            dw[syn] -= tau_syn * lam_i
+            dd[syn] += lam_d
+            acc += w[syn] * lam_d
+        grad_in[k] = acc
+
+
+@njit(cache=True, inline="always")
+def _propagate_step(lam_v, lam_i, rec, base4, skip_step, n, alpha, beta, c_adj, k_a):
+    """Record every neuron's step coefficients (except those with a spike in step n, recorded
+    already) and carry its adjoint back over the whole step."""
+    for j in range(lam_v.size):
+        if skip_step[j] == n:
+            continue
+        _record_step(rec, base4 + 4 * j, lam_v[j], lam_i[j], alpha, beta, k_a)
+        lam_i[j] = c_adj * lam_v[j] + beta * lam_i[j]
+        lam_v[j] = alpha * lam_v[j]
+
+
+# ----------------------------------------------------------------------------- LIF backward
+@njit(cache=True, parallel=True)
+def lif_backward(
+    src_step, src_off, src_fs, src_fm, src_unit, src_offsets,
+    out_steps, out_units, out_s, out_vdot, out_offsets, grad_out, kick,
+    w, gs, gm, dm, dg, n_out, n_steps, consts, max_out, n_chunks, grad_in, dw_part, dd_part,
+):
+    """EventProp backward of a precise LIF layer for the whole batch.
+
+    ``grad_out[k]`` is dL/dt of output spike k; ``kick[j]`` is subtracted from lambda_V at each
+    spike of neuron j.  Synapses carry e^{g/tau_syn} (``gs``) and e^{g/tau_mem} (``gm``).
+    Writes ``grad_in`` and per-chunk partial sums ``dw_part``/``dd_part`` [n_chunks, n_in*n_out]
+    (``dd`` before multiplication by w).
+    """
+    alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
+    tau_syn, vdot_min, dt, k_a = consts[5], consts[7], consts[8], consts[10]
+    tm, ts, delta = np.float64(consts[6]), np.float64(consts[5]), np.float64(consts[11])
+    nu = np.uint64(n_out)
+    n_steps_u = np.uint64(n_steps)
+    batch = src_offsets.size - 1
+    for c in prange(n_chunks):
+        rec = np.zeros(4 * (n_steps + 1) * n_out, dtype=w.dtype)
+        for j in range(n_out):
+            rec[4 * (n_steps * n_out + j) + 3] = -1.0  # spare row: no spike, zero adjoint
+        first = np.zeros((n_steps + 1) * n_out, dtype=np.int64)
+        spk_rec = np.empty(3 * max(max_out, 1), dtype=w.dtype)
+        nxt_same = np.empty(max(max_out, 1), dtype=np.int64)
+        seen_step = np.empty(n_out, dtype=np.int64)
+        seen_idx = np.empty(n_out, dtype=np.int64)
+        lam_v = np.empty(n_out, dtype=w.dtype)
+        lam_i = np.empty(n_out, dtype=w.dtype)
+        dw, dd = dw_part[c], dd_part[c]
+        for b in range(c, batch, n_chunks):
+            lam_v[:] = 0.0
+            lam_i[:] = 0.0
+            seen_step[:] = -1
+            k_lo = out_offsets[b]
+            k = out_offsets[b + 1] - 1
+            for n in range(n_steps - 1, -1, -1):
+                base4 = 4 * n * n_out
+                while k >= k_lo and out_steps[k] == n:  # spikes of step n, latest first
+                    j = out_units[k]
+                    s_k = np.float64(out_s[k])
+                    if seen_step[j] != n:  # latest spike of j in step n: record (s_k, dt]
+                        q4 = base4 + 4 * j
+                        _record_step(rec, q4, lam_v[j], lam_i[j], alpha, beta, k_a)
+                        rec[q4 + 3] = out_s[k]
+                        s_from = np.float64(dt)
+                        nxt_same[k - k_lo] = -1
+                    else:
+                        s_from = np.float64(out_s[seen_idx[j]])
+                        nxt_same[k - k_lo] = seen_idx[j]
+                    lv, li = adjoint_flow(np.float64(lam_v[j]), np.float64(lam_i[j]),
+                                          s_from - s_k, tm, ts, delta)
+                    vdot = max(np.float64(out_vdot[k]), np.float64(vdot_min))
+                    lv += (threshold * lv + grad_out[k]) / vdot - kick[j]
+                    e3 = 3 * (k - k_lo)
+                    p, qq, r = _coefficients(lv, li, math.exp(-s_k / ts), math.exp(-s_k / tm),
+                                             np.float64(k_a))
+                    spk_rec[e3], spk_rec[e3 + 1], spk_rec[e3 + 2] = p, qq, r
+                    lam_v[j] = lv
+                    lam_i[j] = li
+                    seen_step[j] = n
+                    seen_idx[j] = k
+                    first[n * n_out + j] = k
+                    k -= 1
+                for j in range(n_out):  # neurons that fired: from their earliest spike to 0
+                    if seen_step[j] == n:
+                        lv, li = adjoint_flow(np.float64(lam_v[j]), np.float64(lam_i[j]),
+                                              np.float64(out_s[seen_idx[j]]), tm, ts, delta)
+                        lam_v[j] = lv
+                        lam_i[j] = li
+                _propagate_step(lam_v, lam_i, rec, base4, seen_step, n, alpha, beta, c_adj, k_a)
+            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
+                            src_offsets[b + 1], w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha,
+                            beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+                            grad_in)
+
+
+# ----------------------------------------------------------------------------- LI readout
+@njit(cache=True, parallel=True)
+def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, wgs, wgm, dm, dg,
+               n_out, n_steps, consts, n_chunks, v_out):
+    """Leaky-integrator readout: ``v_out[b, n, j]`` = V at t = n dt, arrivals at exact times."""
+    alpha, beta, c_vi, dt, k_v = consts[0], consts[1], consts[2], consts[8], consts[9]
+    nu = np.uint64(n_out)
+    n_steps_u = np.uint64(n_steps)
+    batch = src_offsets.size - 1
+    spare = n_steps * n_out
+    for c in prange(n_chunks):
+        acc_s = np.zeros((n_steps + 1) * n_out, dtype=wgs.dtype)
+        acc_m = np.zeros((n_steps + 1) * n_out, dtype=wgs.dtype)
+        v = np.empty(n_out, dtype=wgs.dtype)
+        cur = np.empty(n_out, dtype=wgs.dtype)
+        for b in range(c, batch, n_chunks):
+            _scatter_sums(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
+                          src_offsets[b + 1], wgs, wgm, dm, dg, nu, n_steps_u, dt, alpha, beta,
+                          acc_s, acc_m)
+            v[:] = 0.0
+            cur[:] = 0.0
+            for n in range(n_steps):
+                base = n * n_out
+                for j in range(n_out):
+                    v_out[b, n, j] = v[j]
+                    a_s, a_m = acc_s[base + j], acc_m[base + j]
+                    v[j] = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
+                    cur[j] = beta * (cur[j] + a_s)
+                    acc_s[base + j] = 0.0
+                    acc_m[base + j] = 0.0
+            acc_s[spare:] = 0.0
+            acc_m[spare:] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _scatter_sums(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, wgs, wgm, dm, dg,
+                  nu, n_steps_u, dt, alpha, beta, acc_s, acc_m):
+    """The step sums of ``_scatter_sources`` without the lists (a readout has no threshold)."""
+    one = dt / dt
+    for k in range(lo, hi):
+        n_k = np.uint64(src_step[k])
+        if n_k >= n_steps_u:
+            continue
+        row = np.uint64(src_unit[k]) * nu
+        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
+        for j in range(nu):
+            syn = row + j
+            carry = fo + dg[syn] >= dt
+            q = min(n_k + np.uint64(dm[syn]) + np.uint64(carry), n_steps_u) * nu + j
+            acc_s[q] += fs * wgs[syn] * (beta if carry else one)
+            acc_m[q] += fm * wgm[syn] * (alpha if carry else one)
+
+
+@njit(cache=True, parallel=True)
+def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v, w, gs, gm,
+                dm, dg, n_out, n_steps, consts, n_chunks, grad_in, dw_part, dd_part):
+    """Adjoint of the precise LI readout driven by ``grad_v[b, n, j]`` = dL/dV(t = n dt)."""
+    alpha, beta, c_adj, tau_syn = consts[0], consts[1], consts[3], consts[5]
+    tau_mem, dt, k_a = consts[6], consts[8], consts[10]
+    nu = np.uint64(n_out)
+    n_steps_u = np.uint64(n_steps)
+    batch = src_offsets.size - 1
+    never = np.full(n_out, -1, dtype=np.int64)
+    no_spikes = np.empty(0, dtype=w.dtype)
+    no_links = np.empty(0, dtype=np.int64)
+    for c in prange(n_chunks):
+        rec = np.zeros(4 * (n_steps + 1) * n_out, dtype=w.dtype)
+        for j in range(n_out):
+            rec[4 * (n_steps * n_out + j) + 3] = -1.0
+        first = np.empty(0, dtype=np.int64)
+        lam_v = np.empty(n_out, dtype=w.dtype)
+        lam_i = np.empty(n_out, dtype=w.dtype)
+        dw, dd = dw_part[c], dd_part[c]
+        for b in range(c, batch, n_chunks):
+            lam_v[:] = 0.0
+            lam_i[:] = 0.0
+            for n in range(n_steps - 1, -1, -1):
+                if n + 1 < n_steps:  # the sample at t_{n+1} ends this step's segment
+                    for j in range(n_out):
+                        lam_v[j] -= grad_v[b, n + 1, j] / tau_mem
+                _propagate_step(lam_v, lam_i, rec, 4 * n * n_out, never, n, alpha, beta, c_adj,
+                                k_a)
+            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
+                            src_offsets[b + 1], w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha,
+                            beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0, dw,
+                            dd, grad_in)
