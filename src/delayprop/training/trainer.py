@@ -36,6 +36,7 @@ from .distributed import DistContext
 from .io import RUN_FILES, load_checkpoint, save_checkpoint, write_csv, write_json
 from .model import build_network, count_parameters, hidden_layers
 from .progress import BatchStats, Progress, SilentProgress, make_progress
+from .tensorboard import TensorBoardLogger
 
 __all__ = ["Trainer", "evaluate_loss", "evaluate_dataset", "Splits", "load_splits"]
 
@@ -148,6 +149,8 @@ class Trainer:
         progress: ``auto`` (live bars on a terminal, plain lines otherwise), ``bars``,
             ``lines``, ``quiet``, or a ``Progress`` instance; see
             ``delayprop.training.progress``.
+        tensorboard: directory for TensorBoard event files (losses, accuracies, learning
+            rates, spike counts, weight and delay histograms per epoch); None: no logging.
         dist: data-parallel context (rank, world size).
         splits: data to use instead of loading ``cfg.data`` (tests, notebooks).
         data_dir: where downloaded data sets live (default ``$DELAYPROP_DATA``).
@@ -164,6 +167,7 @@ class Trainer:
         splits: Splits | None = None,
         data_dir: str | Path | None = None,
         progress: str | Progress = "auto",
+        tensorboard: str | Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = None if run_dir is None else Path(run_dir)
@@ -176,6 +180,10 @@ class Trainer:
             self.progress = progress
         else:
             self.progress = make_progress("quiet" if quiet else progress)
+        self.tensorboard = (
+            TensorBoardLogger(tensorboard) if tensorboard is not None and self.dist.is_main
+            else None
+        )  # fmt: skip
         self.data = splits or load_splits(cfg, data_dir)
         self.augment = Augmentation.from_specs(cfg.data.augment)
         tr = self.data.train
@@ -394,10 +402,14 @@ class Trainer:
             if t.early_stopping is not None and self.epoch - self.best["epoch"] >= t.early_stopping:
                 self.stopped_early = True
             self._write()
+            if self.tensorboard is not None:
+                self.tensorboard.log_epoch(self.epoch, row, self.model, self._group_rates())
             self.progress.end_epoch(row)
         self.progress.end()
         return self.finish()
 
+    def _group_rates(self) -> dict[str, float]:
+        return {g["name"]: g["lr"] for g in self.optimizer.param_groups}
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the selected model on every split, write and return the final metrics."""
@@ -409,6 +421,8 @@ class Trainer:
             final[f"{split}_loss"] = result["loss"]
         final["stopped_early"] = self.stopped_early
         self._write(final)
+        if self.tensorboard is not None:
+            self.tensorboard.log_final(self.epoch, final)
         if self.dist.is_main:
             self._log(
                 f"selected epoch {self.best['epoch']}: train {final['train_accuracy']:.4f}, "
