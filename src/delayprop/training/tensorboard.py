@@ -30,7 +30,8 @@ __all__ = ["TENSORBOARD_DIR", "TensorBoardUnavailable", "TensorBoardLogger", "re
 #: sub-directory of a run directory that holds the event files
 TENSORBOARD_DIR = "tensorboard"
 #: equal-width histogram bins between a tensor's smallest and largest value (TensorBoard's
-#: default exponential buckets make every histogram ~10 times larger on disk)
+#: default exponential buckets make the event file ~6 times larger: 25 instead of 4 KB per
+#: Yin-Yang epoch)
 HISTOGRAM_BINS = 64
 
 
