@@ -5,7 +5,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 RUN ?= runs/yinyang
 
-.PHONY: setup train test test-all lint bench clean
+.PHONY: setup train test test-all lint docs bench clean
 
 $(BIN)/delayprop: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,14 @@ test-all: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
+# The documentation site (docs/ and the API reference from the docstrings) in site/; any warning
+# fails the build (not with --quiet, which hides them from the check).  NO_MKDOCS_2_WARNING
+# silences the Material theme's notice about MkDocs 2.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: setup
 	$(BIN)/delayprop bench
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache

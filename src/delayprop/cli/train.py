@@ -11,6 +11,8 @@ import torch
 from ..config import BUILTIN_CONFIGS, config_to_dict, load_config
 from ..training.distributed import init_distributed, shutdown_distributed
 from ..training.io import prepare_run_dir, write_json
+from ..training.progress import PROGRESS_MODES
+from ..training.tensorboard import TENSORBOARD_DIR, TensorBoardUnavailable, require_tensorboard
 from ..training.trainer import Trainer
 
 __all__ = ["register", "run"]
@@ -34,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--force", action="store_true", help="overwrite an existing run directory")
     p.add_argument("--quiet", action="store_true", help="one log line per epoch, no bars")
+    p.add_argument("--progress", choices=PROGRESS_MODES[:3], default="auto",
+                   help="auto (default): live bars on a terminal, plain lines when the output "
+                   "goes to a file or pipe; bars; lines")
+    p.add_argument("--tensorboard", action="store_true",
+                   help=f"log metrics and histograms per epoch to DIR/{TENSORBOARD_DIR} "
+                   "(needs the tensorboard package)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="directory of downloaded data sets (default: $DELAYPROP_DATA)")
@@ -57,7 +65,8 @@ def _train_one(task: str, overrides: list[str], out: Path, args, device, dist) -
     if dist.is_main:
         prepare_run_dir(out, config_to_dict(cfg), resume=args.resume, force=args.force)
     trainer = Trainer(cfg, out, device=device, quiet=args.quiet, dist=dist,
-                      data_dir=args.data_dir)  # fmt: skip
+                      data_dir=args.data_dir, progress=args.progress,
+                      tensorboard=out / TENSORBOARD_DIR if args.tensorboard else None)  # fmt: skip
     if args.resume:
         trainer.resume()
     return trainer.fit()
@@ -67,6 +76,11 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was requested but torch sees no CUDA device")
+    if args.tensorboard:
+        try:
+            require_tensorboard()
+        except TensorBoardUnavailable as err:
+            raise ValueError(f"--tensorboard: {err}") from None
     overrides = list(args.overrides)
     if args.method:
         overrides.append(f"model.method={args.method}")

@@ -25,9 +25,13 @@ class BPTTNetwork(DenseNetwork):
     ``delayprop.LIReadout``.
 
     Args:
-        n_in, hidden, n_out: layer sizes.  dt: time step, ms.  tau_mem, tau_syn: ms.
-        threshold: firing threshold.  weight_init: one initialiser per projection (default
-        N(0, 1/n_in) each).  surrogate_alpha: ATan surrogate steepness.  dtype: float32/float64.
+        n_in, hidden, n_out: layer sizes.
+        dt: time step, ms.
+        tau_mem, tau_syn: ms.
+        threshold: firing threshold.
+        weight_init: one initialiser per projection (default N(0, 1/n_in) each).
+        surrogate_alpha: ATan surrogate steepness.
+        dtype: float32/float64.
     """
 
     def __init__(

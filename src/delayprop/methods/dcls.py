@@ -59,9 +59,12 @@ class DCLSProjection(DenseProjection):
     """Weights [n_out, n_in] and synaptic delays (ms) realised as a Gaussian-tap convolution.
 
     Args:
-        n_in, n_out: sizes.  dt: time step, ms.  max_delay: largest delay, ms (a multiple of dt;
-        kernel length max_delay / dt + 1).  delay_init: initial delays, ms (default uniform over
-        [0, max_delay], the paper's uniform positions).  learn_delays: train the delays.
+        n_in, n_out: sizes.
+        dt: time step, ms.
+        max_delay: largest delay, ms (a multiple of dt; kernel length max_delay / dt + 1).
+        delay_init: initial delays, ms (default uniform over [0, max_delay], the paper's
+            uniform positions).
+        learn_delays: train the delays.
         weight_init: initial weights (default N(0, 1/n_in)).
     """
 
@@ -126,12 +129,16 @@ class DCLSNetwork(DenseNetwork):
     ``delayprop.constrain_(model)`` after every optimiser step.
 
     Args:
-        n_in, hidden, n_out: layer sizes.  dt: time step, ms.  tau_mem, tau_syn: ms.
-        threshold: firing threshold.  max_delay: largest delay of the hidden projections, ms.
+        n_in, hidden, n_out: layer sizes.
+        dt: time step, ms.
+        tau_mem, tau_syn: ms.
+        threshold: firing threshold.
+        max_delay: largest delay of the hidden projections, ms.
         readout_max_delay: the same for the projection into the readout (0: no delays there).
         delay_init, readout_delay_init: initial delays, ms (default uniform over the kernel).
         weight_init: one initialiser per projection (default N(0, 1/n_in) each).
-        surrogate_alpha: ATan surrogate steepness.  dtype: float32 (default) or float64.
+        surrogate_alpha: ATan surrogate steepness.
+        dtype: float32 (default) or float64.
     """
 
     def __init__(

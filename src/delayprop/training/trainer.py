@@ -11,7 +11,6 @@ with the same metrics as an uninterrupted one.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from ..config import ConfigError, LossConfig, RunConfig, config_to_dict
 from ..data import Blend, Compose, EventBatch, EventDataset, load_dataset, make_augmentation
@@ -37,6 +35,8 @@ from ..spikes import Spikes
 from .distributed import DistContext
 from .io import RUN_FILES, load_checkpoint, save_checkpoint, write_csv, write_json
 from .model import build_network, count_parameters, hidden_layers
+from .progress import BatchStats, Progress, SilentProgress, make_progress
+from .tensorboard import TensorBoardLogger
 
 __all__ = ["Trainer", "evaluate_loss", "evaluate_dataset", "Splits", "load_splits"]
 
@@ -144,7 +144,13 @@ class Trainer:
         cfg: the run configuration.
         run_dir: an existing run directory (see ``io.prepare_run_dir``) or None.
         device: torch device for model and batches.
-        quiet: one log line per epoch instead of progress bars.
+        quiet: one log line per epoch instead of progress bars (same as
+            ``progress="quiet"``).
+        progress: ``auto`` (live bars on a terminal, plain lines otherwise), ``bars``,
+            ``lines``, ``quiet``, or a ``Progress`` instance; see
+            ``delayprop.training.progress``.
+        tensorboard: directory for TensorBoard event files (losses, accuracies, learning
+            rates, spike counts, weight and delay histograms per epoch); None: no logging.
         dist: data-parallel context (rank, world size).
         splits: data to use instead of loading ``cfg.data`` (tests, notebooks).
         data_dir: where downloaded data sets live (default ``$DELAYPROP_DATA``).
@@ -160,12 +166,24 @@ class Trainer:
         dist: DistContext | None = None,
         splits: Splits | None = None,
         data_dir: str | Path | None = None,
+        progress: str | Progress = "auto",
+        tensorboard: str | Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_dir = None if run_dir is None else Path(run_dir)
         self.device = torch.device(device)
         self.quiet = quiet
         self.dist = dist or DistContext()
+        if not self.dist.is_main:
+            self.progress: Progress = SilentProgress()
+        elif isinstance(progress, Progress):
+            self.progress = progress
+        else:
+            self.progress = make_progress("quiet" if quiet else progress)
+        self.tensorboard = (
+            TensorBoardLogger(tensorboard) if tensorboard is not None and self.dist.is_main
+            else None
+        )  # fmt: skip
         self.data = splits or load_splits(cfg, data_dir)
         self.augment = Augmentation.from_specs(cfg.data.augment)
         tr = self.data.train
@@ -210,7 +228,7 @@ class Trainer:
         return rates
 
     # ------------------------------------------------------------------ one epoch
-    def _train_epoch(self, bar: tqdm | None) -> dict[str, Any]:
+    def _train_epoch(self) -> dict[str, Any]:
         t = self.cfg.train
         self.model.train()
         if hasattr(self.model, "set_epoch"):  # e.g. DCLS anneals its Gaussian width
@@ -226,7 +244,7 @@ class Trainer:
         hidden = hidden_layers(self.model)
         epoch_counts = [torch.zeros(layer.n_out, dtype=torch.int64) for layer in hidden]
         total_loss, total_correct, total_n, t0 = 0.0, 0.0, 0, time.perf_counter()
-        for idx in batches:
+        for i, idx in enumerate(batches, 1):
             rates = self._set_learning_rates()
             batch = ds.batch(idx)
             if self.augment.batch is not None:
@@ -251,12 +269,12 @@ class Trainer:
             total_loss += loss_sum
             total_correct += n_correct
             total_n += len(idx)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{total_loss / total_n:.4f}", acc=f"{total_correct / total_n:.3f}",
-                    spk=self._spike_text(epoch_counts, total_n), lr=f"{rates['weights']:.2g}",
-                )  # fmt: skip
+            self.progress.batch(BatchStats(
+                batch=i, n_batches=len(batches),
+                loss=total_loss / total_n, accuracy=total_correct / total_n,
+                spikes_per_neuron=[float(c.sum()) / total_n / len(c) for c in epoch_counts],
+                lr=rates["weights"],
+            ))  # fmt: skip
         elapsed = time.perf_counter() - t0
         counts = [self._global_counts(c) for c in epoch_counts]
         return {
@@ -273,10 +291,6 @@ class Trainer:
         if not self.dist.enabled:
             return counts
         return torch.tensor(self.dist.sum(counts.double().tolist())).long()
-
-    @staticmethod
-    def _spike_text(counts: list[Tensor], n: int) -> str:
-        return "/".join(f"{float(c.sum()) / max(n, 1) / len(c):.1f}" for c in counts) or "-"
 
     @torch.no_grad()
     def _bump_silent(self) -> None:
@@ -362,7 +376,6 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         """Train for the configured epochs (from the current state); return the final metrics."""
         t = self.cfg.train
-        show = not self.quiet and self.dist.is_main
         n_batches = math.ceil((len(self.data.train) + self.augment.n_blend) / t.batch_size)
         if t.max_batches is not None:
             n_batches = min(n_batches, t.max_batches)
@@ -375,13 +388,10 @@ class Trainer:
         if self.epoch == 0 and self.run_dir is not None and self.dist.is_main:
             save_checkpoint(self.run_dir / RUN_FILES["initial"],
                             {"model": self._copy_state(), **self._identity()})  # fmt: skip
-        epochs = tqdm(total=t.epochs, initial=self.epoch, desc="epochs", unit="ep",
-                      disable=not show, file=sys.stderr)  # fmt: skip
+        self.progress.begin(t.epochs, self.epoch, n_batches)
         while self.epoch < t.epochs and not self.stopped_early:
-            bar = tqdm(total=n_batches, desc=f"epoch {self.epoch + 1}", unit="batch",
-                       leave=False, disable=not show, file=sys.stderr)  # fmt: skip
-            row = {"epoch": self.epoch + 1, **self._train_epoch(bar if show else None)}
-            bar.close()
+            self.progress.start_epoch(self.epoch + 1)
+            row = {"epoch": self.epoch + 1, **self._train_epoch()}
             val = self.evaluate(self.data.validation)
             row.update(validation_loss=val["loss"], validation_accuracy=val["accuracy"])
             self.epoch += 1
@@ -392,13 +402,14 @@ class Trainer:
             if t.early_stopping is not None and self.epoch - self.best["epoch"] >= t.early_stopping:
                 self.stopped_early = True
             self._write()
-            epochs.update(1)
-            epochs.set_postfix(train=f"{row['train_accuracy']:.3f}",
-                               val=f"{val['accuracy']:.3f}")  # fmt: skip
-            if self.quiet and self.dist.is_main:
-                self._log(self._epoch_line(row))
-        epochs.close()
+            if self.tensorboard is not None:
+                self.tensorboard.log_epoch(self.epoch, row, self.model, self._group_rates())
+            self.progress.end_epoch(row)
+        self.progress.end()
         return self.finish()
+
+    def _group_rates(self) -> dict[str, float]:
+        return {g["name"]: g["lr"] for g in self.optimizer.param_groups}
 
     def finish(self) -> dict[str, Any]:
         """Evaluate the selected model on every split, write and return the final metrics."""
@@ -410,6 +421,8 @@ class Trainer:
             final[f"{split}_loss"] = result["loss"]
         final["stopped_early"] = self.stopped_early
         self._write(final)
+        if self.tensorboard is not None:
+            self.tensorboard.log_final(self.epoch, final)
         if self.dist.is_main:
             self._log(
                 f"selected epoch {self.best['epoch']}: train {final['train_accuracy']:.4f}, "
@@ -418,14 +431,5 @@ class Trainer:
             )
         return {"task": self.cfg.task, **self.best_summary(), **final, "history": self.history}
 
-    @staticmethod
-    def _epoch_line(row: dict[str, Any]) -> str:
-        spk = "/".join(f"{s:.1f}" for s in row["spikes_per_neuron"]) or "-"
-        return (
-            f"epoch {row['epoch']}: loss {row['train_loss']:.4f} "
-            f"train {row['train_accuracy']:.4f} val {row['validation_accuracy']:.4f} "
-            f"spikes/neuron {spk} {row['samples_per_second']:.0f} samples/s"
-        )
-
     def _log(self, text: str) -> None:
-        tqdm.write(text, file=sys.stderr)
+        self.progress.write(text)
