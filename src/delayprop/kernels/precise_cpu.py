@@ -15,15 +15,17 @@ spikes x fan-out), every rounding goes:
   With t_k = n_k dt + f_k and d = m dt + g, s = f_k + g (minus dt when f_k + g >= dt, one step
   later), and e^{s/tau} is a per-spike factor times a per-synapse factor: an arrival costs two
   multiply-adds and no exponential.
-* **Spikes at their exact time.**  A step whose end state is at or above threshold holds a
-  crossing: its arrivals are read back through a linked list per (step, neuron) (``head`` and
+* **Spikes at their exact time.**  A step that can hold a crossing (V at or above threshold at
+  its end, or I, which must exceed the threshold where V rises through it, at or above the
+  threshold at its start or beta threshold at its end) is integrated exactly: its arrivals
+  are read back through a linked list per (step, neuron) (``head`` and
   one ``nxt`` entry per source spike and neuron, written during the scatter), sorted, and the
   step is integrated segment by segment with the exact engine's closed-form flow; each
   crossing is located by the exact engine's root finder (``exact._flow.first_crossing``, a few
   ulp), V is reset there and integration goes on, so a neuron may fire several times in one
-  step.  An excursion above threshold that starts and ends inside one step (V back below
-  threshold at the step's end) is not seen, as in event-on-grid simulators; the exact engine
-  sees it.
+  step.  What can escape the test is an excursion above threshold that starts and ends inside
+  one step while an inhibitory arrival later in that step pulls I below beta threshold by its
+  end: the exact engine sees such a spike, the precise grid misses it.
 * **The exact adjoint of this forward**, i.e. EventProp in continuous time organised by steps:
   between events the adjoint flows in closed form, it jumps at every spike (at its exact time,
   with the exact slope I - threshold) and at readout samples (grid times).  Every (step, neuron)
@@ -205,7 +207,10 @@ def lif_forward(
                     a_s, a_m = acc_s[q], acc_m[q]
                     vj = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
                     ij = beta * (cur[j] + a_s)
-                    if vj >= threshold:
+                    # a crossing needs I > V = threshold at some time in the step: V ending
+                    # above threshold, or I at or above it at either end (beta threshold at the
+                    # end: I decays by beta over the step), makes the step a candidate
+                    if vj >= threshold or cur[j] >= threshold or ij >= beta * threshold:
                         n_arr = _step_arrivals(head[q], j, nu, nxt, lo, src_off, src_unit, w,
                                                dg, dt, arr_s, arr_w)
                         v64, i64, n_sp, n_drop = _integrate_step(
