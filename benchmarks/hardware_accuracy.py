@@ -11,6 +11,9 @@ For every task, seed and profile this trains
 
 Hardware profiles have a time step, so every column runs the time-stepped engine at the task's
 ``dt`` (Yin-Yang, whose default config uses the exact engine, runs on a grid: ``--yinyang-dt``).
+A profile is a built-in name (trained through the config key ``model.hardware_profile``, as
+``delayprop train --hardware NAME``) or a variant ``NAME:field=value,...`` (e.g.
+``loihi:weight_bits=4``), applied with ``apply_profile`` to the network before training.
 Results are appended to OUT/results.json after every run (a rerun skips what is there), and
 OUT/table.md holds the table (mean +- std of test accuracy over seeds).
 
@@ -27,7 +30,7 @@ import time
 from pathlib import Path
 
 from delayprop.config import load_config
-from delayprop.hardware import apply_profile
+from delayprop.hardware import apply_profile, get_profile
 from delayprop.training import Trainer
 
 
@@ -38,9 +41,21 @@ def _overrides(task: str, args: argparse.Namespace) -> list[str]:
     return extra
 
 
-def _train(task: str, seed: int, overrides: list[str]) -> Trainer:
+def parse_profile(spec: str):
+    """``NAME`` or ``NAME:field=value,...`` -> HardwareProfile (values as int or float)."""
+    name, _, rest = spec.partition(":")
+    changes = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        changes[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return get_profile(name, **changes)
+
+
+def _train(task: str, seed: int, overrides: list[str], profile: str | None = None) -> Trainer:
     cfg = load_config(task, [*overrides, f"train.seed={seed}"])
     trainer = Trainer(cfg, None, quiet=True)
+    if profile is not None:
+        apply_profile(trainer.model, parse_profile(profile))
     trainer.fit()
     return trainer
 
@@ -53,14 +68,17 @@ def run_cell(task: str, seed: int, profiles: list[str], args: argparse.Namespace
     trainer = _train(task, seed, base)
     out["float"] = trainer.evaluate(trainer.data.test)["accuracy"]
     for name in profiles:
-        apply_profile(trainer.model, name)  # the selected float model, rounded
+        apply_profile(trainer.model, parse_profile(name))  # the selected float model, rounded
         out[f"rounded:{name}"] = trainer.evaluate(trainer.data.test)["accuracy"]
         trainer.model.load_state_dict(trainer.best_state)
         for layer in trainer.model.modules():
             if hasattr(layer, "constraint"):
                 layer.constraint = None
     for name in profiles:
-        aware = _train(task, seed, [*base, f"model.hardware_profile={name}"])
+        if ":" in name:
+            aware = _train(task, seed, base, profile=name)
+        else:
+            aware = _train(task, seed, [*base, f"model.hardware_profile={name}"])
         out[f"aware:{name}"] = aware.evaluate(aware.data.test)["accuracy"]
     out["seconds"] = time.perf_counter() - t0
     return out
