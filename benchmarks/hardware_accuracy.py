@@ -24,6 +24,7 @@ OUT/table.md holds the table (mean +- std of test accuracy over seeds).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -67,13 +68,10 @@ def run_cell(task: str, seed: int, profiles: list[str], args: argparse.Namespace
     t0 = time.perf_counter()
     trainer = _train(task, seed, base)
     out["float"] = trainer.evaluate(trainer.data.test)["accuracy"]
-    for name in profiles:
-        apply_profile(trainer.model, parse_profile(name))  # the selected float model, rounded
+    selected = trainer.model
+    for name in profiles:  # the selected float model, rounded (a copy: profiles change layers)
+        trainer.model = apply_profile(copy.deepcopy(selected), parse_profile(name))
         out[f"rounded:{name}"] = trainer.evaluate(trainer.data.test)["accuracy"]
-        trainer.model.load_state_dict(trainer.best_state)
-        for layer in trainer.model.modules():
-            if hasattr(layer, "constraint"):
-                layer.constraint = None
     for name in profiles:
         if ":" in name:
             aware = _train(task, seed, base, profile=name)

@@ -29,7 +29,8 @@ recurrence             the same path from the layer's neuron node back to itself
 Node names: ``layer{k}.linear``, ``layer{k}.delay``, ``layer{k}.fanout``, ``layer{k}.neurons``,
 and ``layer{k}.rec.*`` for the recurrent path.  NIR has no time unit: times (tau, w_in, delays)
 are written in ms and the graph's metadata says so (``time_unit: ms``), together with what NIR
-cannot carry (time step, delay bounds, delay parametrisation, engine settings).
+cannot carry (time step, delay bounds, delay parametrisation, engine settings; in ms whatever
+the nodes' unit).
 """
 
 from __future__ import annotations
@@ -270,7 +271,9 @@ def _set(param: Tensor, values: np.ndarray) -> None:
 
 def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn.Sequential:
     """The delayprop network of a graph written by ``export``; ``time_scale``: ms per time
-    unit of the graph (default: from its ``time_unit`` metadata, which must be ms).
+    unit of the graph's nodes (default: from its ``time_unit`` metadata, which must be ms).
+    The settings NIR cannot carry (dt, delay bounds, ...) are in the ``delayprop`` metadata,
+    always in ms.
 
     Delays come back clamp-bounded (the parameter is the delay in ms), whatever bound they
     were trained with: the file holds delay values, and this keeps them bit for bit."""
@@ -281,18 +284,15 @@ def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn
         name = f"layer{k}.neurons"
         node = graph.nodes[name]
         tau_syn, tau_mem = _check_neurons(node, name, lm, scale)
-        dt = None if lm["dt"] is None else lm["dt"] * scale
-        common = dict(tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=lm["max_delay"] * scale,
+        common = dict(tau_mem=tau_mem, tau_syn=tau_syn, dt=lm["dt"], max_delay=lm["max_delay"],
                       delay=lm["delay"], dtype=getattr(torch, lm["dtype"]))  # fmt: skip
         if lm["type"] == "LIReadout":
-            sample = lm["sample_dt"]
-            layer = LIReadout(lm["n_in"], lm["n_out"], **common,
-                              sample_dt=None if sample is None else sample * scale)  # fmt: skip
+            layer = LIReadout(lm["n_in"], lm["n_out"], **common, sample_dt=lm["sample_dt"])
         else:
             layer = LIF(lm["n_in"], lm["n_out"], **common,
                         threshold=float(np.asarray(node.v_threshold).flat[0]),
-                        recurrent=lm["recurrent"], rec_max_delay=lm["rec_max_delay"] * scale,
-                        rec_delay=lm["rec_delay"], refractory=lm["refractory"] * scale,
+                        recurrent=lm["recurrent"], rec_max_delay=lm["rec_max_delay"],
+                        rec_delay=lm["rec_delay"], refractory=lm["refractory"],
                         max_spikes=lm["max_spikes"])  # fmt: skip
         with torch.no_grad():
             w, d = _read_projection(graph, f"layer{k}", lm["delay"], lm["n_out"], lm["n_in"],

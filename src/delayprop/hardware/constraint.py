@@ -48,10 +48,12 @@ def quantise_weight(weight: Tensor, profile: HardwareProfile) -> Tensor:
 
 def quantise_delay(delay: Tensor, profile: HardwareProfile, dt: float | None,
                    high: float) -> Tensor:  # fmt: skip
-    """Delays [n_out, n_in] in ms as the target holds them: clipped to
-    [delay_min_steps dt, high] and, for integer delays, rounded to whole steps of ``dt``."""
+    """Delays [n_out, n_in] in ms as the target holds them: clipped to [delay_min_steps dt,
+    min(high, delay_max_steps dt)] and, for integer delays, rounded to whole steps of ``dt``."""
     if not profile.integer_delays or dt is None:
         return delay.clamp(0.0, high)
+    if profile.delay_max_steps is not None:
+        high = min(high, profile.delay_max_steps * dt)
     return clip_and_round(delay, dt, profile.delay_min_steps * dt, high)
 
 
@@ -83,7 +85,7 @@ class ProjectionConstraint(nn.Module):
                 scale = weight.detach().abs().max()
                 weight = weight + torch.randn_like(weight) * (noise_sd * scale)
         if delay is not None:
-            delay = quantise_delay(delay, self.profile, self.dt, self.max_delay(max_delay))
+            delay = quantise_delay(delay, self.profile, self.dt, max_delay)
         return weight, delay
 
     @torch.no_grad()
