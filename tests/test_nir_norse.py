@@ -1,9 +1,9 @@
 """The exported graph runs in a second simulator (Norse 1.1.0 through nirtorch).
 
 Conventions and every expected difference: ``delayprop.nir_norse`` docstring and
-docs/deploy.md.  Norse's voltage of layer k at step n is delayprop's at step n + k; with the
-propagator matched the two agree to float32 precision, with the graph as written (Euler in
-Norse) the differences are first order in dt.
+docs/deploy.md.  Norse's voltage of layer k at step n is delayprop's at step n + k
+(``compare_with_norse`` aligns them); with the propagator matched the two agree to float32
+precision, with the graph as written (Euler in Norse) the differences are first order in dt.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import torch
 
 import delayprop as dp
 from delayprop import nir as dnir
-from delayprop.nir_norse import RingDelay, run_norse, to_norse
+from delayprop.nir_norse import RingDelay, compare_with_norse, to_norse
 
 DURATION = 20.0  # ms
-LAYERS = ("layer0.neurons", "layer1.neurons")
 
 
 def _net(dt: float) -> torch.nn.Sequential:
@@ -48,45 +47,22 @@ def _raster(dt: float) -> torch.Tensor:
     return raster
 
 
-def _both(dt: float, match: bool):
-    net = _net(dt)
-    raster = _raster(dt)
-    x = dp.Spikes.from_raster(raster, dt, dtype=torch.float64)
-    h0 = net[0](x)
-    h1 = net[1](h0)
-    v = net[2](h1).detach()
-    steps = raster.shape[1]
-    ours = [h.to_raster(dt, steps) for h in (h0, h1)]
-    out, rec = run_norse(to_norse(dnir.to_graph(net), dt, match_propagator=match), raster,
-                         record=LAYERS)  # fmt: skip
-    return ours, [rec[name] for name in LAYERS], v, out
-
-
-def _shifted(ours: torch.Tensor, norse: torch.Tensor, k: int):
-    """delayprop step n + k against Norse step n (the steps both simulated)."""
-    return ours[:, k:], norse[:, : norse.shape[1] - k]
-
-
 def test_matched_propagator_reproduces_delayprop_step_for_step():
-    ours, norse, v, out = _both(0.1, match=True)
-    for k, (a, b) in enumerate(zip(ours, norse), start=1):
-        a, b = _shifted(a, b, k)
+    c = compare_with_norse(_net(0.1), _raster(0.1), 0.1, match_propagator=True)
+    for k, (a, b) in enumerate(zip(c.ours, c.norse)):
         assert a.sum() > 50  # active layers
-        assert torch.equal(a, b), f"layer {k - 1}: spike rasters differ"
-    a, b = _shifted(v.float(), out, 3)
-    assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(a.abs().max()))
+        assert torch.equal(a, b), f"layer {k}: spike rasters differ"
+    assert c.trace_error() < 1e-5
 
 
 def test_graph_as_written_differs_only_by_euler_error_of_first_order():
     errors = []
     for dt in (0.1, 0.05):
-        ours, norse, v, out = _both(dt, match=False)
-        for k, (a, b) in enumerate(zip(ours, norse), start=1):
-            a, b = _shifted(a, b, k)
-            diff = (a.sum(1) - b.sum(1)).abs()  # spike counts per sample and neuron
+        c = compare_with_norse(_net(dt), _raster(dt), dt)
+        for k, a in enumerate(c.ours):
+            diff = c.count_differences(k)
             assert float(diff.max()) <= 1 and float(diff.sum()) <= 0.03 * float(a.sum())
-        a, b = _shifted(v.float(), out, 3)
-        errors.append(float((a - b).abs().max() / a.abs().max()))
+        errors.append(c.trace_error())
     assert errors[0] < 0.05
     assert errors[1] < 0.7 * errors[0]  # halving dt shrinks it: integrator, not mapping
 

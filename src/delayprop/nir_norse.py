@@ -34,6 +34,7 @@ tau_mem = 1 / (1 - alpha), r = c tau_mem both are the same recursion (Norse one 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from torch import Tensor, nn
 
 from .nir import scale_time
 
-__all__ = ["RingDelay", "NorseCubaLI", "to_norse", "run_norse"]
+__all__ = ["RingDelay", "NorseCubaLI", "to_norse", "run_norse", "compare_with_norse", "Comparison"]
 
 
 class RingDelay(nn.Module):
@@ -175,3 +176,59 @@ def run_norse(module: nn.Module, raster: Tensor, record: tuple[str, ...] = ()
         for name in record:
             recorded[name].append(state.cache[name.replace(".", "_")])
     return torch.stack(outputs, 1), {k: torch.stack(v, 1) for k, v in recorded.items()}
+
+
+@dataclass
+class Comparison:
+    """delayprop and Norse on the same input, aligned step for step (delayprop's step n + k
+    against Norse's step n for layer k = 1, 2, ...; the steps both simulated).
+
+    ``ours[k]``, ``norse[k]``: spike rasters of LIF layer k [batch, steps, n] (steps shortened
+    by the alignment); ``trace``, ``norse_trace``: the readout voltage [batch, steps, n_out].
+    """
+
+    ours: list[Tensor]
+    norse: list[Tensor]
+    trace: Tensor
+    norse_trace: Tensor
+
+    def count_differences(self, k: int) -> Tensor:
+        """|spike count difference| per sample and neuron of layer k [batch, n]."""
+        return (self.ours[k].sum(1) - self.norse[k].sum(1)).abs()
+
+    def same_step_fraction(self, k: int) -> float:
+        """Fraction of delayprop's spikes of layer k that Norse has at the aligned step."""
+        return float((self.ours[k] * self.norse[k]).sum() / self.ours[k].sum().clamp(min=1))
+
+    def trace_error(self) -> float:
+        """max |V_delayprop - V_Norse| / max |V_delayprop| over the readout trace."""
+        return float((self.trace - self.norse_trace).abs().max() / self.trace.abs().max())
+
+
+def compare_with_norse(model: nn.Module, raster: Tensor, dt: float,
+                       match_propagator: bool = False) -> Comparison:  # fmt: skip
+    """Run ``model`` (LIF layers, then an LIReadout) in delayprop's time-stepped engine and,
+    exported to NIR, in Norse, on ``raster`` [batch, steps, n_in] of 0/1 spikes of step
+    ``dt`` ms, and align the results (see ``Comparison``)."""
+    from . import nir as dnir
+    from .spikes import Spikes
+
+    layers = list(model.children())
+    x = Spikes.from_raster(raster, dt, dtype=layers[0].weight.dtype)
+    steps = raster.shape[1]
+    ours = []
+    with torch.no_grad():
+        for layer in layers[:-1]:
+            x = layer(x)
+            ours.append(x.to_raster(dt, steps))
+        trace = layers[-1](x).detach().float()
+    names = [f"layer{k}.neurons" for k in range(len(layers) - 1)]
+    out, rec = run_norse(to_norse(dnir.to_graph(model), dt, match_propagator), raster, names)
+    depth = len(layers)
+
+    def align(a: Tensor, b: Tensor, k: int) -> tuple[Tensor, Tensor]:
+        return a[:, k:], b[:, : b.shape[1] - k]
+
+    pairs = [align(a, rec[n], k + 1) for k, (a, n) in enumerate(zip(ours, names))]
+    trace, norse_trace = align(trace, out, depth)
+    return Comparison([a for a, _ in pairs], [b for _, b in pairs], trace, norse_trace)
