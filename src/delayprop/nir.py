@@ -239,7 +239,7 @@ def _time_scale(graph, time_scale: float | None) -> float:
     return 1.0
 
 
-def _check_neurons(node, name: str, layer: dict, scale: float) -> tuple[float, float]:
+def _check_neurons(node, name: str, scale: float) -> tuple[float, float]:
     tau_syn = np.asarray(node.tau_syn) * scale
     tau_mem = np.asarray(node.tau_mem) * scale
     w_in = np.asarray(node.w_in) * scale
@@ -283,7 +283,7 @@ def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn
     for k, lm in enumerate(meta["layers"]):
         name = f"layer{k}.neurons"
         node = graph.nodes[name]
-        tau_syn, tau_mem = _check_neurons(node, name, lm, scale)
+        tau_syn, tau_mem = _check_neurons(node, name, scale)
         common = dict(tau_mem=tau_mem, tau_syn=tau_syn, dt=lm["dt"], max_delay=lm["max_delay"],
                       delay=lm["delay"], dtype=getattr(torch, lm["dtype"]))  # fmt: skip
         if lm["type"] == "LIReadout":

@@ -41,7 +41,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .nir import scale_time
+from .nir import scale_time, to_graph
+from .nn import LIF, LIReadout
+from .spikes import Spikes
 
 __all__ = ["RingDelay", "NorseCubaLI", "to_norse", "run_norse", "compare_with_norse", "Comparison"]
 
@@ -210,10 +212,11 @@ def compare_with_norse(model: nn.Module, raster: Tensor, dt: float,
     """Run ``model`` (LIF layers, then an LIReadout) in delayprop's time-stepped engine and,
     exported to NIR, in Norse, on ``raster`` [batch, steps, n_in] of 0/1 spikes of step
     ``dt`` ms, and align the results (see ``Comparison``)."""
-    from . import nir as dnir
-    from .spikes import Spikes
-
     layers = list(model.children())
+    if not (layers and isinstance(layers[-1], LIReadout)
+            and all(isinstance(m, LIF) for m in layers[:-1])):  # fmt: skip
+        raise ValueError("compare_with_norse needs an nn.Sequential of LIF layers and an "
+                         "LIReadout at the end")  # fmt: skip
     x = Spikes.from_raster(raster, dt, dtype=layers[0].weight.dtype)
     steps = raster.shape[1]
     ours = []
@@ -223,7 +226,7 @@ def compare_with_norse(model: nn.Module, raster: Tensor, dt: float,
             ours.append(x.to_raster(dt, steps))
         trace = layers[-1](x).detach().float()
     names = [f"layer{k}.neurons" for k in range(len(layers) - 1)]
-    out, rec = run_norse(to_norse(dnir.to_graph(model), dt, match_propagator), raster, names)
+    out, rec = run_norse(to_norse(to_graph(model), dt, match_propagator), raster, names)
     depth = len(layers)
 
     def align(a: Tensor, b: Tensor, k: int) -> tuple[Tensor, Tensor]:
