@@ -143,9 +143,9 @@ def test_config_flag_builds_a_constrained_network_and_rejects_other_methods():
 
 
 def test_train_with_hardware_flag_saves_a_run_that_reloads_constrained(tmp_path):
-    out = tmp_path / "digits"
-    assert main(["train", "digits", "--out", str(out), "--hardware", "loihi", "--quiet",
-                 "--set", "train.epochs=1", "train.max_batches=3"]) == 0  # fmt: skip
+    out = tmp_path / "memory"
+    assert main(["train", "sequence_memory", "--out", str(out), "--hardware", "loihi", "--quiet",
+                 "--set", "train.epochs=1"]) == 0  # fmt: skip
     model, cfg = load_run(out)
     assert cfg.model.hardware_profile == "loihi"
     w, d = (t.detach() for t in model[0].effective_parameters())
