@@ -161,3 +161,14 @@ def test_constraint_aware_training_learns():
     result = Trainer(cfg, quiet=True).fit()
     assert result["test_accuracy"] == 1.0
     assert np.isfinite(result["history"][-1]["train_loss"])
+
+
+def test_weight_noise_is_drawn_in_every_forward_pass_around_the_quantised_weights():
+    net = _net()
+    apply_profile(net, "loihi", weight_noise_sd=0.05)
+    quiet = quantise_weight(net[0].weight, get_profile("loihi")).detach()
+    draws = torch.stack([net[0].effective_parameters()[0].detach() for _ in range(400)])
+    assert not torch.equal(draws[0], draws[1])
+    scale = float(quiet.abs().max())
+    assert torch.allclose(draws.mean(0), quiet, atol=0.01 * scale)
+    assert float(draws.std(0).mean()) == pytest.approx(0.05 * scale, rel=0.1)
