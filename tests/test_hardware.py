@@ -139,7 +139,9 @@ def test_config_flag_builds_a_constrained_network_and_rejects_other_methods():
         build_network(load_config("digits", ["model.hardware_profile=x"]).model, 64, 10)
     for task in ("shd_rec", "ssc"):  # the large configs accept the flag (no data needed)
         cfg = load_config(task, ["model.hardware_profile=spinnaker"])
-        assert cfg.model.hardware_profile == "spinnaker"
+        net = build_network(cfg.model, 700, 20)
+        assert net[0].delay.max_delay == 143.0  # 1000 ms capped at 143 steps of 1 ms
+        assert float(net[0].delay.raw.detach().max()) <= 143.0
 
 
 def test_train_with_hardware_flag_saves_a_run_that_reloads_constrained(tmp_path):
