@@ -7,11 +7,15 @@ RUN ?= runs/yinyang
 
 .PHONY: setup train test test-all lint docs bench clean
 
+# Norse (the second simulator of tests/test_nir_norse.py) goes in without its torchvision
+# requirement, which would replace torch; its runtime needs (numpy, torch, nir, nirtorch)
+# come with the dev extra.
 $(BIN)/delayprop: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "norse==1.1.0"
 	touch $@
 
 setup: $(BIN)/delayprop

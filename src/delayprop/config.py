@@ -70,6 +70,9 @@ class ModelConfig:
     ``weight_init`` lists one ``[mean, std]`` per feed-forward projection (input -> first
     hidden, ..., last hidden -> readout); empty means the default N(0, 1/n_in).
     ``delay_init`` is a constant, a ``[low, high]`` uniform range or an explicit matrix.
+    ``hardware_profile`` (eventprop): train for a target (``float``, ``loihi``, ``spinnaker``;
+    ``delayprop.hardware``): quantised weights and integer delays in the forward pass, on the
+    time-stepped engine at the model's dt (1 ms when ``dt`` is null).
     """
 
     method: str = "eventprop"
@@ -96,6 +99,7 @@ class ModelConfig:
     max_spikes: int | None = None
     refractory: float = 0.0
     hardware: dict[str, Any] = field(default_factory=dict)
+    hardware_profile: str | None = None
 
 
 @dataclass
@@ -217,6 +221,11 @@ def validate(cfg: RunConfig) -> None:
     if m.method not in ("eventprop", "bptt", "dcls", "delgrad"):
         raise ConfigError(
             f"model.method must be eventprop, bptt, dcls or delgrad, got {m.method!r}"
+        )
+    if m.hardware_profile is not None and m.method != "eventprop":
+        raise ConfigError(
+            f"model.hardware_profile is for method eventprop, not {m.method!r} (DelGrad's "
+            "hardware model is model.hardware)"
         )
     if m.readout not in ("li", "lif"):
         raise ConfigError(f"model.readout must be 'li' or 'lif', got {m.readout!r}")

@@ -95,6 +95,21 @@ class _Projection(nn.Module):
             delay, n_out, n_in, max_delay=max_delay, init=delay_init, learn=learn_delays,
             bound=delay_bound, dtype=dtype,
         )  # fmt: skip
+        #: hardware constraint (``delayprop.hardware.apply_profile``): maps (weight, delay,
+        #: max_delay) to what the target runs; None runs the parameters as they are.
+        self.constraint: nn.Module | None = None
+
+    def _constrained(self, weight: Tensor | None, delay: Delay | None
+                     ) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
+        """(weight [n_out, n_in], delay matrix [n_out, n_in] ms) as the forward pass sees them."""
+        d = None if delay is None else delay()
+        if self.constraint is None:
+            return weight, d
+        return self.constraint(weight, d, 0.0 if delay is None else delay.max_delay)
+
+    def effective_parameters(self) -> tuple[Tensor, Tensor | None]:
+        """Feed-forward (weight, delay) as the forward pass uses them (after any constraint)."""
+        return self._constrained(self.weight, self.delay)
 
     @property
     def max_delay(self) -> float:
@@ -236,7 +251,8 @@ class LIF(_Projection):
         return 0.0 if self.rec_delay is None else self.rec_delay.max_delay
 
     def forward(self, spikes: Spikes) -> Spikes:
-        rec_d = None if self.rec_delay is None else self.rec_delay()
+        weight, delay = self.effective_parameters()
+        rec_w, rec_d = self._constrained(self.rec_weight, self.rec_delay)
         if self.dt is None:
             settings = self._exact_settings(
                 self.threshold,
@@ -245,7 +261,7 @@ class LIF(_Projection):
                 capacity=self._capacity,
                 regularizer=self.regularizer,
             )
-            out = exact.lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+            out = exact.lif(spikes, weight, delay, settings, rec_w, rec_d)
         else:
             settings = self._settings(
                 spikes,
@@ -254,7 +270,7 @@ class LIF(_Projection):
                 capacity=self._capacity,
                 regularizer=self.regularizer,
             )
-            out = lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+            out = lif(spikes, weight, delay, settings, rec_w, rec_d)
         counts = out.counts()
         if counts.numel():
             self._capacity = max(16, int(1.25 * int(counts.max())) + 16)
@@ -320,6 +336,7 @@ class LIReadout(_Projection):
         self.sample_dt = None if sample_dt is None else float(sample_dt)
 
     def forward(self, spikes: Spikes) -> Tensor:
+        weight, delay = self.effective_parameters()
         if self.dt is None:
             if self.sample_dt is None:
                 raise ValueError(
@@ -327,9 +344,9 @@ class LIReadout(_Projection):
                     "trace; or use max_over_time()"
                 )
             settings = self._exact_settings(float("inf"), sample_dt=self.sample_dt)
-            return exact.li_readout(spikes, self.weight, self.delays(), settings)
+            return exact.li_readout(spikes, weight, delay, settings)
         settings = self._settings(spikes, threshold=float("inf"))
-        return li_readout(spikes, self.weight, self.delays(), settings)
+        return li_readout(spikes, weight, delay, settings)
 
     def max_over_time(self, spikes: Spikes) -> tuple[Tensor, Tensor]:
         """Exact maximum of each readout voltage over [0, duration] and its time (ms), each
@@ -343,7 +360,7 @@ class LIReadout(_Projection):
         maximum of the precise-mode trajectory; it returns float64 values.
         """
         settings = self._exact_settings(float("inf"))
-        return exact.li_peak(spikes, self.weight, self.delays(), settings)
+        return exact.li_peak(spikes, *self.effective_parameters(), settings)
 
     def extra_repr(self) -> str:
         return (
@@ -363,10 +380,14 @@ def delay_modules(model: nn.Module) -> Iterator[Delay]:
 
 @torch.no_grad()
 def constrain_(model: nn.Module) -> None:
-    """Project all delays of ``model`` back into [0, max_delay]; call after each optimiser step
-    (as the published method does)."""
+    """Project all delays of ``model`` back into [0, max_delay] (and into a hardware target's
+    range where a layer has a constraint); call after each optimiser step (as the published
+    method does)."""
     for m in delay_modules(model):
         m.constrain_()
+    for m in model.modules():
+        if isinstance(m, _Projection) and m.constraint is not None:
+            m.constraint.constrain_(m)
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -12,7 +12,7 @@ import sys
 
 __all__ = ["main", "build_parser"]
 
-COMMANDS = ("train", "eval", "plot", "bench", "data")
+COMMANDS = ("train", "eval", "plot", "bench", "data", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:

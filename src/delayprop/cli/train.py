@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override config entries, e.g. train.epochs=5 model.dt=null")
     p.add_argument("--method", choices=("eventprop", "bptt", "dcls", "delgrad"),
                    help="shorthand for --set model.method=...")
+    p.add_argument("--hardware", choices=("float", "loihi", "spinnaker"),
+                   help="constraint-aware training for a hardware profile (shorthand for "
+                   "--set model.hardware_profile=...)")
     p.add_argument("--seeds", help="comma-separated seeds: one run per seed in DIR/seed<N>, "
                    "plus DIR/summary.json with mean and standard deviation")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -84,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.method:
         overrides.append(f"model.method={args.method}")
+    if args.hardware:
+        overrides.append(f"model.hardware_profile={args.hardware}")
     dist = init_distributed(device)
     try:
         seeds = _seeds(args.seeds)

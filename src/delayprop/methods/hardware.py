@@ -15,12 +15,31 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["HardwareModel", "straight_through_round"]
+__all__ = ["HardwareModel", "straight_through_round", "clip_and_round"]
 
 
-def straight_through_round(x: Tensor, step: float) -> Tensor:
-    """round(x / step) * step in the forward pass, identity in the backward pass."""
+def straight_through_round(x: Tensor, step: float | Tensor) -> Tensor:
+    """round(x / step) * step in the forward pass, identity in the backward pass.
+
+    Rounds to the nearest multiple (ties to even, as ``torch.round``); ``step`` is a number or
+    a tensor that broadcasts against ``x`` (e.g. one step per neuron).
+    """
     return x + (torch.round(x / step) * step - x).detach()
+
+
+def clip_and_round(
+    x: Tensor,
+    step: float | Tensor | None,
+    low: float | Tensor | None = None,
+    high: float | Tensor | None = None,
+) -> Tensor:
+    """Clip ``x`` to [low, high] (gradient zero outside, as ``clamp``), then round it to the
+    grid ``step`` with the straight-through estimator.  None skips the part."""
+    if low is not None or high is not None:
+        x = x.clamp(low, high)
+    if step is not None:
+        x = straight_through_round(x, step)
+    return x
 
 
 @dataclass(frozen=True)
@@ -63,11 +82,8 @@ class HardwareModel:
         return threshold + offset.unsqueeze(0) + noise * self.threshold_trial_sd
 
     def weights(self, weight: Tensor) -> Tensor:
-        if self.weight_clip is not None:
-            weight = weight.clamp(-self.weight_clip, self.weight_clip)
-        if self.weight_step is not None:
-            weight = straight_through_round(weight, self.weight_step)
-        return weight
+        clip = self.weight_clip
+        return clip_and_round(weight, self.weight_step, None if clip is None else -clip, clip)
 
     def delays(self, delay: Tensor | None, batch: int) -> Tensor | None:
         """Quantised delays, with per-trial jitter ([batch, n_out, n_in] when jittered)."""

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError, ModelConfig
+from ..hardware import apply_profile
 from ..init import Init, Normal
 from ..methods import build_model
 from ..methods.hardware import HardwareModel
@@ -39,7 +40,7 @@ def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
     except TypeError as err:
         raise ConfigError(f"model.hardware: {err}") from None
     try:
-        return build_model(
+        model = build_model(
             cfg.method, n_in=n_in, hidden=list(cfg.hidden), n_out=n_out, dt=cfg.dt,
             tau_mem=cfg.tau_mem, tau_syn=cfg.tau_syn, threshold=cfg.threshold,
             max_delay=cfg.max_delay, delay_init=as_init(cfg.delay_init),
@@ -51,8 +52,11 @@ def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
             learn_weights=cfg.learn_weights, sample_dt=cfg.sample_dt, hardware=hardware,
             max_spikes=cfg.max_spikes, refractory=cfg.refractory,
         )  # fmt: skip
+        if cfg.hardware_profile is not None:
+            apply_profile(model, cfg.hardware_profile)
     except ValueError as err:
         raise ConfigError(f"model: {err}") from None
+    return model
 
 
 def hidden_layers(model: nn.Module) -> list[LIF]:
