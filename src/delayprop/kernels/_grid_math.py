@@ -86,10 +86,14 @@ def precise_constants(
 ) -> np.ndarray:
     """Packed constants of the precise-mode kernels (``kernels.precise_cpu``), all ms:
 
-    [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, vdot_min, dt, k_v, k_a, delta]
+    [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, vdot_min, dt, k_v, k_a, delta,
+     kappa_max]
 
     with k_v = tau_syn / (tau_mem - tau_syn) (an arrival's weight w adds
     w k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn}) to V at the end of its step),
+    kappa_max the largest V that a unit current jump can add within one step
+    (max over 0 <= u <= dt of k_v (e^{-u/tau_mem} - e^{-u/tau_syn}), which peaks at
+    u* = ln(tau_mem/tau_syn) / (1/tau_syn - 1/tau_mem)),
     k_a = tau_mem / (tau_syn - tau_mem) (the same coefficient in the adjoint flow) and
     delta = 1/tau_mem - 1/tau_syn.
     """
@@ -103,6 +107,8 @@ def precise_constants(
     c = grid_constants(dt, tau_mem, tau_syn, threshold)
     k_v = tau_syn / (tau_mem - tau_syn)
     k_a = tau_mem / (tau_syn - tau_mem)
+    u = min(dt, math.log(tau_mem / tau_syn) / (1.0 / tau_syn - 1.0 / tau_mem))
+    kappa_max = k_v * (math.exp(-u / tau_mem) - math.exp(-u / tau_syn)) * (1.0 + 1e-9)
     values = [c.alpha, c.beta, c.c_vi, c.c_adj, threshold, tau_syn, tau_mem, c.vdot_min, dt,
-              k_v, k_a, delta]  # fmt: skip
+              k_v, k_a, delta, kappa_max]  # fmt: skip
     return np.array(values, dtype=dtype)

@@ -15,17 +15,17 @@ spikes x fan-out), every rounding goes:
   With t_k = n_k dt + f_k and d = m dt + g, s = f_k + g (minus dt when f_k + g >= dt, one step
   later), and e^{s/tau} is a per-spike factor times a per-synapse factor: an arrival costs two
   multiply-adds and no exponential.
-* **Spikes at their exact time.**  A step that can hold a crossing (V at or above threshold at
-  its end, or I, which must exceed the threshold where V rises through it, at or above the
-  threshold at its start or beta threshold at its end) is integrated exactly: its arrivals
-  are read back through a linked list per (step, neuron) (``head`` and
-  one ``nxt`` entry per source spike and neuron, written during the scatter), sorted, and the
-  step is integrated segment by segment with the exact engine's closed-form flow; each
+* **Spikes at their exact time.**  Within a step V stays at or below the trajectory from
+  (V0, I0 + SUM max(w, 0)) (the step's start state with all its excitation at once and no
+  inhibition; the sum is a third per-(step, neuron) sum), whose maximum is cheap to bound
+  (``_may_cross``).  A step where that bound reaches threshold may hold a crossing and is
+  integrated exactly: its arrivals are read back through a linked list per (step, neuron)
+  (``head``, and one ``nxt`` entry per source spike and neuron written during the scatter),
+  sorted, and the step is integrated segment by segment with the exact engine's closed-form flow; each
   crossing is located by the exact engine's root finder (``exact._flow.first_crossing``, a few
   ulp), V is reset there and integration goes on, so a neuron may fire several times in one
-  step.  What can escape the test is an excursion above threshold that starts and ends inside
-  one step while an inhibitory arrival later in that step pulls I below beta threshold by its
-  end: the exact engine sees such a spike, the precise grid misses it.
+  step.  The bound is rigorous, so an excursion above threshold that starts and ends inside one
+  step is found too (up to the root finder's resolution of a grazing peak).
 * **The exact adjoint of this forward**, i.e. EventProp in continuous time organised by steps:
   between events the adjoint flows in closed form, it jumps at every spike (at its exact time,
   with the exact slope I - threshold) and at readout samples (grid times).  Every (step, neuron)
@@ -37,10 +37,17 @@ spikes x fan-out), every rounding goes:
   plus the offset of its last spike; an arrival before a spike of its step reads the
   coefficients stored with that spike instead.
 
-Layout as in ``kernels.cpu``: parameters [n_in, n_out] flat, unsigned index arithmetic, arrivals
-past the last step go to a spare row, samples in ``n_chunks`` fixed chunks with per-chunk
-buffers and gradient accumulators.  ``consts`` is ``_grid_math.precise_constants``.  The
-in-step integration and the root finding run in float64 whatever the kernel's float type.
+Layout as in ``kernels.cpu`` (unsigned index arithmetic, arrivals past the last step go to a
+spare row, samples in ``n_chunks`` fixed chunks with per-chunk buffers and gradient
+accumulators), except that the synapses of each presynaptic unit are stored sorted by their
+delay remainder g (``perm[i * n_out + pos]`` is the postsynaptic neuron at position pos): for a
+spike with offset f the arrivals that fall one step later (f + g >= dt, i.e. g >= dt - f) are
+then a contiguous tail found by binary search, and the scatter and gather run two loops without
+a data-dependent select.  Gradients come out in that sorted layout.  The carry test is
+``g >= dt - f`` everywhere, so that every kernel puts an arrival in the same step.
+
+``consts`` is ``_grid_math.precise_constants``.  The in-step integration and the root finding
+run in float64 whatever the kernel's float type.
 """
 
 from __future__ import annotations
@@ -58,43 +65,111 @@ __all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward"]
 #: and counted: with tau_mem = 20 ms, dt = 1 ms this needs a current of ~100 thresholds)
 MAX_SPIKES_PER_STEP = 8
 
+ONE = np.uint64(1)
+TWO = np.uint64(2)
+THREE = np.uint64(3)
+
+
+# ----------------------------------------------------------------------------- shared pieces
+@njit(cache=True, inline="always")
+def _carry_split(dg_s, row, nu, limit):
+    """First position of the sorted row whose remainder is >= limit (= dt - f): the arrivals
+    from there on land one step later."""
+    lo = np.uint64(0)
+    hi = nu
+    while lo < hi:
+        mid = (lo + hi) >> np.uint64(1)
+        if dg_s[row + mid] < limit:
+            lo = mid + np.uint64(1)
+        else:
+            hi = mid
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _offset(f, g, dt):
+    """Offset (ms, float64) in its step of an arrival with spike offset f and delay remainder g,
+    with the carry test of every kernel."""
+    s = np.float64(f) + np.float64(g)
+    if g >= dt - f:
+        s -= np.float64(dt)
+    return min(max(s, 0.0), np.float64(dt))
+
 
 # ----------------------------------------------------------------------------- forward pieces
 @njit(cache=True, inline="always")
-def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, wgs, wgm, dm, dg,
-                     nu, n_steps_u, dt, alpha, beta, acc_s, acc_m, head, nxt):
-    """Add every arrival of sources lo:hi to the step sums and the per-(step, neuron) lists."""
-    one = dt / dt
+def _scatter_part(row, a, b, n0, fs, fm, k_rel, perm, wgs, wgm, w_pos, dm, nu, n_steps_u, acc,
+                  head, nxt, lists):
+    """Add positions a:b of a sorted row, all landing in step n0 + their delay steps."""
+    base = np.uint64(k_rel) * nu
+    p = np.int32(k_rel)
+    for pos in range(a, b):
+        syn = row + pos
+        j = np.uint64(perm[syn])
+        q = min(n0 + np.uint64(dm[syn]), n_steps_u) * nu + j
+        q3 = q * THREE
+        acc[q3] += fs * wgs[syn]
+        acc[q3 + ONE] += fm * wgm[syn]
+        if lists:
+            acc[q3 + TWO] += w_pos[syn]
+            nxt[base + j] = head[q]
+            head[q] = p
+
+
+@njit(cache=True, inline="always")
+def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, wgs, wgm, w_pos,
+                     dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, head, nxt, lists):
+    """Add every arrival of sources lo:hi to the step sums ``acc`` [(step, neuron) x 3:
+    SUM w e^{s/tau_syn}, SUM w e^{s/tau_mem}, SUM max(w, 0)] and, with ``lists`` (a LIF layer),
+    to the positive sum and the per-(step, neuron) lists (``head``, and ``nxt``
+    [source - lo, neuron])."""
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
         if n_k >= n_steps_u:
             continue
         row = np.uint64(src_unit[k]) * nu
-        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
-        p = np.int32(k - lo)
-        base = np.uint64(k - lo) * nu
-        for j in range(nu):
-            syn = row + j
-            carry = fo + dg[syn] >= dt
-            a = min(n_k + np.uint64(dm[syn]) + np.uint64(carry), n_steps_u)
-            q = a * nu + j
-            acc_s[q] += fs * wgs[syn] * (beta if carry else one)
-            acc_m[q] += fm * wgm[syn] * (alpha if carry else one)
-            nxt[base + j] = head[q]
-            head[q] = p
+        fs, fm = src_fs[k], src_fm[k]
+        split = _carry_split(dg_s, row, nu, dt - src_off[k])
+        _scatter_part(row, np.uint64(0), split, n_k, fs, fm, k - lo, perm, wgs, wgm, w_pos, dm,
+                      nu, n_steps_u, acc, head, nxt, lists)
+        _scatter_part(row, split, nu, n_k + ONE, fs * beta, fm * alpha, k - lo, perm, wgs, wgm,
+                      w_pos, dm, nu, n_steps_u, acc, head, nxt, lists)
+
+
+@njit(cache=True, inline="always")
+def _step_sums(acc, q):
+    """(A_s, A_m, SUM max(w, 0)) of one (step, neuron), which are cleared."""
+    q3 = 3 * q
+    a_s, a_m, a_pos = acc[q3], acc[q3 + 1], acc[q3 + 2]
+    acc[q3] = 0.0
+    acc[q3 + 1] = 0.0
+    acc[q3 + 2] = 0.0
+    return a_s, a_m, a_pos
+
+
+@njit(cache=True, inline="always")
+def _may_cross(v0, j_max, alpha, beta, c_vi, threshold, kappa_max):
+    """Whether V can reach threshold within a step that starts at V0 and receives at most the
+    current j_max = I0 + SUM max(w, 0) (all excitation at the start, no inhibition: V stays at
+    or below that trajectory, which has one maximum).  False when it stays below threshold:
+    it rises all step long and ends below, or a cruder bound (V0 and kappa_max j_max) does."""
+    if j_max <= 0.0:
+        return v0 >= threshold
+    if max(v0, 0.0) + kappa_max * j_max < threshold:
+        return False
+    v_end = alpha * v0 + c_vi * j_max
+    return v_end >= threshold or v_end >= beta * j_max  # falls at the end: the peak is inside
 
 
 @njit(cache=True)
 def _step_arrivals(head_q, j, nu, nxt, lo, src_off, src_unit, w, dg, dt, arr_s, arr_w):
-    """Arrivals of one (step, neuron) list, sorted by offset (ms) into arr_s / arr_w."""
+    """Arrivals of one (step, neuron) list, sorted by offset (ms) into arr_s / arr_w.
+    ``w`` and ``dg`` in the natural layout [n_in * n_out]."""
     count = 0
     p = head_q
     while p >= 0:
         syn = np.uint64(src_unit[lo + p]) * nu + j
-        s = src_off[lo + p] + dg[syn]
-        if s >= dt:
-            s -= dt
-        s64 = np.float64(s)
+        s64 = _offset(src_off[lo + p], dg[syn], dt)
         w64 = np.float64(w[syn])
         q = count  # insertion sort: lists are short
         while q > 0 and arr_s[q - 1] > s64:
@@ -156,15 +231,18 @@ def _sort_step_spikes(lo, hi, out_s, out_units, out_vdot):
 # ----------------------------------------------------------------------------- LIF forward
 @njit(cache=True, parallel=True)
 def lif_forward(
-    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, w, wgs, wgm, dm, dg,
+    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, wgs, wgm, w_pos, dm, dg_s, w,
+    dg,
     n_out, n_steps, consts, sample_ids, cap, src_cap,
     out_steps, out_units, out_s, out_vdot, out_counts, out_dropped, n_chunks,
 ):
     """Simulate a LIF layer for the samples ``sample_ids`` (see the module docstring).
 
     Sources (input spikes): step n_k (int32), offset f_k in [0, dt) ms, e^{f_k/tau_syn},
-    e^{f_k/tau_mem}, unit.  Synapses [n_in * n_out]: w, w e^{g/tau_syn}, w e^{g/tau_mem},
-    delay steps m (int32) and remainder g in [0, dt) ms.  Sample ``sample_ids[r]`` writes its
+    e^{f_k/tau_mem}, unit.  Synapses in the sorted layout [n_in * n_out]: postsynaptic neuron
+    (``perm``), w e^{g/tau_syn}, w e^{g/tau_mem}, max(w, 0), delay steps m (int32), remainder g in
+    [0, dt) ms; ``w`` and ``dg`` again in the natural layout (read back at crossings).
+    Sample ``sample_ids[r]`` writes its
     spikes (step, unit, offset in the step ms, tau_mem dV/dt = I - threshold at the crossing),
     ordered by time, to slots ``r*cap : r*cap + cap``, its spike count to ``out_counts[r]``
     (which may exceed ``cap``: the caller re-runs the sample with more room) and the crossings
@@ -172,15 +250,14 @@ def lif_forward(
     sources of any sample.
     """
     alpha, beta, c_vi, threshold = consts[0], consts[1], consts[2], consts[4]
-    dt, k_v = consts[8], consts[9]
+    dt, k_v, kappa_max = consts[8], consts[9], consts[12]
     tm, ts, delta = np.float64(consts[6]), np.float64(consts[5]), np.float64(consts[11])
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
     dt64, theta64 = np.float64(dt), np.float64(threshold)
     spare = n_steps * n_out
     for c in prange(n_chunks):
-        acc_s = np.zeros((n_steps + 1) * n_out, dtype=w.dtype)
-        acc_m = np.zeros((n_steps + 1) * n_out, dtype=w.dtype)
+        acc = np.zeros(3 * (n_steps + 1) * n_out, dtype=w.dtype)
         head = np.full((n_steps + 1) * n_out, -1, dtype=np.int32)
         nxt = np.empty(max(src_cap, 1) * n_out, dtype=np.int32)
         arr_s = np.empty(max(src_cap, 1), dtype=np.float64)
@@ -192,8 +269,9 @@ def lif_forward(
         for r in range(c, sample_ids.size, n_chunks):
             b = sample_ids[r]
             lo, hi = src_offsets[b], src_offsets[b + 1]
-            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, wgs, wgm,
-                             dm, dg, nu, n_steps_u, dt, alpha, beta, acc_s, acc_m, head, nxt)
+            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, wgs,
+                             wgm, w_pos, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, head,
+                             nxt, True)
             v[:] = 0.0
             cur[:] = 0.0
             count = 0
@@ -204,13 +282,11 @@ def lif_forward(
                 base = n * n_out
                 for j in range(n_out):
                     q = base + j
-                    a_s, a_m = acc_s[q], acc_m[q]
+                    a_s, a_m, a_pos = _step_sums(acc, q)
                     vj = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
                     ij = beta * (cur[j] + a_s)
-                    # a crossing needs I > V = threshold at some time in the step: V ending
-                    # above threshold, or I at or above it at either end (beta threshold at the
-                    # end: I decays by beta over the step), makes the step a candidate
-                    if vj >= threshold or cur[j] >= threshold or ij >= beta * threshold:
+                    if vj >= threshold or _may_cross(v[j], cur[j] + a_pos, alpha, beta, c_vi,
+                                                     threshold, kappa_max):
                         n_arr = _step_arrivals(head[q], j, nu, nxt, lo, src_off, src_unit, w,
                                                dg, dt, arr_s, arr_w)
                         v64, i64, n_sp, n_drop = _integrate_step(
@@ -228,14 +304,11 @@ def lif_forward(
                         vj, ij = v64, i64
                     v[j] = vj
                     cur[j] = ij
-                    acc_s[q] = 0.0
-                    acc_m[q] = 0.0
                     head[q] = -1
                 if min(count, cap) - first > 1:
                     _sort_step_spikes(slot + first, slot + min(count, cap), out_s, out_units,
                                       out_vdot)
-            acc_s[spare:] = 0.0
-            acc_m[spare:] = 0.0
+            acc[3 * spare :] = 0.0
             head[spare:] = -1
             out_counts[r] = count
             out_dropped[r] = dropped
@@ -260,13 +333,42 @@ def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
 
 
 @njit(cache=True, inline="always")
-def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, w, gs, gm, dm, dg,
-                    nu, n_steps_u, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same,
+def _gather_part(row, a, b, n0, fo, fs, fm, late, perm, w_s, gs, gm, dm, dg_s, nu, n_steps_u, dt,
+                 tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd):
+    """Adjoint reads at positions a:b of a sorted row (arrivals in step n0 + delay steps,
+    ``late``: f + g >= dt, factors fs, fm already include e^{-dt/tau})."""
+    acc = w_s[0] - w_s[0]
+    for pos in range(a, b):
+        syn = row + pos
+        j = np.uint64(perm[syn])
+        q = min(n0 + np.uint64(dm[syn]), n_steps_u) * nu + j
+        q4 = q * np.uint64(4)
+        e_s = fs * gs[syn]
+        e_m = fm * gm[syn]
+        s = fo + dg_s[syn] - (dt if late else dt - dt)
+        if s > rec[q4 + 3]:
+            p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + ONE + ONE]
+        else:  # before a spike of its step: the segment that ends at the next spike
+            e = first[q]
+            while out_s[e] < s and nxt_same[e - k_lo] >= 0:
+                e = nxt_same[e - k_lo]
+            e3 = np.uint64(e - k_lo) * np.uint64(3)
+            p, qq, r = spk_rec[e3], spk_rec[e3 + ONE], spk_rec[e3 + ONE + ONE]
+        lam_i = p * e_s + qq * e_m
+        lam_d = (r - qq) * e_m - p * e_s
+        dw[syn] -= tau_syn * lam_i
+        dd[syn] += lam_d
+        acc += w_s[syn] * lam_d
+    return acc
+
+
+@njit(cache=True, inline="always")
+def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w_s, gs, gm, dm,
+                    dg_s, nu, n_steps_u, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same,
                     out_s, k_lo, dw, dd, grad_in):
-    """Adjoint read at every arrival of sources lo:hi: dw -= tau_syn lambda_I,
+    """Adjoint read at every arrival of sources lo:hi (sorted layout): dw -= tau_syn lambda_I,
     dd += lambda_V - lambda_I (times w later), dL/dt of the source = SUM_j w (lambda_V - lambda_I).
     """
-    one = dt / dt
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
         if n_k >= n_steps_u:
@@ -274,32 +376,14 @@ def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, w, gs, 
             continue
         row = np.uint64(src_unit[k]) * nu
         fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
-        acc = w[0] - w[0]
-        for j in range(nu):
-            syn = row + j
-            s = fo + dg[syn]
-            carry = s >= dt
-            a = min(n_k + np.uint64(dm[syn]) + np.uint64(carry), n_steps_u)
-            e_s = fs * gs[syn] * (beta if carry else one)
-            e_m = fm * gm[syn] * (alpha if carry else one)
-            q = a * nu + j
-            q4 = q * np.uint64(4)
-            if carry:
-                s -= dt
-            if s > rec[q4 + 3]:
-                p, qq, r = rec[q4], rec[q4 + 1], rec[q4 + 2]
-            else:  # before a spike of its step: the segment that ends at the next spike
-                e = first[q]
-                while out_s[e] < s and nxt_same[e - k_lo] >= 0:
-                    e = nxt_same[e - k_lo]
-                e3 = np.uint64(e - k_lo) * np.uint64(3)
-                p, qq, r = spk_rec[e3], spk_rec[e3 + 1], spk_rec[e3 + 2]
-            lam_i = p * e_s + qq * e_m
-            lam_d = (r - qq) * e_m - p * e_s
-            dw[syn] -= tau_syn * lam_i
-            dd[syn] += lam_d
-            acc += w[syn] * lam_d
-        grad_in[k] = acc
+        split = _carry_split(dg_s, row, nu, dt - fo)
+        grad_in[k] = _gather_part(
+            row, np.uint64(0), split, n_k, fo, fs, fm, False, perm, w_s, gs, gm, dm, dg_s, nu,
+            n_steps_u, dt, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+        ) + _gather_part(
+            row, split, nu, n_k + ONE, fo, fs * beta, fm * alpha, True, perm, w_s, gs, gm, dm,
+            dg_s, nu, n_steps_u, dt, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+        )
 
 
 @njit(cache=True, inline="always")
@@ -319,14 +403,15 @@ def _propagate_step(lam_v, lam_i, rec, base4, skip_step, n, alpha, beta, c_adj, 
 def lif_backward(
     src_step, src_off, src_fs, src_fm, src_unit, src_offsets,
     out_steps, out_units, out_s, out_vdot, out_offsets, grad_out, kick,
-    w, gs, gm, dm, dg, n_out, n_steps, consts, max_out, n_chunks, grad_in, dw_part, dd_part,
+    perm, w, gs, gm, dm, dg, n_out, n_steps, consts, max_out, n_chunks, grad_in, dw_part, dd_part,
 ):
     """EventProp backward of a precise LIF layer for the whole batch.
 
     ``grad_out[k]`` is dL/dt of output spike k; ``kick[j]`` is subtracted from lambda_V at each
-    spike of neuron j.  Synapses carry e^{g/tau_syn} (``gs``) and e^{g/tau_mem} (``gm``).
-    Writes ``grad_in`` and per-chunk partial sums ``dw_part``/``dd_part`` [n_chunks, n_in*n_out]
-    (``dd`` before multiplication by w).
+    spike of neuron j.  Synapses in the sorted layout (``perm``, w, e^{g/tau_syn},
+    e^{g/tau_mem}, delay steps, remainders).  Writes ``grad_in`` and per-chunk partial sums
+    ``dw_part``/``dd_part`` [n_chunks, n_in*n_out] in the sorted layout (``dd`` before
+    multiplication by w).
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min, dt, k_a = consts[5], consts[7], consts[8], consts[10]
@@ -388,15 +473,15 @@ def lif_backward(
                         lam_i[j] = li
                 _propagate_step(lam_v, lam_i, rec, base4, seen_step, n, alpha, beta, c_adj, k_a)
             _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                            src_offsets[b + 1], w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha,
-                            beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
-                            grad_in)
+                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
+                            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw,
+                            dd, grad_in)
 
 
 # ----------------------------------------------------------------------------- LI readout
 @njit(cache=True, parallel=True)
-def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, wgs, wgm, dm, dg,
-               n_out, n_steps, consts, n_chunks, v_out):
+def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, wgs, wgm, dm,
+               dg_s, n_out, n_steps, consts, n_chunks, v_out):
     """Leaky-integrator readout: ``v_out[b, n, j]`` = V at t = n dt, arrivals at exact times."""
     alpha, beta, c_vi, dt, k_v = consts[0], consts[1], consts[2], consts[8], consts[9]
     nu = np.uint64(n_out)
@@ -404,51 +489,29 @@ def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, wgs, wg
     batch = src_offsets.size - 1
     spare = n_steps * n_out
     for c in prange(n_chunks):
-        acc_s = np.zeros((n_steps + 1) * n_out, dtype=wgs.dtype)
-        acc_m = np.zeros((n_steps + 1) * n_out, dtype=wgs.dtype)
+        acc = np.zeros(3 * (n_steps + 1) * n_out, dtype=wgs.dtype)
+        no_head = np.empty(0, dtype=np.int32)
         v = np.empty(n_out, dtype=wgs.dtype)
         cur = np.empty(n_out, dtype=wgs.dtype)
         for b in range(c, batch, n_chunks):
-            _scatter_sums(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                          src_offsets[b + 1], wgs, wgm, dm, dg, nu, n_steps_u, dt, alpha, beta,
-                          acc_s, acc_m)
+            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
+                             src_offsets[b + 1], perm, wgs, wgm, wgs, dm, dg_s, nu, n_steps_u,
+                             dt, alpha, beta, acc, no_head, no_head, False)
             v[:] = 0.0
             cur[:] = 0.0
             for n in range(n_steps):
                 base = n * n_out
                 for j in range(n_out):
                     v_out[b, n, j] = v[j]
-                    a_s, a_m = acc_s[base + j], acc_m[base + j]
+                    a_s, a_m, _ = _step_sums(acc, base + j)
                     v[j] = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
                     cur[j] = beta * (cur[j] + a_s)
-                    acc_s[base + j] = 0.0
-                    acc_m[base + j] = 0.0
-            acc_s[spare:] = 0.0
-            acc_m[spare:] = 0.0
-
-
-@njit(cache=True, inline="always")
-def _scatter_sums(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, wgs, wgm, dm, dg,
-                  nu, n_steps_u, dt, alpha, beta, acc_s, acc_m):
-    """The step sums of ``_scatter_sources`` without the lists (a readout has no threshold)."""
-    one = dt / dt
-    for k in range(lo, hi):
-        n_k = np.uint64(src_step[k])
-        if n_k >= n_steps_u:
-            continue
-        row = np.uint64(src_unit[k]) * nu
-        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
-        for j in range(nu):
-            syn = row + j
-            carry = fo + dg[syn] >= dt
-            q = min(n_k + np.uint64(dm[syn]) + np.uint64(carry), n_steps_u) * nu + j
-            acc_s[q] += fs * wgs[syn] * (beta if carry else one)
-            acc_m[q] += fm * wgm[syn] * (alpha if carry else one)
+            acc[3 * spare :] = 0.0
 
 
 @njit(cache=True, parallel=True)
-def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v, w, gs, gm,
-                dm, dg, n_out, n_steps, consts, n_chunks, grad_in, dw_part, dd_part):
+def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v, perm, w, gs,
+                gm, dm, dg, n_out, n_steps, consts, n_chunks, grad_in, dw_part, dd_part):
     """Adjoint of the precise LI readout driven by ``grad_v[b, n, j]`` = dL/dV(t = n dt)."""
     alpha, beta, c_adj, tau_syn = consts[0], consts[1], consts[3], consts[5]
     tau_mem, dt, k_a = consts[6], consts[8], consts[10]
@@ -476,6 +539,6 @@ def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v
                 _propagate_step(lam_v, lam_i, rec, 4 * n * n_out, never, n, alpha, beta, c_adj,
                                 k_a)
             _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                            src_offsets[b + 1], w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha,
-                            beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0, dw,
-                            dd, grad_in)
+                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
+                            alpha, beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0,
+                            dw, dd, grad_in)

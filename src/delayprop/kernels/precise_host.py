@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from . import cpu, precise_cpu
-from .grid_cpu import run_in_slots, sum_parts
+from .grid_cpu import run_in_slots
 
 __all__ = ["PreciseGrid", "lif_forward", "lif_backward", "li_forward", "li_backward"]
 
@@ -54,15 +54,43 @@ def _sources(times: Tensor, units: Tensor, offsets: Tensor, g: PreciseGrid, dtyp
             offsets.contiguous().numpy())  # fmt: skip
 
 
-def _synapses(w: Tensor, d: Tensor, g: PreciseGrid) -> tuple:
-    """Kernel layout [n_in * n_out] of w [n_out, n_in] and delays d [n_out, n_in] (ms):
-    (w, e^{r/tau_syn}, e^{r/tau_mem}, delay steps int32, remainder r)."""
-    w_t = w.detach().t().contiguous().numpy().reshape(-1)
+@dataclass(frozen=True)
+class _Synapses:
+    """A projection in the kernels' layouts.  ``natural``: [n_in * n_out], index i * n_out + j;
+    ``sorted``: each presynaptic row ordered by delay remainder, ``perm`` giving the neuron."""
+
+    w: np.ndarray  # natural
+    r: np.ndarray  # natural, delay remainder in [0, dt) ms
+    perm: np.ndarray  # sorted: int32 postsynaptic neuron of each position
+    w_s: np.ndarray  # sorted from here on
+    gs: np.ndarray  # e^{r/tau_syn}
+    gm: np.ndarray  # e^{r/tau_mem}
+    m: np.ndarray  # int32 whole steps of the delay
+    r_s: np.ndarray
+
+    def unsort(self, sorted_values: np.ndarray, shape: tuple[int, int]) -> Tensor:
+        """Per-synapse values in the sorted layout -> tensor [n_in, n_out]."""
+        out = np.empty(shape, sorted_values.dtype)
+        rows = np.arange(shape[0])[:, None]
+        out[rows, self.perm.reshape(shape)] = sorted_values.reshape(shape)
+        return torch.from_numpy(out)
+
+
+def _synapses(w: Tensor, d: Tensor, g: PreciseGrid) -> _Synapses:
+    """Kernel layouts of w [n_out, n_in] and delays d [n_out, n_in] (ms)."""
+    w_t = w.detach().t().contiguous().numpy()
+    n_in, n_out = w_t.shape
     dtype = w_t.dtype
-    m, r = _split(d.detach().t().contiguous().to(torch.float64).numpy().reshape(-1), g.dt)
-    gs = np.exp(r / g.tau_syn).astype(dtype)
-    gm = np.exp(r / g.tau_mem).astype(dtype)
-    return w_t, gs, gm, m.astype(np.int32), r.astype(dtype)
+    m, r = _split(d.detach().t().contiguous().to(torch.float64).numpy(), g.dt)
+    r = r.astype(dtype)  # the kernels' carry test is on these rounded remainders
+    perm = np.argsort(r, axis=1, kind="stable")
+    take = lambda a: np.take_along_axis(a, perm, axis=1).reshape(-1)  # noqa: E731
+    r_s = take(r)
+    return _Synapses(
+        w_t.reshape(-1), r.reshape(-1), perm.astype(np.int32).reshape(-1), take(w_t),
+        np.exp(r_s.astype(np.float64) / g.tau_syn).astype(dtype),
+        np.exp(r_s.astype(np.float64) / g.tau_mem).astype(dtype), take(m).astype(np.int32), r_s,
+    )  # fmt: skip
 
 
 def lif_forward(
@@ -74,7 +102,7 @@ def lif_forward(
     the number of crossings dropped beyond ``MAX_SPIKES_PER_STEP`` in one step."""
     dtype = w.detach().numpy().dtype
     src = _sources(in_times, in_units, in_offsets, g, dtype)
-    w_t, gs, gm, m, r = _synapses(w, d, g)
+    syn = _synapses(w, d, g)
     n_out = w.shape[0]
     batch = in_offsets.numel() - 1
     src_cap = int(np.diff(src[5]).max(initial=0))
@@ -87,8 +115,10 @@ def lif_forward(
         counts = np.empty(len(sample_ids), np.int64)
         drops = np.empty(len(sample_ids), np.int64)
         precise_cpu.lif_forward(
-            *src, w_t, w_t * gs, w_t * gm, m, r, n_out, g.n_steps, g.consts, sample_ids, cap,
-            src_cap, steps, units, s, vdot, counts, drops, cpu.n_chunks(len(sample_ids)),
+            *src, syn.perm, syn.w_s * syn.gs, syn.w_s * syn.gm, np.maximum(syn.w_s, 0), syn.m,
+            syn.r_s, syn.w, syn.r,
+            n_out, g.n_steps, g.consts, sample_ids, cap, src_cap, steps, units, s, vdot, counts,
+            drops, cpu.n_chunks(len(sample_ids)),
         )  # fmt: skip
         dropped[sample_ids] = drops
         return [steps, units, s, vdot], counts
@@ -108,7 +138,7 @@ def lif_backward(
     n_out, n_in = w.shape
     dtype = w.detach().numpy().dtype
     src = _sources(in_times, in_units, in_offsets, g, dtype)
-    w_t, gs, gm, m, r = _synapses(w, d, g)
+    syn = _synapses(w, d, g)
     batch = in_offsets.numel() - 1
     nc = cpu.n_chunks(batch)
     grad_in = np.zeros(in_times.numel(), dtype)
@@ -118,11 +148,17 @@ def lif_backward(
     precise_cpu.lif_backward(
         *src, out_steps.numpy(), out_units.numpy(), out_s.numpy(), out_vdot.numpy(),
         out_offsets.numpy(), grad_out.to(w.dtype).contiguous().numpy(),
-        kick.to(w.dtype).numpy(), w_t, gs, gm, m, r, n_out, g.n_steps, g.consts, max_out, nc,
-        grad_in, dw, dd,
+        kick.to(w.dtype).numpy(), syn.perm, syn.w_s, syn.gs, syn.gm, syn.m, syn.r_s, n_out,
+        g.n_steps, g.consts, max_out, nc, grad_in, dw, dd,
     )  # fmt: skip
-    return (torch.from_numpy(grad_in), sum_parts(dw, (n_in, n_out)),
-            sum_parts(dd, (n_in, n_out)))  # fmt: skip
+    return _gradients(grad_in, dw, dd, syn, (n_in, n_out))
+
+
+def _gradients(grad_in: np.ndarray, dw: np.ndarray, dd: np.ndarray, syn: _Synapses,
+               shape: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Chunk partial sums (sorted layout) -> (grad_in, dw, dd) with dw, dd [n_in, n_out]."""
+    return (torch.from_numpy(grad_in), syn.unsort(dw.sum(axis=0), shape),
+            syn.unsort(dd.sum(axis=0), shape))  # fmt: skip
 
 
 def li_forward(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor, d: Tensor,
@@ -130,11 +166,11 @@ def li_forward(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor
     """Voltage trace [batch, n_steps, n_out] of a precise leaky-integrator readout."""
     dtype = w.detach().numpy().dtype
     src = _sources(in_times, in_units, in_offsets, g, dtype)
-    w_t, gs, gm, m, r = _synapses(w, d, g)
+    syn = _synapses(w, d, g)
     batch = in_offsets.numel() - 1
     v = np.empty((batch, g.n_steps, w.shape[0]), dtype)
-    precise_cpu.li_forward(*src, w_t * gs, w_t * gm, m, r, w.shape[0], g.n_steps, g.consts,
-                           cpu.n_chunks(batch), v)  # fmt: skip
+    precise_cpu.li_forward(*src, syn.perm, syn.w_s * syn.gs, syn.w_s * syn.gm, syn.m, syn.r_s,
+                           w.shape[0], g.n_steps, g.consts, cpu.n_chunks(batch), v)  # fmt: skip
     return torch.from_numpy(v)
 
 
@@ -144,13 +180,13 @@ def li_backward(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, grad_v: 
     n_out, n_in = w.shape
     dtype = w.detach().numpy().dtype
     src = _sources(in_times, in_units, in_offsets, g, dtype)
-    w_t, gs, gm, m, r = _synapses(w, d, g)
+    syn = _synapses(w, d, g)
     batch = in_offsets.numel() - 1
     nc = cpu.n_chunks(batch)
     grad_in = np.zeros(in_times.numel(), dtype)
     dw = np.zeros((nc, n_in * n_out), dtype)
     dd = np.zeros((nc, n_in * n_out), dtype)
-    precise_cpu.li_backward(*src, grad_v.to(w.dtype).contiguous().numpy(), w_t, gs, gm, m, r,
-                            n_out, g.n_steps, g.consts, nc, grad_in, dw, dd)  # fmt: skip
-    return (torch.from_numpy(grad_in), sum_parts(dw, (n_in, n_out)),
-            sum_parts(dd, (n_in, n_out)))  # fmt: skip
+    precise_cpu.li_backward(*src, grad_v.to(w.dtype).contiguous().numpy(), syn.perm, syn.w_s,
+                            syn.gs, syn.gm, syn.m, syn.r_s, n_out, g.n_steps, g.consts, nc,
+                            grad_in, dw, dd)  # fmt: skip
+    return _gradients(grad_in, dw, dd, syn, (n_in, n_out))
