@@ -16,6 +16,7 @@ def _plain_spikes(units: list[int], n_units: int = 2) -> dp.Spikes:
     return dp.Spikes(times, torch.tensor(units, dtype=torch.int32), torch.tensor([0, n]), n_units,
                      30.0)  # fmt: skip
 
+
 @pytest.mark.parametrize("dt", [1.0, None])
 @pytest.mark.parametrize("units", [[0, 10**8], [0, 2], [-1, 0]])
 def test_unit_index_out_of_range_is_an_error_not_a_segfault(dt, units):
@@ -23,11 +24,13 @@ def test_unit_index_out_of_range_is_an_error_not_a_segfault(dt, units):
     with pytest.raises(ValueError, match="unit index out of range"):
         layer(_plain_spikes(units))
 
+
 @pytest.mark.parametrize("dt", [1.0, None])
 def test_readout_checks_unit_indices_too(dt):
     readout = dp.LIReadout(2, 1, dt=dt, sample_dt=None if dt else 1.0)
     with pytest.raises(ValueError, match="unit index out of range"):
         readout(_plain_spikes([0, 5]))
+
 
 @pytest.mark.parametrize("bad", [float("nan"), -1.0, float("inf")])
 def test_plain_spikes_with_bad_times_are_rejected_by_both_engines(bad):
@@ -37,17 +40,20 @@ def test_plain_spikes_with_bad_times_are_rejected_by_both_engines(bad):
         with pytest.raises(ValueError, match="spike times"):
             dp.LIF(2, 3, dt=dt)(spikes)
 
+
 def test_inconsistent_offsets_are_rejected():
     spikes = dp.Spikes(torch.tensor([1.0, 2.0]), torch.tensor([0, 1], dtype=torch.int32),
                        torch.tensor([0, 5]), 2, 30.0)  # fmt: skip
     with pytest.raises(ValueError, match="offsets"):
         dp.LIF(2, 3, dt=1.0)(spikes)
 
+
 class _Payload:
     """Pickles to a call of ``exec``: loading it would run code."""
 
     def __reduce__(self):
         return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
 
 def test_checkpoint_with_pickled_code_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -57,6 +63,7 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path, monkeypatch):
         load_checkpoint(path)
     assert not (tmp_path / "PWNED").exists()
 
+
 def test_checkpoints_written_by_delayprop_load_safely(tmp_path):
     state = {"model": {"w": torch.ones(2)}, "rng": {"state": {"state": 2**100, "inc": 3}},
              "history": [{"loss": 0.5, "acc": [0.1, 0.2]}], "best": None}  # fmt: skip
@@ -65,3 +72,89 @@ def test_checkpoints_written_by_delayprop_load_safely(tmp_path):
     assert back["rng"] == state["rng"] and back["history"] == state["history"]
     assert torch.equal(back["model"]["w"], state["model"]["w"])
     assert back["best"] is None
+
+
+# ---------------------------------------------------------------- Braille pickle (code execution)
+class _SystemPayload:
+    """Pickles to ``os.system('touch PWNED_SYSTEM')``."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED_SYSTEM",))
+
+
+class _ReadPicklePayload:
+    """Pickles to ``pandas.read_pickle(path)``: a pandas name that must not be allowed."""
+
+    def __reduce__(self):
+        import pandas as pd
+
+        return (pd.read_pickle, ("other.pkl",))
+
+
+def _braille_records(payload) -> list:
+    events = [[[0.1], []] for _ in range(12)]
+    return [{"letter": "A", "events": events}, {"letter": "B", "events": payload}]
+
+
+@pytest.mark.parametrize(
+    ("payload", "refused"),
+    [(_Payload(), "builtins.exec"), (_SystemPayload(), "system"), (None, "read_pickle")],
+)
+def test_braille_pickle_naming_code_is_refused_and_not_run(tmp_path, monkeypatch, payload,
+                                                           refused):  # fmt: skip
+    import pickle
+
+    from delayprop.data.braille import read_braille_pickle
+
+    if payload is None:
+        pytest.importorskip("pandas")
+        payload = _ReadPicklePayload()
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "data_braille_letters_th_1.pkl"
+    path.write_bytes(pickle.dumps(_braille_records(payload)))
+    with pytest.raises(ValueError, match=rf"refused to load global .*{refused}"):
+        read_braille_pickle(path)
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "PWNED_SYSTEM").exists()
+
+
+def test_braille_pickle_in_zip_with_code_is_refused_by_load_dataset(tmp_path, monkeypatch):
+    import pickle
+
+    from delayprop.data import load_dataset
+    from delayprop.data.fixtures import write_zip
+
+    monkeypatch.chdir(tmp_path)
+    pkl = tmp_path / "evil.pkl"
+    pkl.write_bytes(pickle.dumps(_braille_records(_SystemPayload())))
+    write_zip(tmp_path / "reading_braille_data.zip",
+              {"../../data_braille_letters_th_1.pkl": pkl})  # fmt: skip
+    pkl.unlink()
+    with pytest.raises(ValueError, match="refused to load global posix.system|refused .*system"):
+        load_dataset("braille", "train", data_dir=tmp_path)
+    assert not (tmp_path / "PWNED_SYSTEM").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reading_braille_data.zip"]
+
+
+@pytest.mark.parametrize("layout", ["records", "columns", "dataframe"])
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_every_braille_layout_still_loads_through_the_restricted_unpickler(tmp_path, layout,
+                                                                           protocol):  # fmt: skip
+    import pickle
+
+    import numpy as np
+
+    from delayprop.data.braille import read_braille_pickle
+    from delayprop.data.fixtures import braille_records, random_braille
+
+    if layout == "dataframe":
+        pytest.importorskip("pandas")
+    letters, events = random_braille(2, seed=1)
+    # the published file holds numpy arrays of times; lists are accepted too
+    events = [[[np.asarray(ts) for ts in taxel] for taxel in ev] for ev in events]
+    path = tmp_path / "b.pkl"
+    path.write_bytes(pickle.dumps(braille_records(letters, events, layout), protocol=protocol))
+    ds = read_braille_pickle(path)
+    assert len(ds) == len(letters) == 54
+    assert ds.n_events == sum(len(ts) for ev in events for taxel in ev for ts in taxel)
