@@ -158,3 +158,44 @@ def test_every_braille_layout_still_loads_through_the_restricted_unpickler(tmp_p
     ds = read_braille_pickle(path)
     assert len(ds) == len(letters) == 54
     assert ds.n_events == sum(len(ts) for ev in events for taxel in ev for ts in taxel)
+
+
+# ---------------------------------------------------------------- exact engine: bounded work
+def _burst(batch: int = 2, n_in: int = 8, duration: float = 10.0) -> dp.Spikes:
+    return dp.Spikes.from_lists([([1.0, 2.0], [0, n_in - 1])] * batch, n_units=n_in,
+                                duration=duration)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(weight_init=10.0, recurrent=True, rec_weight_init=5.0), dict(weight_init=1e6)],
+)
+def test_runaway_exact_layer_stops_with_an_error_naming_layer_sample_and_limit(kwargs):
+    layer = dp.LIF(8, 64, dt=None, **kwargs)
+    with pytest.raises(ValueError, match=r"lif layer \(8 inputs -> 64 neurons.*sample 0 .*"
+                       r"more than 6400 spikes.*100 spikes per neuron"):  # fmt: skip
+        layer(_burst())
+
+
+def test_spike_limit_is_exact_at_the_boundary():
+    """Input weight w such that the neuron fires a known number of spikes; the limit equal to
+    that number passes and one below it raises."""
+    layer = dp.LIF(1, 1, dt=None, weight_init=50.0, refractory=1.0)
+    x = dp.Spikes.from_lists([([0.0], [0])], n_units=1, duration=10.0)
+    n = int(layer(x).counts()[0])
+    assert n > 2
+    assert int(dp.LIF(1, 1, dt=None, weight_init=50.0, refractory=1.0,
+                      spike_limit=n)(x).counts()[0]) == n  # fmt: skip
+    with pytest.raises(ValueError, match=f"more than {n - 1} spikes"):
+        dp.LIF(1, 1, dt=None, weight_init=50.0, refractory=1.0, spike_limit=n - 1)(x)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_spike_limit_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="spike_limit must be a positive integer"):
+        dp.LIF(2, 2, dt=None, spike_limit=bad)(_burst(1, 2))
+
+
+def test_spike_limit_is_refused_by_the_grid_engine():
+    with pytest.raises(ValueError, match="spike_limit need the exact engine"):
+        dp.LIF(2, 2, dt=1.0, spike_limit=10)

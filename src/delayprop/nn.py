@@ -145,6 +145,9 @@ class LIF(_Projection):
             Exact engine only (dt=None).
         max_spikes: a neuron falls silent after this many spikes (1: first-spike-only neurons
             as in DelGrad; None: no limit).  Exact engine only (dt=None).
+        spike_limit: spikes per neuron per trial (mean over the layer) beyond which the exact
+            engine stops with an error instead of running without bound (None: the trial's
+            duration / 0.1 ms, see ``exact.ExactSettings``).  Exact engine only.
         dtype: parameter dtype (default float32 with dt, float64 with dt=None).
         backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
             times of Yamamoto et al. 2022, ``delayprop.methods.timing``: the same gradients by
@@ -176,11 +179,12 @@ class LIF(_Projection):
         max_spikes: int | None = None,
         dtype: torch.dtype | None = None,
         backward: str = "eventprop",
+        spike_limit: int | None = None,
     ) -> None:
-        if dt is not None and (refractory != 0 or max_spikes is not None):
+        if dt is not None and (refractory != 0 or max_spikes is not None or spike_limit):
             raise ValueError(
-                "refractory and max_spikes need the exact engine (dt=None); the time-stepped "
-                f"engine (dt={dt}) has neither"
+                "refractory, max_spikes, spike_limit need the exact engine (dt=None); the "
+                f"time-stepped engine (dt={dt}) has none of them"
             )
         if max_spikes is not None and not (int(max_spikes) == max_spikes and max_spikes >= 1):
             raise ValueError(f"max_spikes must be a positive integer or None, got {max_spikes!r}")
@@ -196,6 +200,7 @@ class LIF(_Projection):
         self.threshold = float(threshold)
         self.refractory = float(refractory)
         self.max_spikes = None if max_spikes is None else int(max_spikes)
+        self.spike_limit = spike_limit
         self.regularizer = regularizer
         self.recurrent = bool(recurrent)
         self.rec_weight: nn.Parameter | None = None
@@ -232,6 +237,7 @@ class LIF(_Projection):
                 max_spikes=self.max_spikes or 0,
                 capacity=self._capacity,
                 regularizer=self.regularizer,
+                spike_limit=self.spike_limit,
             )
             out = exact.lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
         else:
