@@ -199,3 +199,13 @@ def test_spike_limit_must_be_a_positive_integer(bad):
 def test_spike_limit_is_refused_by_the_grid_engine():
     with pytest.raises(ValueError, match="spike_limit need the exact engine"):
         dp.LIF(2, 2, dt=1.0, spike_limit=10)
+
+
+def test_exact_engine_bounds_the_room_of_one_call(monkeypatch):
+    from delayprop.exact import _host
+
+    monkeypatch.setattr(_host, "MAX_SPIKES_PER_CALL", 5000)
+    with pytest.raises(ValueError, match=r"4 samples of the batch .* more than 1250 spikes each"):
+        dp.LIF(8, 64, dt=None, weight_init=1e6)(_burst(4))
+    quiet = dp.LIF(8, 64, dt=None, weight_init=0.5)(_burst(4))  # fits: no error
+    assert quiet.batch_size == 4

@@ -22,12 +22,18 @@ __all__ = [
 ]  # fmt: skip
 
 
-class SpikeLimitExceeded(Exception):
-    """A sample of the batch needs more than ``limit`` output spikes (``lif_forward``)."""
+#: most output spikes ``lif_forward`` holds room for at once (all samples of a call together;
+#: about 3.5 GiB of buffers): a batch that needs more raises ``SpikeLimitExceeded``
+MAX_SPIKES_PER_CALL = 2**27
 
-    def __init__(self, sample: int, limit: int) -> None:
+
+class SpikeLimitExceeded(Exception):
+    """A sample needs more than ``limit`` output spikes (``lif_forward``); with ``pending`` > 0,
+    ``pending`` samples each needing more than ``limit`` exceed ``MAX_SPIKES_PER_CALL``."""
+
+    def __init__(self, sample: int, limit: int, pending: int = 0) -> None:
         super().__init__(f"sample {sample} needs more than {limit} spikes")
-        self.sample, self.limit = sample, limit
+        self.sample, self.limit, self.pending = sample, limit, pending
 
 
 class Projection(NamedTuple):
@@ -112,7 +118,7 @@ def lif_forward(
     max_in = max(_max_count(offsets), 1)
     leaves = tree_size(n_out)
     limit = max(int(limit), 1)
-    cap = min(max(int(capacity), 1), limit)
+    cap = min(max(int(capacity), 1), limit, max(MAX_SPIKES_PER_CALL // max(batch, 1), 1))
     if max_spikes > 0:
         cap = min(cap, max_spikes * n_out)
     counts = np.zeros(batch, np.int64)
@@ -133,7 +139,10 @@ def lif_forward(
         pending = pending[~fits]
         if len(pending) and cap >= limit:
             raise SpikeLimitExceeded(int(pending[0]), limit)
-        cap = min(2 * cap, limit)
+        room = MAX_SPIKES_PER_CALL // max(len(pending), 1)
+        if len(pending) and room <= cap:
+            raise SpikeLimitExceeded(int(pending[0]), cap, len(pending))
+        cap = min(2 * cap, limit, room)
     out_offsets = np.zeros(batch + 1, np.int64)
     np.cumsum(counts, out=out_offsets[1:])
     total = int(out_offsets[-1])

@@ -326,6 +326,13 @@ def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: Exa
 
 def _spike_limit_message(err: _host.SpikeLimitExceeded, weight: Tensor, s: ExactSettings) -> str:
     n_out, n_in = weight.shape
+    if err.pending:
+        return (
+            f"lif layer ({n_in} inputs -> {n_out} neurons, exact engine): {err.pending} samples "
+            f"of the batch (the first: sample {err.sample}) fire more than {err.limit} spikes "
+            f"each, more than the {_host.MAX_SPIKES_PER_CALL} spikes one call holds room for; "
+            "run smaller batches, or lower the weights or the learning rate"
+        )
     return (
         f"lif layer ({n_in} inputs -> {n_out} neurons, exact engine): sample {err.sample} of "
         f"the batch fires more than {err.limit} spikes in {s.duration} ms, the limit of "
