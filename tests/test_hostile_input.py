@@ -209,3 +209,126 @@ def test_exact_engine_bounds_the_room_of_one_call(monkeypatch):
         dp.LIF(8, 64, dt=None, weight_init=1e6)(_burst(4))
     quiet = dp.LIF(8, 64, dt=None, weight_init=0.5)(_burst(4))  # fits: no error
     assert quiet.batch_size == 4
+
+
+# ---------------------------------------------------------------- parameters, sizes, dtypes
+INF, NAN = float("inf"), float("nan")
+
+
+def test_huge_number_of_steps_is_refused_up_front_naming_the_sizes():
+    x = dp.Spikes.from_lists([([1.0], [0])], n_units=2, duration=1e9)
+    with pytest.raises(ValueError, match=r"1000000000000 time steps .* exceed the limit"):
+        dp.LIF(2, 3, dt=1e-3)(x)
+    with pytest.raises(ValueError, match=r"batch 1 x 1000000000 steps x 5 neurons"):
+        dp.LIReadout(2, 5, dt=1.0)(x)
+    with pytest.raises(ValueError, match=r"li_readout: 1000000000000 time steps"):
+        dp.LIReadout(2, 5, dt=None, sample_dt=1e-3)(x)
+
+
+@pytest.mark.parametrize("dt", [1.0, None])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int32])
+def test_unsupported_parameter_dtype_is_named_at_construction(dt, dtype):
+    with pytest.raises(ValueError, match=r"LIF: dtype torch\.\w+ is not supported"):
+        dp.LIF(2, 3, dt=dt, dtype=dtype)
+
+
+def test_float16_weights_given_to_the_functional_engines_are_refused():
+    from delayprop.functional import GridSettings, lif
+
+    x = dp.Spikes.from_lists([([1.0], [0])], n_units=2, duration=10.0)
+    s = GridSettings(tau_mem=20.0, tau_syn=5.0, threshold=1.0, dt=1.0, n_steps=10,
+                     max_delay_steps=0)  # fmt: skip
+    with pytest.raises(ValueError, match="weight: dtype torch.float16 is not supported"):
+        lif(x, torch.ones(3, 2, dtype=torch.float16), None, s)
+    with pytest.raises(ValueError, match="weight: dtype torch.float16 is not supported"):
+        dp.exact.lif(x, torch.ones(3, 2, dtype=torch.float16), None,
+                     dp.exact.ExactSettings(20.0, 5.0))  # fmt: skip
+
+
+@pytest.mark.parametrize("dt", [1.0, None])
+@pytest.mark.parametrize("bad", [NAN, INF, -INF])
+@pytest.mark.parametrize("which", ["weight", "rec_weight"])
+def test_non_finite_weights_are_refused_by_both_engines(dt, bad, which):
+    layer = dp.LIF(2, 3, dt=dt, recurrent=True)
+    with torch.no_grad():
+        getattr(layer, which)[0, 1] = bad
+    with pytest.raises(ValueError, match=f"{which} contains NaN or infinity"):
+        layer(_burst(1, 2))
+
+
+@pytest.mark.parametrize("dt", [1.0, None])
+def test_non_finite_readout_weights_are_refused_by_both_engines(dt):
+    readout = dp.LIReadout(2, 3, dt=dt, sample_dt=None if dt else 1.0)
+    with torch.no_grad():
+        readout.weight[1, 0] = NAN
+    with pytest.raises(ValueError, match="weight contains NaN or infinity"):
+        readout(_burst(1, 2))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(dt=INF), dict(tau_syn=INF), dict(tau_mem=INF), dict(threshold=INF),
+     dict(tau_mem=NAN), dict(dt=NAN), dict(threshold=-1.0), dict(tau_syn="5")],
+)  # fmt: skip
+def test_constants_must_be_positive_and_finite(kwargs):
+    name = next(iter(kwargs))
+    with pytest.raises(ValueError, match=f"{name} must be"):
+        dp.LIF(2, 3, **kwargs)
+    if name != "threshold":
+        with pytest.raises(ValueError, match=f"{name} must be"):
+            dp.LIReadout(2, 3, **kwargs)
+
+
+def test_infinite_constants_are_refused_by_the_engines_themselves():
+    from delayprop.functional import GridSettings, li_readout
+
+    x = dp.Spikes.from_lists([([1.0], [0])], n_units=2, duration=10.0)
+    with pytest.raises(ValueError, match="tau_syn must be > 0 and finite"):
+        dp.exact.ExactSettings(20.0, INF)
+    with pytest.raises(ValueError, match="sample_dt must be"):
+        dp.LIReadout(2, 3, dt=None, sample_dt=INF)
+    s = GridSettings(tau_mem=20.0, tau_syn=5.0, threshold=INF, dt=INF, n_steps=1,
+                     max_delay_steps=0)  # fmt: skip
+    with pytest.raises(ValueError, match="dt must be > 0 and finite"):
+        li_readout(x, torch.ones(3, 2), None, s)
+
+
+@pytest.mark.parametrize("dt", [1.0, None])
+@pytest.mark.parametrize("value", [-0.75, 5.75, NAN])
+def test_delays_outside_their_bound_are_an_error_in_both_engines(dt, value):
+    layer = dp.LIF(2, 3, dt=dt, max_delay=5.0)
+    with torch.no_grad():
+        layer.delay.raw[0, 0] = value
+    match = "delay contains NaN" if value != value else r"delay must be >= 0 ms and <= max_delay"
+    with pytest.raises(ValueError, match=match):
+        layer(_burst(1, 2))
+    dp.constrain_(layer)
+    if value == value:  # constrain_ brings it back into range: the same layer runs
+        assert layer(_burst(1, 2)).batch_size == 1
+
+
+@pytest.mark.parametrize("bound", ["clamp", "sigmoid"])
+@pytest.mark.parametrize("dt", [0.3, None])
+def test_delays_at_their_bounds_after_training_steps_pass_the_check(bound, dt):
+    """The extreme values the parametrisations produce (clamped to exactly max_delay in float32,
+    a saturated sigmoid) are in range."""
+    layer = dp.LIF(2, 3, dt=dt, max_delay=0.1, delay_bound=bound, delay_init=0.05,
+                   dtype=torch.float32)  # fmt: skip
+    with torch.no_grad():
+        layer.delay.raw.copy_(torch.tensor([[1e9, -1e9], [0.1, 0.0], [1e9, 1e9]]))
+    dp.constrain_(layer)
+    assert layer(_burst(1, 2)).batch_size == 1
+
+
+def test_grid_functional_refuses_delays_that_round_past_its_steps():
+    from delayprop.functional import GridSettings, lif
+
+    x = dp.Spikes.from_lists([([1.0], [0])], n_units=2, duration=10.0)
+    s = GridSettings(tau_mem=20.0, tau_syn=5.0, threshold=1.0, dt=1.0, n_steps=10,
+                     max_delay_steps=3)  # fmt: skip
+    w = torch.ones(3, 2)
+    assert lif(x, w, torch.full((3, 2), 3.4), s).batch_size == 1  # rounds to 3 steps
+    with pytest.raises(ValueError, match=r"delay must be >= 0 ms and <= max_delay=3.0 ms"):
+        lif(x, w, torch.full((3, 2), 3.6), s)
+    with pytest.raises(ValueError, match=r"delay must be \[3, 2\]"):
+        lif(x, w, torch.zeros(2, 3), s)

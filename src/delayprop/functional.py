@@ -7,9 +7,10 @@ Both are ``torch.autograd.Function``s whose backward is the EventProp adjoint:
     backward(dL/d outputs) -> dL/d input spike times, dL/dW, dL/dD [, dL/dW_rec, dL/dD_rec]
 
 Weights ``W`` are [n_out, n_in]; delays ``D`` [n_out, n_in] in ms (rounded to the grid when an
-arrival is placed, clamped to [0, max_delay]; the gradient is taken with respect to the
-continuous delay).  The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of
-that synapse; of an input spike time, the same summed over that spike's targets.
+arrival is placed; a delay that rounds outside [0, max_delay_steps] steps is an error, see
+``validation.check_delays``; the gradient is taken with respect to the continuous delay).
+The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of that synapse; of
+an input spike time, the same summed over that spike's targets.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .kernels import grid_backend, grid_constants
 from .kernels._grid_math import GridConstants
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
+from .validation import check_delays, check_grid_size, check_parameter, check_positive_finite
 
 __all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input", "check_events"]
 
@@ -56,13 +58,11 @@ def _steps(times: Tensor, dt: float) -> Tensor:
     return torch.round(times.detach() / dt).to(torch.int32)
 
 
-def _delay_steps(delay: Tensor | None, like: Tensor, dt: float, max_steps: int) -> Tensor:
+def _delay_steps(delay: Tensor | None, like: Tensor, dt: float) -> Tensor:
     """Delays in ms [n_out, n_in] -> kernel layout [n_in, n_out] int32 steps."""
     if delay is None:
         return torch.zeros(like.shape[1], like.shape[0], dtype=torch.int32, device=like.device)
-    if bool(torch.isnan(delay).any()):
-        raise ValueError("delays contain NaN")
-    steps = torch.round(delay.detach() / dt).clamp_(0, max_steps)
+    steps = torch.round(delay.detach() / dt)  # in [0, max_steps]: _check_layer
     return steps.to(torch.int32).t().contiguous()
 
 
@@ -77,13 +77,13 @@ class _LIFGrid(torch.autograd.Function):
         consts = s.constants
         in_steps = _steps(in_times, s.dt)
         w_t = w.detach().t().contiguous()
-        d_t = _delay_steps(d, w, s.dt, s.max_delay_steps)
+        d_t = _delay_steps(d, w, s.dt)
         if w_rec is None:
             w_rec_t = w.new_zeros(0)
             d_rec_t = torch.zeros(0, dtype=torch.int32, device=w.device)
         else:
             w_rec_t = w_rec.detach().t().contiguous()
-            d_rec_t = _delay_steps(d_rec, w_rec, s.dt, s.rec_max_delay_steps)
+            d_rec_t = _delay_steps(d_rec, w_rec, s.dt)
         out_steps, out_units, out_offsets, out_vdot = backend.lif_forward(
             in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t, s.n_steps, consts,
             s.capacity,
@@ -131,7 +131,7 @@ class _LIGrid(torch.autograd.Function):
         backend = grid_backend(w.device)
         in_steps = _steps(in_times, s.dt)
         w_t = w.detach().t().contiguous()
-        d_t = _delay_steps(d, w, s.dt, s.max_delay_steps)
+        d_t = _delay_steps(d, w, s.dt)
         v = backend.li_forward(in_steps, in_units, in_offsets, w_t, d_t, s.n_steps, s.constants)
         ctx.settings = s
         ctx.save_for_backward(in_steps, in_units, in_offsets, w_t, d_t)
@@ -211,6 +211,26 @@ def check_events(spikes: Spikes, name: str) -> None:
         raise ValueError(f"{name}: input spike times must be >= 0 ms, found {float(t.min())} ms")
 
 
+def _check_layer(
+    spikes: Spikes, weight: Tensor, delays: dict[str, tuple[Tensor | None, int]],
+    s: GridSettings, name: str,
+) -> None:  # fmt: skip
+    """Everything the grid kernels trust: the input events, the constants, the parameters
+    (shape, dtype, device, finite), delays within their bound in steps, the grid size."""
+    if weight.dim() != 2:
+        raise ValueError(f"{name}: weight must be [n_out, n_in], got shape {tuple(weight.shape)}")
+    check_input(spikes, weight, name)
+    if not isinstance(s, GridSettings):
+        raise TypeError(f"{name} expects GridSettings, got {type(s).__name__}")
+    check_positive_finite(tau_mem=s.tau_mem, tau_syn=s.tau_syn, dt=s.dt)
+    check_parameter("weight", weight, tuple(weight.shape))
+    for label, (delay, max_steps) in delays.items():
+        n_src = weight.shape[0] if label.startswith("rec") else weight.shape[1]
+        check_parameter(label, delay, (weight.shape[0], n_src), like=weight)
+        check_delays(label, delay, max_steps * s.dt, dt=s.dt)
+    check_grid_size(name, spikes.batch_size, s.n_steps, weight.shape[0])
+
+
 def lif(
     spikes: Spikes,
     weight: Tensor,
@@ -227,9 +247,14 @@ def lif(
         settings: neuron constants, dt (ms), number of steps, delay bounds in steps.
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms), or None.
     """
-    check_input(spikes, weight, "lif")
-    if rec_weight is not None and rec_weight.shape != (weight.shape[0], weight.shape[0]):
-        raise ValueError(f"rec_weight must be [{weight.shape[0]}, {weight.shape[0]}]")
+    delays = {"delay": (delay, settings.max_delay_steps),
+              "rec_delay": (rec_delay, settings.rec_max_delay_steps)}  # fmt: skip
+    _check_layer(spikes, weight, delays, settings, "lif")
+    check_positive_finite(threshold=settings.threshold)
+    n_out = weight.shape[0]
+    check_parameter("rec_weight", rec_weight, (n_out, n_out), like=weight)
+    if rec_weight is None and rec_delay is not None:
+        raise ValueError("rec_delay given without rec_weight")
     times = spikes.times.to(weight.dtype)
     out_times, out_units, out_offsets = _LIFGrid.apply(
         settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay
@@ -242,6 +267,7 @@ def li_readout(
 ) -> Tensor:
     """Leaky-integrator readout on the time grid: input spikes -> voltage [batch, steps, n_out]
     (V at t = n dt, n = 0 .. n_steps - 1)."""
-    check_input(spikes, weight, "li_readout")
+    _check_layer(spikes, weight, {"delay": (delay, settings.max_delay_steps)}, settings,
+                 "li_readout")  # fmt: skip
     times = spikes.times.to(weight.dtype)
     return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay)

@@ -31,6 +31,7 @@ from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
+from .validation import check_delays, check_dtype, check_positive_finite
 
 __all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"]
 
@@ -38,12 +39,6 @@ __all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"
 def _needs_exact(backward: str, dt: float | None) -> str:
     return (f"backward={backward!r} needs the exact engine (dt=None); the time-stepped engine "
             f"(dt={dt}) has the EventProp backward only")  # fmt: skip
-
-
-def _check_positive(**values: float) -> None:
-    for name, v in values.items():
-        if not (v > 0):
-            raise ValueError(f"{name} must be > 0, got {v}")
 
 
 class _Projection(nn.Module):
@@ -75,11 +70,12 @@ class _Projection(nn.Module):
             raise ValueError(f"n_in and n_out must be positive, got {n_in}, {n_out}")
         if not (max_delay >= 0 and math.isfinite(max_delay)):
             raise ValueError(f"max_delay must be a finite number of ms >= 0, got {max_delay}")
-        _check_positive(tau_mem=tau_mem, tau_syn=tau_syn)
+        check_positive_finite(tau_mem=tau_mem, tau_syn=tau_syn)
         if dt is not None:
-            _check_positive(dt=dt)
+            check_positive_finite(dt=dt)
         if dtype is None:
             dtype = torch.float32 if dt is not None else torch.float64
+        check_dtype(type(self).__name__, dtype)
         self.n_in, self.n_out = n_in, n_out
         self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
         self.backward = backward
@@ -98,6 +94,12 @@ class _Projection(nn.Module):
     def delays(self) -> Tensor | None:
         """Current synaptic delay matrix [n_out, n_in] in ms (None without delays)."""
         return None if self.delay is None else self.delay()
+
+    def _checked_delays(self, delay: Delay | None, name: str = "delay") -> Tensor | None:
+        """The delay matrix of ``delay`` for a forward pass, in [0, max_delay] (both engines)."""
+        d = None if delay is None else delay()
+        check_delays(name, d, None if delay is None else delay.max_delay)
+        return d
 
     def _steps_of(self, max_delay: float) -> int:
         return int(round(max_delay / self.dt))
@@ -195,8 +197,7 @@ class LIF(_Projection):
             delay=delay, delay_init=delay_init, learn_delays=learn_delays,
             delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
         )  # fmt: skip
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
+        check_positive_finite(threshold=threshold)
         self.threshold = float(threshold)
         self.refractory = float(refractory)
         self.max_spikes = None if max_spikes is None else int(max_spikes)
@@ -229,7 +230,8 @@ class LIF(_Projection):
         return 0.0 if self.rec_delay is None else self.rec_delay.max_delay
 
     def forward(self, spikes: Spikes) -> Spikes:
-        rec_d = None if self.rec_delay is None else self.rec_delay()
+        rec_d = self._checked_delays(self.rec_delay, "rec_delay")
+        delay = self._checked_delays(self.delay)
         if self.dt is None:
             settings = self._exact_settings(
                 self.threshold,
@@ -239,7 +241,7 @@ class LIF(_Projection):
                 regularizer=self.regularizer,
                 spike_limit=self.spike_limit,
             )
-            out = exact.lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+            out = exact.lif(spikes, self.weight, delay, settings, self.rec_weight, rec_d)
         else:
             settings = self._settings(
                 spikes,
@@ -248,7 +250,7 @@ class LIF(_Projection):
                 capacity=self._capacity,
                 regularizer=self.regularizer,
             )
-            out = lif(spikes, self.weight, self.delays(), settings, self.rec_weight, rec_d)
+            out = lif(spikes, self.weight, delay, settings, self.rec_weight, rec_d)
         counts = out.counts()
         if counts.numel():
             self._capacity = max(16, int(1.25 * int(counts.max())) + 16)
@@ -301,7 +303,7 @@ class LIReadout(_Projection):
                 "sampled at every step"
             )
         if sample_dt is not None:
-            _check_positive(sample_dt=sample_dt)
+            check_positive_finite(sample_dt=sample_dt)
         if delay == "default":
             delay = "synaptic" if max_delay > 0 else None
         super().__init__(
@@ -319,9 +321,10 @@ class LIReadout(_Projection):
                     "trace; or use max_over_time()"
                 )
             settings = self._exact_settings(float("inf"), sample_dt=self.sample_dt)
-            return exact.li_readout(spikes, self.weight, self.delays(), settings)
+            return exact.li_readout(spikes, self.weight, self._checked_delays(self.delay),
+                                    settings)  # fmt: skip
         settings = self._settings(spikes, threshold=float("inf"))
-        return li_readout(spikes, self.weight, self.delays(), settings)
+        return li_readout(spikes, self.weight, self._checked_delays(self.delay), settings)
 
     def max_over_time(self, spikes: Spikes) -> tuple[Tensor, Tensor]:
         """Exact maximum of each readout voltage over [0, duration] and its time (ms), each
@@ -334,7 +337,7 @@ class LIReadout(_Projection):
                 "delayprop.losses.max_over_time(layer(spikes))"
             )
         settings = self._exact_settings(float("inf"))
-        return exact.li_peak(spikes, self.weight, self.delays(), settings)
+        return exact.li_peak(spikes, self.weight, self._checked_delays(self.delay), settings)
 
     def extra_repr(self) -> str:
         return (

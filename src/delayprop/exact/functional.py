@@ -40,6 +40,7 @@ from ..functional import check_events, n_steps_for
 from ..kernels import VDOT_FLOOR
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
+from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
 from . import _host
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 
@@ -99,9 +100,9 @@ class ExactSettings:
     def __post_init__(self) -> None:
         if self.backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {self.backward!r}")
-        for name in ("tau_mem", "tau_syn", "threshold"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_positive_finite(tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+        if not self.threshold > 0:  # inf: a readout that never fires
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")
         if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
             raise ValueError(f"duration must be a positive number of ms, got {self.duration}")
         if not (self.refractory >= 0 and math.isfinite(self.refractory)):
@@ -288,20 +289,11 @@ class _LIPeakExact(torch.autograd.Function):
 
 # ---------------------------------------------------------------------- public functions
 def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, int], *, delay: bool) -> None:
-    if t is None:
-        return
-    if tuple(t.shape) != shape:
-        raise ValueError(f"{name} must be {list(shape)}, got shape {tuple(t.shape)}")
-    if t.device.type != "cpu":
+    if t is not None and t.device.type != "cpu":
         raise ValueError(f"the exact engine runs on the CPU; {name} is on {t.device}")
-    values = t.detach()
-    if not bool(torch.isfinite(values).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
-    if delay and values.numel() and float(values.min()) < 0:
-        raise ValueError(
-            f"{name} must be >= 0 ms, found {float(values.min())} ms (call "
-            "delayprop.constrain_(model) after each optimiser step)"
-        )
+    check_parameter(name, t, shape)
+    if delay:
+        check_delays(name, t, None)
 
 
 def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings,
@@ -397,6 +389,8 @@ def li_readout(
     settings, times = _prepare(spikes, weight, delay, settings, "li_readout")
     if settings.sample_dt is None:
         raise ValueError("li_readout needs settings.sample_dt (ms between voltage samples)")
+    n_samples = n_steps_for(settings.duration, settings.sample_dt)
+    check_grid_size("li_readout", spikes.batch_size, n_samples, weight.shape[0])
     return _LITraceExact.apply(
         settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay)
     )
