@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -191,6 +192,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             kwargs[name] = _build(tp, value, key)
         elif not _type_ok(value, tp):
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         else:
             kwargs[name] = float(value) if tp is float else value
     return cls(**kwargs)

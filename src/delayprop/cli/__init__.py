@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError, ImportError) as err:  # bad input, files, a missing extra
         print(f"delayprop {args.command}: error: {err}", file=sys.stderr)
         return 2
 
