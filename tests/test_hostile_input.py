@@ -332,3 +332,258 @@ def test_grid_functional_refuses_delays_that_round_past_its_steps():
         lif(x, w, torch.full((3, 2), 3.6), s)
     with pytest.raises(ValueError, match=r"delay must be \[3, 2\]"):
         lif(x, w, torch.zeros(2, 3), s)
+
+
+# ---------------------------------------------------------------- CLI: clear errors, no traceback
+def _cli(capsys, *argv: str) -> tuple[int, str]:
+    from delayprop.cli import main
+
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def _train_sequence(out, *extra: str) -> list[str]:
+    return ["train", "sequence", "--out", str(out), "--quiet", "--set", "train.epochs=2", *extra]
+
+
+def test_cli_out_that_is_a_file_is_an_error(tmp_path, capsys):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    code, err = _cli(capsys, *_train_sequence(target))
+    assert code == 2 and "exists and is not a directory" in err
+    assert target.read_text() == "keep me"
+    code, err = _cli(capsys, *_train_sequence(target / "run"))
+    assert code == 2 and "error:" in err
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_cli_unknown_device_is_an_error(tmp_path, capsys, command):
+    argv = _train_sequence(tmp_path / "r") if command == "train" else ["eval", str(tmp_path)]
+    code, err = _cli(capsys, *argv, "--device", "bogus")
+    assert code == 2 and "--device 'bogus' is not a torch device" in err
+
+
+def test_cli_overflowing_optimiser_step_is_an_error(tmp_path, capsys):
+    code, err = _cli(capsys, "train", "yinyang", "--out", str(tmp_path / "yy"), "--quiet",
+                     "--set", "train.lr=1e38", "train.max_batches=2", "model.dt=0.5")  # fmt: skip
+    assert code == 2 and "optimiser step overflowed at epoch 1, step 1" in err
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("key", ["train.lr", "model.tau_mem", "model.dt"])
+def test_cli_non_finite_config_numbers_are_refused(tmp_path, capsys, key, value):
+    code, err = _cli(capsys, *_train_sequence(tmp_path / "r", f"{key}={value}"))
+    assert code == 2 and f"{key}: expected a finite number" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_parameters_that_become_non_finite_stop_training():
+    from delayprop.config import load_config
+    from delayprop.training import Trainer
+
+    trainer = Trainer(load_config("sequence", ["train.epochs=2"]), quiet=True)
+    original = trainer.optimizer.step
+
+    def step():  # a real step, then what a diverged optimiser leaves behind
+        original()
+        with torch.no_grad():
+            trainer.model[0].delay.raw[0, 0] = float("nan")
+
+    trainer.optimizer.step = step
+    with pytest.raises(ValueError, match=r"diverged at epoch 1, step 1: parameter 0.delay.raw"):
+        trainer.fit()
+
+
+def test_cli_eval_batch_size_must_be_positive(tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert _cli(capsys, *_train_sequence(out))[0] == 0
+    for size in ("0", "-5"):
+        code, err = _cli(capsys, "eval", str(out), "--batch-size", size)
+        assert code == 2 and f"--batch-size must be a positive integer, got {size}" in err
+    assert _cli(capsys, "eval", str(out), "--batch-size", "1")[0] == 0
+
+
+def test_cli_damaged_checkpoints_and_configs_are_errors(tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert _cli(capsys, *_train_sequence(out))[0] == 0
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    for key in ("config", "optimizer"):
+        torch.save({k: v for k, v in state.items() if k != key}, out / "checkpoint.pt")
+        code, err = _cli(capsys, *_train_sequence(out), "--resume")
+        assert code == 2 and f"lacks {key}" in err
+    best = torch.load(out / "best.pt", weights_only=True)
+    torch.save({k: v for k, v in best.items() if k != "config"}, out / "best.pt")
+    code, err = _cli(capsys, "eval", str(out))
+    assert code == 2 and "lacks config" in err
+    # the checkpoint's own config must be the one of config.yaml
+    changed = dict(state, config={**state["config"], "train": {**state["config"]["train"],
+                                                                "lr": 0.5}})  # fmt: skip
+    torch.save(changed, out / "checkpoint.pt")
+    code, err = _cli(capsys, *_train_sequence(out), "--resume")
+    assert code == 2 and "config stored in" in err and "differs" in err
+    (out / "config.yaml").write_text("task: [unclosed\n  - :")
+    code, err = _cli(capsys, *_train_sequence(out), "--resume")
+    assert code == 2 and "config.yaml is corrupt" in err
+
+
+# ---------------------------------------------------------------- input validation gaps
+def test_spike_past_the_duration_is_refused():
+    with pytest.raises(ValueError, match=r"must be < duration = 10.0 ms, found a spike at 50.0"):
+        dp.Spikes.from_lists([([1.0, 50.0], [0, 1])], n_units=2, duration=10.0)
+    with pytest.raises(ValueError, match="must be < duration"):
+        dp.Spikes.from_lists([([10.0], [0])], n_units=2, duration=10.0)
+
+
+@pytest.mark.parametrize("units", [[0.0, 1.9], [0.0, float("nan")], [0.0, 2.0**70]])
+def test_from_arrays_refuses_fractional_units_instead_of_truncating(units):
+    with pytest.raises(ValueError, match="unit ind"):
+        dp.Spikes.from_arrays(torch.tensor([1.0, 2.0]), torch.tensor(units, dtype=torch.float64),
+                              torch.tensor([0, 0]),
+                              1, 3, 10.0)  # fmt: skip
+
+
+def test_from_arrays_accepts_integral_float_units_and_refuses_fractional_samples():
+    s = dp.Spikes.from_arrays(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 2.0]),
+                              torch.tensor([0, 0]), 1, 3, 10.0)  # fmt: skip
+    assert s.units.tolist() == [0, 2]
+    with pytest.raises(ValueError, match="sample indices must be integers, got 0.5"):
+        dp.Spikes.from_arrays(torch.tensor([1.0]), torch.tensor([0]), torch.tensor([0.5]), 1, 3,
+                              10.0)  # fmt: skip
+
+
+@pytest.mark.parametrize("n_units", [0, 2.5, 2**31, True])
+def test_n_units_must_be_a_positive_int32_size(n_units):
+    with pytest.raises(ValueError, match="n_units must be a positive integer"):
+        dp.Spikes.from_lists([([1.0], [0])], n_units=n_units, duration=10.0)
+
+
+def _event_dataset(units, labels):
+    import numpy as np
+
+    from delayprop.data import EventDataset
+
+    return EventDataset(np.array([1.0, 2.0]), np.asarray(units), np.array([0, 1, 2]),
+                        np.asarray(labels), 4, 3, 10.0, "probe")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("units", "labels", "message"),
+    [([0, 2**32 + 1], [0, 1], "channel indices out of range of int32"),
+     ([0, 1], [0, 1.7], "labels must be integers, got 1.7"),
+     ([0, 1.5], [0, 1], "channel indices must be integers, got 1.5"),
+     ([0, 1], ["a", "b"], "labels must be integers")],
+)  # fmt: skip
+def test_event_dataset_refuses_values_it_would_wrap_or_truncate(units, labels, message):
+    with pytest.raises(ValueError, match=message):
+        _event_dataset(units, labels)
+    assert _event_dataset([0.0, 3.0], [0.0, 2.0]).labels.tolist() == [0, 2]
+
+
+def test_event_dataset_refuses_events_past_its_duration():
+    import numpy as np
+
+    from delayprop.data import EventDataset
+
+    with pytest.raises(ValueError, match="an event at 12.0 ms lies beyond the duration 10.0"):
+        EventDataset(np.array([12.0]), np.array([0]), np.array([0, 1]), np.array([0]), 4, 3,
+                     10.0)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "loss", ["cross_entropy", "time_invariant_mse", "ttfs_cross_entropy", "accuracy"]
+)
+def test_losses_refuse_float_labels(loss):
+    fn = getattr(dp.losses, loss)
+    with pytest.raises(ValueError, match="labels must be an integer tensor"):
+        fn(torch.zeros(2, 3), torch.tensor([0.0, 1.7]))
+
+
+@pytest.mark.parametrize("xi", [0.0, -1.0, float("inf")])
+def test_ttfs_cross_entropy_refuses_a_bad_xi_instead_of_nan(xi):
+    with pytest.raises(ValueError, match="xi must be > 0 and finite"):
+        dp.losses.ttfs_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1]), xi=xi)
+
+
+# ---------------------------------------------------------------- run directories
+def _live_process():
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_force_refuses_a_directory_a_live_run_writes_to(tmp_path, capsys):
+    import socket
+
+    out = tmp_path / "seq"
+    assert _cli(capsys, *_train_sequence(out))[0] == 0
+    before = (out / "metrics.json").read_bytes()
+    proc = _live_process()
+    try:
+        (out / ".lock").write_text(f"{socket.gethostname()} {proc.pid}\n")
+        for flag in ("--force", "--resume"):
+            code, err = _cli(capsys, *_train_sequence(out), flag)
+            assert code == 2 and f"in use by a live run (process {proc.pid})" in err
+        assert (out / "metrics.json").read_bytes() == before
+    finally:
+        proc.kill()
+        proc.wait()
+    # the holder is gone: its lock is stale and taken over
+    code, err = _cli(capsys, *_train_sequence(out), "--force")
+    assert code == 0
+    assert not (out / ".lock").exists()
+
+
+def test_a_run_holds_its_lock_while_training(tmp_path, capsys):
+    import os
+
+    from delayprop.training.lock import run_lock
+
+    out = tmp_path / "seq"
+    with run_lock(out) as lock:
+        assert lock.read_text().split()[1] == str(os.getpid())
+        code, err = _cli(capsys, *_train_sequence(out), "--force")
+        assert code == 2 and "in use by a live run" in err
+    assert not lock.exists()
+
+
+def test_lock_from_another_host_is_reported_with_its_path(tmp_path, capsys):
+    out = tmp_path / "seq"
+    out.mkdir()
+    (out / ".lock").write_text("elsewhere.example 123\n")
+    code, err = _cli(capsys, *_train_sequence(out), "--force")
+    assert code == 2 and "locked by process 123 on host elsewhere.example" in err
+
+
+def test_failed_start_is_recovered_by_a_plain_rerun(tmp_path, capsys):
+    out = tmp_path / "run"
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    code, err = _cli(capsys, "train", "braille", "--out", str(out), "--quiet",
+                     "--data-dir", str(empty))  # fmt: skip
+    assert code == 2 and "braille" in err
+    assert (out / "config.yaml").exists()  # a failed start leaves its config behind
+    (out / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a killed write
+    assert _cli(capsys, *_train_sequence(out))[0] == 0  # plain rerun, another task
+    assert not list(out.glob(".*.tmp"))
+    assert "task: sequence" in (out / "config.yaml").read_text()
+
+
+def test_resume_of_a_run_killed_before_its_first_epoch_starts_over(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _cli(capsys, *_train_sequence(out))[0] == 0
+    for name in ("checkpoint.pt", "best.pt", "metrics.json", "metrics.csv"):
+        (out / name).unlink()  # what is left when a run dies in epoch 1
+    (out / ".metrics.json.x1y2.tmp").write_text("{")
+    code, err = _cli(capsys, *_train_sequence(out), "--resume")
+    assert code == 0 and "no epoch completed yet" in err
+    assert (out / "checkpoint.pt").exists() and not list(out.glob(".*.tmp"))
+
+
+def test_a_finished_run_is_still_protected_from_a_plain_rerun(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _cli(capsys, *_train_sequence(out))[0] == 0
+    code, err = _cli(capsys, *_train_sequence(out))
+    assert code == 2 and "exists and is not empty" in err

@@ -244,7 +244,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             (loss * (len(labels) / len(idx))).backward()
             self.dist.all_reduce_grads(self.model)
-            self.optimizer.step()
+            self._optimizer_step(rates)
             constrain_(self.model)
             self._check_finite(rates)
             self._bump_silent()
@@ -283,6 +283,17 @@ class Trainer:
     @staticmethod
     def _spike_text(counts: list[Tensor], n: int) -> str:
         return "/".join(f"{float(c.sum()) / max(n, 1) / len(c):.1f}" for c in counts) or "-"
+
+    def _optimizer_step(self, rates: dict[str, float]) -> None:
+        try:
+            self.optimizer.step()
+        except RuntimeError as err:  # Adam's lr / (1 - beta1^t) beyond the parameter dtype
+            if "overflow" not in str(err):
+                raise
+            raise ValueError(
+                f"the optimiser step overflowed at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(learning rates {rates}: {err}); lower train.lr / train.delay_lr"
+            ) from None
 
     @torch.no_grad()
     def _check_finite(self, rates: dict[str, float]) -> None:
