@@ -254,6 +254,11 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("learning rates must be >= 0 and 0 < train.lr_decay <= 1")
     if len(t.betas) != 2:
         raise ConfigError("train.betas must be [beta1, beta2]")
+    for name in ("early_stopping", "max_batches"):
+        if getattr(t, name) is not None and getattr(t, name) < 1:
+            raise ConfigError(f"train.{name} must be >= 1 or null, got {getattr(t, name)}")
+    if t.seed < 0:
+        raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
 
 
 # ---------------------------------------------------------------------------- files and overrides
@@ -288,6 +293,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         values = _yaml_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return values

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
@@ -175,9 +176,16 @@ def check_events(spikes: Spikes, name: str) -> None:
     The kernels index weight rows with the unit of every event and read samples through the
     offsets without bound checks (bound checks in the inner loops cost speed); a ``Spikes``
     built with the plain constructor is therefore checked here: units in [0, n_units), offsets
-    from 0 to the number of events and non-decreasing, times finite and >= 0.  O(events).
+    from 0 to the number of events and non-decreasing, times finite and >= 0, a finite
+    duration > 0 and an integer n_units.  O(events).
     """
     times, units, offsets = spikes.times, spikes.units, spikes.offsets
+    d = spikes.duration
+    if isinstance(d, bool) or not isinstance(d, Real) or not (0 < d < math.inf):
+        raise ValueError(f"{name}: the input's duration must be a finite number of ms > 0, "
+                         f"got {d!r}")  # fmt: skip
+    if isinstance(spikes.n_units, bool) or not isinstance(spikes.n_units, Integral):
+        raise ValueError(f"{name}: the input's n_units must be an int, got {spikes.n_units!r}")
     if times.dim() != 1 or units.dim() != 1 or offsets.dim() != 1:
         raise ValueError(f"{name}: spike times, units and offsets must be 1-D tensors")
     if times.numel() != units.numel():

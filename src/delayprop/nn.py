@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
@@ -66,8 +67,10 @@ class _Projection(nn.Module):
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         if dt is not None and backward != "eventprop":
             raise ValueError(_needs_exact(backward, dt))
-        if n_in <= 0 or n_out <= 0:
-            raise ValueError(f"n_in and n_out must be positive, got {n_in}, {n_out}")
+        if not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
+                   for n in (n_in, n_out)):  # fmt: skip
+            raise ValueError(f"n_in and n_out must be positive integers, got {n_in!r}, {n_out!r}")
+        n_in, n_out = int(n_in), int(n_out)
         if not (max_delay >= 0 and math.isfinite(max_delay)):
             raise ValueError(f"max_delay must be a finite number of ms >= 0, got {max_delay}")
         check_positive_finite(tau_mem=tau_mem, tau_syn=tau_syn)

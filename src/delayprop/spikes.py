@@ -123,8 +123,9 @@ class Spikes:
                 "times, units and samples must be 1-D of equal length, got shapes "
                 f"{tuple(t.shape)}, {tuple(u.shape)}, {tuple(s.shape)}"
             )
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 0:
+            raise ValueError(f"batch_size must be an integer >= 0, got {batch_size!r}")
+        batch_size = int(batch_size)
         if s.numel() and (int(s.min()) < 0 or int(s.max()) >= batch_size):
             raise ValueError(
                 f"sample index out of range [0, {batch_size}): "

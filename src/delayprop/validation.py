@@ -107,13 +107,17 @@ def check_delays(
     )
 
 
+def _count(n: int) -> str:
+    return str(n) if n < 10**15 else f"{float(n):.3e}"
+
+
 def check_grid_size(name: str, batch: int, n_steps: int, n_out: int) -> None:
     """A grid of ``n_steps`` steps for ``batch`` samples of ``n_out`` neurons fits the limits
     (``MAX_STEPS``, ``MAX_GRID_VALUES``)."""
     if n_steps > MAX_STEPS:
         raise ValueError(
-            f"{name}: {n_steps} time steps (duration / dt) exceed the limit of {MAX_STEPS}; "
-            "use a larger dt or a shorter duration"
+            f"{name}: {_count(n_steps)} time steps (duration / dt) exceed the limit of "
+            f"{MAX_STEPS}; use a larger dt or a shorter duration"
         )
     values = batch * n_steps * n_out
     if values > MAX_GRID_VALUES:

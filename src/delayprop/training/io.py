@@ -154,7 +154,8 @@ def prepare_run_dir(out: Path, config: dict[str, Any], *, resume: bool, force: b
     """Create (or reuse, with ``resume``) a run directory and store the config in it.
 
     Refuses an existing non-empty directory unless ``resume`` (the stored config must then
-    match) or ``force`` (the directory is emptied).  A directory holding only what a failed
+    match) or ``force`` (the directory is emptied; only a run directory, one that holds
+    ``config.yaml``).  A directory holding only what a failed
     start leaves (``config.yaml``, ``initial.pt``: no epoch completed) is reused by a plain
     start.  Orphan temporary files of killed writes are removed.  Hidden files (the lock of
     ``lock.run_lock``) are kept.  Call it while holding that lock.
@@ -181,6 +182,11 @@ def prepare_run_dir(out: Path, config: dict[str, Any], *, resume: bool, force: b
             raise FileExistsError(
                 f"run directory {out} exists and is not empty; use --resume to continue it "
                 "or --force to overwrite it"
+            )
+        if not cfg_path.exists():  # --force empties run directories only, never e.g. "."
+            raise FileExistsError(
+                f"{out} holds files but no {RUN_FILES['config']}: it is not a run directory, "
+                "and --force does not empty it; choose another --out"
             )
     for p in held:
         shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()

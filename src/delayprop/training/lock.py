@@ -85,6 +85,8 @@ def _acquire(out: Path) -> Path:
 def run_lock(out: str | os.PathLike) -> Iterator[Path]:
     """Hold the lock of run directory ``out`` (created if missing) for the block."""
     out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise FileExistsError(f"--out {out} is a symbolic link to a missing directory")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)

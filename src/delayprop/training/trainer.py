@@ -304,7 +304,8 @@ class Trainer:
                 raise ValueError(
                     f"training diverged at epoch {self.epoch + 1}, step {self.step + 1}: "
                     f"parameter {name} holds NaN or infinity after the optimiser step "
-                    f"(learning rates {rates}); lower train.lr / train.delay_lr"
+                    f"(learning rates {rates}); lower train.lr / train.delay_lr, or check the "
+                    "model's constants"
                 )
 
     @torch.no_grad()
