@@ -587,3 +587,102 @@ def test_a_finished_run_is_still_protected_from_a_plain_rerun(tmp_path, capsys):
     assert _cli(capsys, *_train_sequence(out))[0] == 0
     code, err = _cli(capsys, *_train_sequence(out))
     assert code == 2 and "exists and is not empty" in err
+
+
+# ---------------------------------------------------------------- second round of probes
+def test_yaml_python_tags_are_refused_and_not_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.yaml"
+    tag = '!!python/object/apply:os.system ["touch PWNED"]'
+    evil.write_text(f"base: sequence\ntrain: {tag}\n")
+    code, err = _cli(capsys, "train", str(evil), "--out", str(tmp_path / "a"), "--quiet")
+    assert code == 2 and "not valid YAML" in err and "python/object/apply" in err
+    code, err = _cli(capsys, *_train_sequence(tmp_path / "b", f"train.lr={tag}"))
+    assert code == 2 and "not valid YAML" in err
+    assert not (tmp_path / "PWNED").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("train.max_batches=-1", "train.max_batches must be >= 1"),
+     ("train.early_stopping=0", "train.early_stopping must be >= 1"),
+     ("train.seed=-1", "train.seed must be >= 0"),
+     ("train.epochs=abc", "train.epochs: expected int"),
+     ("model.readout_max_delay=1e300", "max_delay must be a finite number of ms >= 0 that"),
+     ("model.dt=1e-300", "time steps (duration / dt) exceed the limit"),
+     ("train.reg_target=-1", "regulariser target and strengths must be finite")],
+)  # fmt: skip
+def test_absurd_config_values_are_clear_errors(tmp_path, capsys, override, message):
+    code, err = _cli(capsys, *_train_sequence(tmp_path / "r", override))
+    assert code == 2 and message in err
+
+
+def test_non_utf8_and_directory_configs_are_clear_errors(tmp_path, capsys):
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    code, err = _cli(capsys, "train", str(binary), "--out", str(tmp_path / "r"))
+    assert code == 2 and "not a UTF-8 text file" in err
+    (tmp_path / "dir.yaml").mkdir()
+    code, err = _cli(capsys, "train", str(tmp_path / "dir.yaml"), "--out", str(tmp_path / "r"))
+    assert code == 2 and "Is a directory" in err
+
+
+def test_force_never_empties_a_directory_that_is_not_a_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "precious.txt").write_text("keep")
+    for out in ("", str(tmp_path)):
+        code, err = _cli(capsys, *_train_sequence(out), "--force")
+        assert code == 2 and "not a run directory" in err
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+
+
+def test_symlinked_run_directories(tmp_path, capsys):
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert _cli(capsys, *_train_sequence(link))[0] == 0
+    assert (real / "checkpoint.pt").exists() and link.is_symlink()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data.txt").write_text("keep")
+    (real / "escape").symlink_to(outside)  # a link inside a run directory
+    assert _cli(capsys, *_train_sequence(link), "--force")[0] == 0
+    assert (outside / "data.txt").read_text() == "keep" and not (real / "escape").exists()
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "missing")
+    code, err = _cli(capsys, *_train_sequence(dangling))
+    assert code == 2 and "symbolic link to a missing directory" in err
+
+
+def test_out_of_memory_is_a_cli_error(tmp_path, capsys):
+    code, err = _cli(capsys, "train", "yinyang", "--out", str(tmp_path / "r"), "--quiet", "--set",
+                     "model.hidden=[1000000000000]", "model.weight_init=[]")  # fmt: skip
+    assert code == 2 and "out of memory" in err
+
+
+@pytest.mark.parametrize("duration", [float("nan"), float("inf"), -5.0, 0.0])
+@pytest.mark.parametrize("dt", [1.0, None])
+def test_plain_spikes_with_a_bad_duration_are_refused(duration, dt):
+    x = dp.Spikes(torch.tensor([1.0]), torch.tensor([0], dtype=torch.int32), torch.tensor([0, 1]),
+                  2, duration)  # fmt: skip
+    with pytest.raises(ValueError, match="duration must be a finite number of ms > 0"):
+        dp.LIF(2, 3, dt=dt)(x)
+
+
+@pytest.mark.parametrize("sizes", [(2.5, 3), (2, 0), (True, 3), ("2", 3)])
+def test_layer_sizes_must_be_positive_integers(sizes):
+    with pytest.raises(ValueError, match="n_in and n_out must be positive integers"):
+        dp.LIF(*sizes)
+
+
+@pytest.mark.parametrize("dt", [1.0, None])
+def test_empty_batches_and_duplicate_spikes(dt):
+    """A batch of no samples runs; three spikes of one unit at one time act as one spike of
+    three times the weight in both engines."""
+    empty = dp.Spikes.from_lists([], n_units=2, duration=10.0)
+    assert dp.LIF(2, 3, dt=dt)(empty).batch_size == 0
+    readout = dp.LIReadout(2, 1, dt=dt, sample_dt=None if dt else 1.0, weight_init=1.0)
+    triple = dp.Spikes.from_lists([([1.0] * 3, [0] * 3)], n_units=2, duration=10.0)
+    single = dp.Spikes.from_lists([([1.0], [0])], n_units=2, duration=10.0)
+    torch.testing.assert_close(readout(triple), 3 * readout(single))
