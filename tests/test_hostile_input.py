@@ -686,3 +686,27 @@ def test_empty_batches_and_duplicate_spikes(dt):
     triple = dp.Spikes.from_lists([([1.0] * 3, [0] * 3)], n_units=2, duration=10.0)
     single = dp.Spikes.from_lists([([1.0], [0])], n_units=2, duration=10.0)
     torch.testing.assert_close(readout(triple), 3 * readout(single))
+
+
+def test_plot_of_a_missing_run_creates_nothing(tmp_path, capsys):
+    missing = tmp_path / "missing"
+    code, err = _cli(capsys, "plot", str(missing))
+    assert code == 2 and "holds no metrics.json" in err
+    assert not missing.exists()
+
+
+def test_plot_names_a_damaged_metrics_file(tmp_path, capsys):
+    out = tmp_path / "seq"
+    assert _cli(capsys, *_train_sequence(out))[0] == 0
+    (out / "metrics.json").write_text("{bad")
+    code, err = _cli(capsys, "plot", str(out))
+    assert code == 2 and "metrics.json is damaged" in err
+    assert not (out / "plots").exists()
+
+
+def test_corrupt_hdf5_is_named(tmp_path, capsys):
+    (tmp_path / "shd_train.h5").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "shd_test.h5").write_bytes(bytes(range(256)) * 8)
+    code, err = _cli(capsys, "train", "shd_ff", "--out", str(tmp_path / "r"), "--quiet",
+                     "--data-dir", str(tmp_path))  # fmt: skip
+    assert code == 2 and "shd_train.h5: not a readable HDF5 file" in err
