@@ -710,3 +710,12 @@ def test_corrupt_hdf5_is_named(tmp_path, capsys):
     code, err = _cli(capsys, "train", "shd_ff", "--out", str(tmp_path / "r"), "--quiet",
                      "--data-dir", str(tmp_path))  # fmt: skip
     assert code == 2 and "shd_train.h5: not a readable HDF5 file" in err
+
+
+def test_cli_diverging_exact_engine_run_ends_with_the_spike_limit(tmp_path, capsys):
+    """``train yinyang --set train.lr=1e4`` used to hang in the exact engine."""
+    code, err = _cli(capsys, "train", "yinyang", "--out", str(tmp_path / "yy"), "--quiet",
+                     "--set", "train.lr=1e4", "train.max_batches=3")  # fmt: skip
+    assert code == 2
+    assert "lif layer (5 inputs -> 30 neurons, exact engine)" in err
+    assert "300 spikes per neuron per trial" in err
