@@ -53,11 +53,21 @@ def check_positive_finite(**values: float) -> None:
             raise ValueError(f"{name} must be > 0 and finite, got {v}")
 
 
-def check_finite(name: str, tensor: Tensor | None) -> None:
-    """``tensor`` (if given) holds no NaN or infinity."""
-    if tensor is not None and not bool(torch.isfinite(tensor.detach()).all()):
+def _range(tensor: Tensor) -> tuple[float, float]:
+    """(min, max) in one pass; NaN when the tensor holds NaN."""
+    lo, hi = torch.aminmax(tensor.detach())
+    return float(lo), float(hi)
+
+
+def check_finite(name: str, tensor: Tensor | None) -> tuple[float, float] | None:
+    """``tensor`` (if given) holds no NaN or infinity; returns its (min, max) (one pass)."""
+    if tensor is None or tensor.numel() == 0:
+        return None
+    lo, hi = _range(tensor)
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         bad = int((~torch.isfinite(tensor.detach())).sum())
         raise ValueError(f"{name} contains NaN or infinity ({bad} of {tensor.numel()} values)")
+    return lo, hi
 
 
 def check_parameter(
@@ -89,13 +99,11 @@ def check_delays(
     """
     if delay is None or delay.numel() == 0:
         return
-    check_finite(name, delay)
-    values = delay.detach()
-    lo, hi = float(values.min()), float(values.max())
+    lo, hi = check_finite(name, delay)
     if dt is not None:
         ok = round(lo / dt) >= 0 and (max_delay is None or round(hi / dt) <= round(max_delay / dt))
     else:
-        slack = 0.0 if max_delay is None else 4 * torch.finfo(values.dtype).eps * max_delay
+        slack = 0.0 if max_delay is None else 4 * torch.finfo(delay.dtype).eps * max_delay
         ok = lo >= 0 and (max_delay is None or hi <= max_delay + slack)
     if ok:
         return
