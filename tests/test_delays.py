@@ -79,7 +79,7 @@ def test_bad_delay_settings():
     with torch.no_grad():
         layer.delay.raw[0, 0] = float("nan")
     x = dp.Spikes.from_lists([([1.0], [0])], 3, 10.0)
-    with pytest.raises(ValueError, match="delays contain NaN"):
+    with pytest.raises(ValueError, match="delay contains NaN"):
         layer(x)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -195,6 +196,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             kwargs[name] = _build(tp, value, key)
         elif not _type_ok(value, tp):
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         else:
             kwargs[name] = float(value) if tp is float else value
     return cls(**kwargs)
@@ -260,6 +263,11 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("learning rates must be >= 0 and 0 < train.lr_decay <= 1")
     if len(t.betas) != 2:
         raise ConfigError("train.betas must be [beta1, beta2]")
+    for name in ("early_stopping", "max_batches"):
+        if getattr(t, name) is not None and getattr(t, name) < 1:
+            raise ConfigError(f"train.{name} must be >= 1 or null, got {getattr(t, name)}")
+    if t.seed < 0:
+        raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
 
 
 # ---------------------------------------------------------------------------- files and overrides
@@ -294,6 +302,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         values = _yaml_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return values

@@ -15,7 +15,6 @@ Bounds:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -54,8 +53,11 @@ class Delay(nn.Module):
         dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
-        if not (max_delay >= 0 and math.isfinite(max_delay)):
-            raise ValueError(f"max_delay must be a finite number of ms >= 0, got {max_delay}")
+        if not (0 <= max_delay <= torch.finfo(dtype).max):
+            raise ValueError(
+                f"max_delay must be a finite number of ms >= 0 that {dtype} can hold, got "
+                f"{max_delay}"
+            )
         if bound not in _BOUNDS:
             raise ValueError(f"bound must be one of {_BOUNDS}, got {bound!r}")
         if bound == "sigmoid" and max_delay <= 0:

@@ -7,9 +7,10 @@ Both are ``torch.autograd.Function``s whose backward is the EventProp adjoint:
     backward(dL/d outputs) -> dL/d input spike times, dL/dW, dL/dD [, dL/dW_rec, dL/dD_rec]
 
 Weights ``W`` are [n_out, n_in]; delays ``D`` [n_out, n_in] in ms (rounded to the grid when an
-arrival is placed, clamped to [0, max_delay]; the gradient is taken with respect to the
-continuous delay).  The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of
-that synapse; of an input spike time, the same summed over that spike's targets.
+arrival is placed; a delay that rounds outside [0, max_delay_steps] steps is an error, see
+``validation.check_delays``; the gradient is taken with respect to the continuous delay).
+The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of that synapse; of
+an input spike time, the same summed over that spike's targets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
@@ -28,6 +30,7 @@ from .kernels.precise_cpu import MAX_SPIKES_PER_STEP
 from .kernels.precise_host import PreciseGrid
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
+from .validation import check_delays, check_grid_size, check_parameter, check_positive_finite
 
 __all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input", "check_events"]
 
@@ -67,13 +70,11 @@ def _steps(times: Tensor, dt: float) -> Tensor:
     return torch.round(times.detach() / dt).to(torch.int32)
 
 
-def _delay_steps(delay: Tensor | None, like: Tensor, dt: float, max_steps: int) -> Tensor:
+def _delay_steps(delay: Tensor | None, like: Tensor, dt: float) -> Tensor:
     """Delays in ms [n_out, n_in] -> kernel layout [n_in, n_out] int32 steps."""
     if delay is None:
         return torch.zeros(like.shape[1], like.shape[0], dtype=torch.int32, device=like.device)
-    if bool(torch.isnan(delay).any()):
-        raise ValueError("delays contain NaN")
-    steps = torch.round(delay.detach() / dt).clamp_(0, max_steps)
+    steps = torch.round(delay.detach() / dt)  # in [0, max_steps]: _check_layer
     return steps.to(torch.int32).t().contiguous()
 
 
@@ -88,13 +89,13 @@ class _LIFGrid(torch.autograd.Function):
         consts = s.constants
         in_steps = _steps(in_times, s.dt)
         w_t = w.detach().t().contiguous()
-        d_t = _delay_steps(d, w, s.dt, s.max_delay_steps)
+        d_t = _delay_steps(d, w, s.dt)
         if w_rec is None:
             w_rec_t = w.new_zeros(0)
             d_rec_t = torch.zeros(0, dtype=torch.int32, device=w.device)
         else:
             w_rec_t = w_rec.detach().t().contiguous()
-            d_rec_t = _delay_steps(d_rec, w_rec, s.dt, s.rec_max_delay_steps)
+            d_rec_t = _delay_steps(d_rec, w_rec, s.dt)
         out_steps, out_units, out_offsets, out_vdot = backend.lif_forward(
             in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t, s.n_steps, consts,
             s.capacity,
@@ -142,7 +143,7 @@ class _LIGrid(torch.autograd.Function):
         backend = grid_backend(w.device)
         in_steps = _steps(in_times, s.dt)
         w_t = w.detach().t().contiguous()
-        d_t = _delay_steps(d, w, s.dt, s.max_delay_steps)
+        d_t = _delay_steps(d, w, s.dt)
         v = backend.li_forward(in_steps, in_units, in_offsets, w_t, d_t, s.n_steps, s.constants)
         ctx.settings = s
         ctx.save_for_backward(in_steps, in_units, in_offsets, w_t, d_t)
@@ -270,9 +271,16 @@ def check_events(spikes: Spikes, name: str) -> None:
     The kernels index weight rows with the unit of every event and read samples through the
     offsets without bound checks (bound checks in the inner loops cost speed); a ``Spikes``
     built with the plain constructor is therefore checked here: units in [0, n_units), offsets
-    from 0 to the number of events and non-decreasing, times finite and >= 0.  O(events).
+    from 0 to the number of events and non-decreasing, times finite and >= 0, a finite
+    duration > 0 and an integer n_units.  O(events).
     """
     times, units, offsets = spikes.times, spikes.units, spikes.offsets
+    d = spikes.duration
+    if isinstance(d, bool) or not isinstance(d, Real) or not (0 < d < math.inf):
+        raise ValueError(f"{name}: the input's duration must be a finite number of ms > 0, "
+                         f"got {d!r}")  # fmt: skip
+    if isinstance(spikes.n_units, bool) or not isinstance(spikes.n_units, Integral):
+        raise ValueError(f"{name}: the input's n_units must be an int, got {spikes.n_units!r}")
     if times.dim() != 1 or units.dim() != 1 or offsets.dim() != 1:
         raise ValueError(f"{name}: spike times, units and offsets must be 1-D tensors")
     if times.numel() != units.numel():
@@ -306,6 +314,29 @@ def check_events(spikes: Spikes, name: str) -> None:
         raise ValueError(f"{name}: input spike times must be >= 0 ms, found {float(t.min())} ms")
 
 
+def _check_layer(
+    spikes: Spikes, weight: Tensor, delays: dict[str, tuple[Tensor | None, int]],
+    s: GridSettings, name: str,
+) -> None:  # fmt: skip
+    """Everything the grid kernels trust: the input events, the constants, the parameters
+    (shape, dtype, device, finite), delays within their bound in steps, the grid size."""
+    if weight.dim() != 2:
+        raise ValueError(f"{name}: weight must be [n_out, n_in], got shape {tuple(weight.shape)}")
+    check_input(spikes, weight, name)
+    if not isinstance(s, GridSettings):
+        raise TypeError(f"{name} expects GridSettings, got {type(s).__name__}")
+    check_positive_finite(tau_mem=s.tau_mem, tau_syn=s.tau_syn, dt=s.dt)
+    check_parameter("weight", weight, tuple(weight.shape))
+    for label, (delay, max_steps) in delays.items():
+        n_src = weight.shape[0] if label.startswith("rec") else weight.shape[1]
+        check_parameter(label, delay, (weight.shape[0], n_src), like=weight)
+        if s.precise:  # delays are not rounded and need no room on the grid: >= 0 (as exact)
+            check_delays(label, delay, None)
+        else:
+            check_delays(label, delay, max_steps * s.dt, dt=s.dt)
+    check_grid_size(name, spikes.batch_size, s.n_steps, weight.shape[0])
+
+
 def lif(
     spikes: Spikes,
     weight: Tensor,
@@ -322,9 +353,14 @@ def lif(
         settings: neuron constants, dt (ms), number of steps, delay bounds in steps.
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms), or None.
     """
-    check_input(spikes, weight, "lif")
-    if rec_weight is not None and rec_weight.shape != (weight.shape[0], weight.shape[0]):
-        raise ValueError(f"rec_weight must be [{weight.shape[0]}, {weight.shape[0]}]")
+    delays = {"delay": (delay, settings.max_delay_steps),
+              "rec_delay": (rec_delay, settings.rec_max_delay_steps)}  # fmt: skip
+    _check_layer(spikes, weight, delays, settings, "lif")
+    check_positive_finite(threshold=settings.threshold)
+    n_out = weight.shape[0]
+    check_parameter("rec_weight", rec_weight, (n_out, n_out), like=weight)
+    if rec_weight is None and rec_delay is not None:
+        raise ValueError("rec_delay given without rec_weight")
     times = spikes.times.to(weight.dtype)
     if settings.precise:
         _check_precise(settings, weight, rec_weight)
@@ -343,7 +379,8 @@ def li_readout(
 ) -> Tensor:
     """Leaky-integrator readout on the time grid: input spikes -> voltage [batch, steps, n_out]
     (V at t = n dt, n = 0 .. n_steps - 1)."""
-    check_input(spikes, weight, "li_readout")
+    _check_layer(spikes, weight, {"delay": (delay, settings.max_delay_steps)}, settings,
+                 "li_readout")  # fmt: skip
     times = spikes.times.to(weight.dtype)
     if settings.precise:
         _check_precise(settings, weight, None)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .spikes import Spikes
+from .validation import check_positive_finite
 
 __all__ = [
     "max_over_time",
@@ -80,6 +81,12 @@ def readout(v: Tensor, kind: str) -> Tensor:
 
 
 def _check_labels(scores: Tensor, labels: Tensor) -> None:
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"labels must be a tensor of class indices, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be an integer tensor of class indices, got {labels.dtype}")
+    if scores.dim() != 2:
+        raise ValueError(f"scores must be [batch, n_classes], got shape {tuple(scores.shape)}")
     if labels.dim() != 1 or labels.shape[0] != scores.shape[0]:
         raise ValueError(
             f"labels must be [batch={scores.shape[0]}], got shape {tuple(labels.shape)}"
@@ -131,6 +138,8 @@ def time_invariant_mse(t_first: Tensor, labels: Tensor, delta: float = 2.0) -> T
     """Yin-Yang loss of Meszaros et al. (2025) following Goltz et al.:
     mean over batch of 1/2 sum_{k != c} (t_k - t_c - delta)^2, c the true class (ms)."""
     _check_labels(t_first, labels)
+    if not math.isfinite(delta):
+        raise ValueError(f"delta must be a finite number of ms, got {delta}")
     t_true = t_first.gather(1, labels.long().view(-1, 1))
     err = (t_first - t_true - delta) ** 2
     mask = torch.ones_like(err).scatter_(1, labels.long().view(-1, 1), 0.0)
@@ -139,4 +148,5 @@ def time_invariant_mse(t_first: Tensor, labels: Tensor, delta: float = 2.0) -> T
 
 def ttfs_cross_entropy(t_first: Tensor, labels: Tensor, xi: float = 1.0, tau_syn: float = 5.0):
     """Time-to-first-spike cross-entropy: -log softmax(-t / (xi tau_syn))_c, mean over batch."""
+    check_positive_finite(xi=xi, tau_syn=tau_syn)
     return cross_entropy(-t_first / (xi * tau_syn), labels)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from numbers import Integral
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +32,7 @@ from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
+from .validation import check_delays, check_dtype, check_positive_finite
 
 __all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"]
 
@@ -38,12 +40,6 @@ __all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"
 def _needs_exact(backward: str, dt: float | None) -> str:
     return (f"backward={backward!r} needs the exact engine (dt=None); the time-stepped engine "
             f"(dt={dt}) has the EventProp backward only")  # fmt: skip
-
-
-def _check_positive(**values: float) -> None:
-    for name, v in values.items():
-        if not (v > 0):
-            raise ValueError(f"{name} must be > 0, got {v}")
 
 
 class _Projection(nn.Module):
@@ -75,15 +71,18 @@ class _Projection(nn.Module):
             raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
         if dt is not None and backward != "eventprop":
             raise ValueError(_needs_exact(backward, dt))
-        if n_in <= 0 or n_out <= 0:
-            raise ValueError(f"n_in and n_out must be positive, got {n_in}, {n_out}")
+        if not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
+                   for n in (n_in, n_out)):  # fmt: skip
+            raise ValueError(f"n_in and n_out must be positive integers, got {n_in!r}, {n_out!r}")
+        n_in, n_out = int(n_in), int(n_out)
         if not (max_delay >= 0 and math.isfinite(max_delay)):
             raise ValueError(f"max_delay must be a finite number of ms >= 0, got {max_delay}")
-        _check_positive(tau_mem=tau_mem, tau_syn=tau_syn)
+        check_positive_finite(tau_mem=tau_mem, tau_syn=tau_syn)
         if dt is not None:
-            _check_positive(dt=dt)
+            check_positive_finite(dt=dt)
         if dtype is None:
             dtype = torch.float32 if dt is not None else torch.float64
+        check_dtype(type(self).__name__, dtype)
         self.n_in, self.n_out = n_in, n_out
         self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
         self.backward = backward
@@ -99,10 +98,12 @@ class _Projection(nn.Module):
         #: max_delay) to what the target runs; None runs the parameters as they are.
         self.constraint: nn.Module | None = None
 
-    def _constrained(self, weight: Tensor | None, delay: Delay | None
+    def _constrained(self, weight: Tensor | None, delay: Delay | None, name: str = "delay"
                      ) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
-        """(weight [n_out, n_in], delay matrix [n_out, n_in] ms) as the forward pass sees them."""
+        """(weight [n_out, n_in], delay matrix [n_out, n_in] ms) as the forward pass sees them;
+        the delays are checked to lie in [0, max_delay] (the same rule for both engines)."""
         d = None if delay is None else delay()
+        check_delays(name, d, None if delay is None else delay.max_delay)
         if self.constraint is None:
             return weight, d
         return self.constraint(weight, d, 0.0 if delay is None else delay.max_delay)
@@ -166,6 +167,9 @@ class LIF(_Projection):
             Exact engine only (dt=None).
         max_spikes: a neuron falls silent after this many spikes (1: first-spike-only neurons
             as in DelGrad; None: no limit).  Exact engine only (dt=None).
+        spike_limit: spikes per neuron per trial (mean over the layer) beyond which the exact
+            engine stops with an error instead of running without bound (None: the trial's
+            duration / 0.1 ms, see ``exact.ExactSettings``).  Exact engine only.
         dtype: parameter dtype (default float32 with dt, float64 with dt=None).
         backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
             times of Yamamoto et al. 2022, ``delayprop.methods.timing``: the same gradients by
@@ -202,11 +206,12 @@ class LIF(_Projection):
         dtype: torch.dtype | None = None,
         backward: str = "eventprop",
         precise: bool = False,
+        spike_limit: int | None = None,
     ) -> None:
-        if dt is not None and (refractory != 0 or max_spikes is not None):
+        if dt is not None and (refractory != 0 or max_spikes is not None or spike_limit):
             raise ValueError(
-                "refractory and max_spikes need the exact engine (dt=None); the time-stepped "
-                f"engine (dt={dt}) has neither"
+                "refractory, max_spikes, spike_limit need the exact engine (dt=None); the "
+                f"time-stepped engine (dt={dt}) has none of them"
             )
         if max_spikes is not None and not (int(max_spikes) == max_spikes and max_spikes >= 1):
             raise ValueError(f"max_spikes must be a positive integer or None, got {max_spikes!r}")
@@ -218,11 +223,11 @@ class LIF(_Projection):
             delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
             precise=precise,
         )  # fmt: skip
-        if not threshold > 0:
-            raise ValueError(f"threshold must be > 0, got {threshold}")
+        check_positive_finite(threshold=threshold)
         self.threshold = float(threshold)
         self.refractory = float(refractory)
         self.max_spikes = None if max_spikes is None else int(max_spikes)
+        self.spike_limit = spike_limit
         self.regularizer = regularizer
         self.recurrent = bool(recurrent)
         self.rec_weight: nn.Parameter | None = None
@@ -252,7 +257,7 @@ class LIF(_Projection):
 
     def forward(self, spikes: Spikes) -> Spikes:
         weight, delay = self.effective_parameters()
-        rec_w, rec_d = self._constrained(self.rec_weight, self.rec_delay)
+        rec_w, rec_d = self._constrained(self.rec_weight, self.rec_delay, "rec_delay")
         if self.dt is None:
             settings = self._exact_settings(
                 self.threshold,
@@ -260,6 +265,7 @@ class LIF(_Projection):
                 max_spikes=self.max_spikes or 0,
                 capacity=self._capacity,
                 regularizer=self.regularizer,
+                spike_limit=self.spike_limit,
             )
             out = exact.lif(spikes, weight, delay, settings, rec_w, rec_d)
         else:
@@ -324,7 +330,7 @@ class LIReadout(_Projection):
                 "sampled at every step"
             )
         if sample_dt is not None:
-            _check_positive(sample_dt=sample_dt)
+            check_positive_finite(sample_dt=sample_dt)
         if delay == "default":
             delay = "synaptic" if max_delay > 0 else None
         super().__init__(

@@ -141,11 +141,15 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, n_samples: 
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "plots"
-    out_dir.mkdir(parents=True, exist_ok=True)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
         raise FileNotFoundError(f"{run_dir} holds no metrics.json: is it a run directory?")
-    metrics = json.loads(metrics_path.read_text())
+    try:
+        metrics = json.loads(metrics_path.read_text())
+        history = metrics["history"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{metrics_path} is damaged ({err!r})") from None
+    out_dir.mkdir(parents=True, exist_ok=True)
     model, cfg = load_run(run_dir, "best")
     initial, _ = load_run(run_dir, "initial")
     test = load_dataset(cfg.data.name, "test", data_dir=data_dir, **cfg.data.options)
@@ -153,7 +157,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, n_samples: 
     activity = layer_activity(model, batch.to_spikes())
     name = cfg.task
     figures = {
-        "learning_curves": plot_learning_curves(metrics["history"], name),
+        "learning_curves": plot_learning_curves(history, name),
         "raster": plot_raster(activity, 0, cfg.model.dt or cfg.model.sample_dt,
                               f"{name}: test sample 0, label {int(batch.labels[0])}"),
         "delays": plot_delay_distributions(initial, model, name),

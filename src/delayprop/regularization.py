@@ -11,6 +11,7 @@ This is the gradient of a quadratic penalty on the batch-mean spike count pullin
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -29,8 +30,10 @@ class SpikeCountRegularizer:
     strength_lower: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.target < 0 or self.strength_upper < 0 or self.strength_lower < 0:
-            raise ValueError("regulariser target and strengths must be >= 0")
+        values = (self.target, self.strength_upper, self.strength_lower)
+        if not all(0 <= v < math.inf for v in values):
+            raise ValueError(f"regulariser target and strengths must be finite and >= 0, got "
+                             f"{values}")  # fmt: skip
 
     def kick(self, counts: Tensor, batch_size: int) -> Tensor:
         """Per-neuron lambda_V kick for batch-summed spike ``counts`` [n_neurons].

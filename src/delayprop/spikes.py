@@ -116,15 +116,16 @@ class Spikes:
             t = t.to(dtype)
         elif t.dtype != dtype:
             t = t.to(dtype)
-        u = torch.as_tensor(units, device=t.device).to(torch.int64)
-        s = torch.as_tensor(samples, device=t.device).to(torch.int64)
+        u = _index_tensor("unit", units, t.device)
+        s = _index_tensor("sample", samples, t.device)
         if not (t.dim() == u.dim() == s.dim() == 1) or not (len(t) == len(u) == len(s)):
             raise ValueError(
                 "times, units and samples must be 1-D of equal length, got shapes "
                 f"{tuple(t.shape)}, {tuple(u.shape)}, {tuple(s.shape)}"
             )
-        if batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {batch_size}")
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 0:
+            raise ValueError(f"batch_size must be an integer >= 0, got {batch_size!r}")
+        batch_size = int(batch_size)
         if s.numel() and (int(s.min()) < 0 or int(s.max()) >= batch_size):
             raise ValueError(
                 f"sample index out of range [0, {batch_size}): "
@@ -161,9 +162,10 @@ class Spikes:
                 if not np.all(np.mod(u, 1) == 0):
                     raise ValueError(f"sample {b}: unit indices must be integers")
             times.append(t)
-            units.append(u.astype(np.int64))
+            units.append(u)
             samples.append(np.full(len(t), b, dtype=np.int64))
         cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))  # noqa: E731
+        units = [u if np.issubdtype(u.dtype, np.integer) else u.astype(np.float64) for u in units]
         return cls.from_arrays(
             cat(times, np.float64),
             cat(units, np.int64),
@@ -297,9 +299,24 @@ def samples_from_offsets(offsets: Tensor) -> Tensor:
     )
 
 
+def _index_tensor(what: str, values: Tensor | np.ndarray, device: torch.device) -> Tensor:
+    """int64 indices from integer or integral float values; fractions (1.9), NaN and values
+    beyond int64 are an error, never truncated."""
+    v = torch.as_tensor(values, device=device)
+    if v.dtype == torch.bool or v.is_complex():
+        raise ValueError(f"{what} indices must be integers, got dtype {v.dtype}")
+    if v.is_floating_point():
+        if v.numel() and not bool((torch.isfinite(v) & (v == torch.round(v))).all()):
+            bad = v[~(torch.isfinite(v) & (v == torch.round(v)))][0]
+            raise ValueError(f"{what} indices must be integers, got {float(bad)}")
+        if v.numel() and float(v.abs().max()) >= 2.0**62:
+            raise ValueError(f"{what} index out of range: {float(v.abs().max())}")
+    return v.to(torch.int64)
+
+
 def _check_values(times: Tensor, units: Tensor, n_units: int, duration: float) -> None:
-    if n_units <= 0:
-        raise ValueError(f"n_units must be positive, got {n_units}")
+    if isinstance(n_units, bool) or int(n_units) != n_units or not 0 < n_units < 2**31:
+        raise ValueError(f"n_units must be a positive integer below 2**31, got {n_units!r}")
     if not (duration > 0 and np.isfinite(duration)):
         raise ValueError(f"duration must be a positive number of ms, got {duration}")
     if times.numel() == 0:
@@ -308,9 +325,13 @@ def _check_values(times: Tensor, units: Tensor, n_units: int, duration: float) -
         raise ValueError(f"spike times contain NaN ({int(torch.isnan(times).sum())} entries)")
     if bool(torch.isinf(times).any()):
         raise ValueError("spike times contain infinity")
-    tmin = float(times.min())
+    tmin, tmax = float(times.min()), float(times.max())
     if tmin < 0:
         raise ValueError(f"spike times must be >= 0 ms, found {tmin} ms")
+    if tmax >= duration:
+        raise ValueError(
+            f"spike times must be < duration = {duration} ms, found a spike at {tmax} ms"
+        )
     umin, umax = int(units.min()), int(units.max())
     if umin < 0 or umax >= n_units:
         raise ValueError(f"unit index out of range [0, {n_units}): min {umin}, max {umax}")

@@ -33,8 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, OSError, ImportError) as err:  # bad input, files, a missing extra
         print(f"delayprop {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as err:
+        if not isinstance(err, MemoryError) and "allocate" not in str(err):
+            raise
+        print(f"delayprop {args.command}: error: out of memory ({err}); use smaller sizes "
+              "(model.hidden, batch sizes) or a larger dt", file=sys.stderr)  # fmt: skip
         return 2
 
 

@@ -10,6 +10,7 @@ from ..data import load_dataset
 from ..training.io import write_json
 from ..training.runs import CHECKPOINTS, load_run
 from ..training.trainer import evaluate_dataset
+from .train import parse_device
 
 __all__ = ["register", "run"]
 
@@ -29,11 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, cfg = load_run(args.run_dir, args.which, args.device)
+    if args.batch_size is not None and args.batch_size <= 0:
+        raise ValueError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    device = parse_device(args.device)
+    model, cfg = load_run(args.run_dir, args.which, device)
     ds = load_dataset(cfg.data.name, args.split, data_dir=args.data_dir, **cfg.data.options)
-    size = args.batch_size or cfg.train.eval_batch_size
+    size = cfg.train.eval_batch_size if args.batch_size is None else args.batch_size
     result = {"split": args.split, "which": args.which, "samples": len(ds),
-              **evaluate_dataset(model, ds, cfg.loss, size, args.device)}  # fmt: skip
+              **evaluate_dataset(model, ds, cfg.loss, size, device)}  # fmt: skip
     write_json(args.run_dir / f"eval_{args.split}_{args.which}.json", result)
     print(json.dumps(result))
     return 0

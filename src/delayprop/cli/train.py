@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 
 from ..config import BUILTIN_CONFIGS, config_to_dict, load_config
 from ..training.distributed import init_distributed, shutdown_distributed
-from ..training.io import prepare_run_dir, write_json
+from ..training.io import RUN_FILES, prepare_run_dir, write_json
+from ..training.lock import run_lock
 from ..training.progress import PROGRESS_MODES
 from ..training.tensorboard import TENSORBOARD_DIR, TensorBoardUnavailable, require_tensorboard
 from ..training.trainer import Trainer
@@ -65,20 +68,34 @@ def _seeds(text: str | None) -> list[int] | None:
 
 def _train_one(task: str, overrides: list[str], out: Path, args, device, dist) -> dict:
     cfg = load_config(task, overrides)
-    if dist.is_main:
-        prepare_run_dir(out, config_to_dict(cfg), resume=args.resume, force=args.force)
-    trainer = Trainer(cfg, out, device=device, quiet=args.quiet, dist=dist,
-                      data_dir=args.data_dir, progress=args.progress,
-                      tensorboard=out / TENSORBOARD_DIR if args.tensorboard else None)  # fmt: skip
-    if args.resume:
-        trainer.resume()
-    return trainer.fit()
+    with run_lock(out) if dist.is_main else contextlib.nullcontext():
+        if dist.is_main:
+            prepare_run_dir(out, config_to_dict(cfg), resume=args.resume, force=args.force)
+        board = out / TENSORBOARD_DIR if args.tensorboard else None
+        trainer = Trainer(cfg, out, device=device, quiet=args.quiet, dist=dist,
+                          data_dir=args.data_dir, progress=args.progress, tensorboard=board)
+        if args.resume and (out / RUN_FILES["checkpoint"]).exists():
+            trainer.resume()
+        elif args.resume and dist.is_main:
+            print(f"{out}: no epoch completed yet, starting from the beginning", file=sys.stderr)
+        return trainer.fit()
+
+
+def parse_device(text: str) -> torch.device:
+    """A torch device from its name; ``ValueError`` for an unknown one or a missing GPU."""
+    try:
+        device = torch.device(text)
+    except RuntimeError as err:
+        raise ValueError(f"--device {text!r} is not a torch device ({err})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {text} was requested but torch sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {text!r}: delayprop runs on cpu or cuda")
+    return device
 
 
 def run(args: argparse.Namespace) -> int:
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but torch sees no CUDA device")
+    device = parse_device(args.device)
     if args.tensorboard:
         try:
             require_tensorboard()

@@ -38,6 +38,24 @@ def gather_positions(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, 
     return np.arange(total, dtype=np.int64) + shift, counts
 
 
+def _index_array(what: str, values, dtype) -> np.ndarray:
+    """``values`` as a contiguous array of the integer ``dtype``: integral floats are
+    accepted, fractions (1.7) and values outside ``dtype`` (2**32 + 1 for int32) are an error,
+    never truncated or wrapped."""
+    a = np.asarray(values)
+    if a.size and a.dtype.kind == "f":
+        if not (np.isfinite(a).all() and np.all(a == np.round(a))):
+            bad = a[~(np.isfinite(a) & (a == np.round(a)))].flat[0]
+            raise ValueError(f"{what} must be integers, got {bad}")
+    elif a.size and a.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integers, got dtype {a.dtype}")
+    info = np.iinfo(dtype)
+    if a.size and (a.min() < info.min or a.max() > info.max):
+        raise ValueError(f"{what} out of range of {np.dtype(dtype).name}: min {a.min()}, "
+                         f"max {a.max()}")  # fmt: skip
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def duration_after(latest: float) -> float:
     """The first whole ms strictly after a spike at ``latest`` ms once stored as float32."""
     return math.floor(float(np.float32(latest))) + 1.0
@@ -141,9 +159,9 @@ class EventDataset:
 
     def __post_init__(self) -> None:
         self.times = np.ascontiguousarray(self.times, dtype=np.float32)
-        self.units = np.ascontiguousarray(self.units, dtype=np.int32)
-        self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
-        self.labels = np.ascontiguousarray(self.labels, dtype=np.int64)
+        self.units = _index_array("channel indices", self.units, np.int32)
+        self.offsets = _index_array("offsets", self.offsets, np.int64)
+        self.labels = _index_array("labels", self.labels, np.int64)
         self.validate()
 
     def validate(self) -> None:
@@ -161,6 +179,11 @@ class EventDataset:
                 raise ValueError(f"{where}event times contain NaN or infinity")
             if self.times.min() < 0:
                 raise ValueError(f"{where}event times must be >= 0 ms")
+            if self.times.max() >= self.duration:
+                raise ValueError(
+                    f"{where}an event at {self.times.max()} ms lies beyond the duration "
+                    f"{self.duration} ms (event times must be < duration)"
+                )
             if self.units.min() < 0 or self.units.max() >= self.n_channels:
                 raise ValueError(f"{where}channel index outside [0, {self.n_channels})")
         if n and (self.labels.min() < 0 or self.labels.max() >= self.n_classes):

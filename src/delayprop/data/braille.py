@@ -7,8 +7,10 @@ taxel's signal is sigma-delta encoded into ON and OFF events.  The published arc
 and ``events``, where ``events[taxel] = [ON times, OFF times]`` in seconds.
 
 Accepted pickle layouts: a list of dicts, a dict of lists (neither needs pandas) or a pandas
-DataFrame with those two columns (the published layout; needs pandas to unpickle).  Unpickling
-runs code from the file: load only files from a source you trust.
+DataFrame with those two columns (the published layout; needs pandas to unpickle).  The file is
+read by ``restricted_pickle.restricted_load``: only the globals of these layouts (numpy arrays,
+the pieces of a DataFrame) are resolved, any other one (``os.system``, ``builtins.exec``, ...)
+is refused with an error naming it, so a pickle cannot run code here.
 
 Channels: ``taxel + 12 * polarity`` (polarity 0 = ON, 1 = OFF), 24 in all, as in the code of
 Meszaros et al. 2025.  Classes: index in ``LETTERS``.  No split is published: train / validation /
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import struct
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +30,7 @@ import numpy as np
 
 from .base import EventDataset
 from .download import resolve_data_dir
+from .restricted_pickle import restricted_load
 from .sources import find_file, prefix_errors, unpacked
 from .splits import check_split, stratified_part
 
@@ -35,6 +39,9 @@ __all__ = ["LETTERS", "N_TAXELS", "braille_dataset", "read_braille_pickle", "loa
 LETTERS = ("Space",) + tuple(chr(c) for c in range(ord("A"), ord("Z") + 1))
 N_TAXELS = 12
 _THRESHOLDS = (1, 2, 5, 10)
+#: what an unpickler raises on a truncated or corrupt file
+_CORRUPT = (pickle.UnpicklingError, EOFError, AttributeError, TypeError, KeyError, IndexError,
+            struct.error, MemoryError)  # fmt: skip
 
 
 def _columns(obj) -> tuple[list, list]:
@@ -91,7 +98,7 @@ def braille_dataset(letters: list, events: list, name: str = "braille") -> Event
 def _unpickle(path: Path):
     with open(path, "rb") as f:
         try:
-            return pickle.load(f)
+            return restricted_load(f)
         except ModuleNotFoundError as err:
             if err.name and err.name.split(".")[0] == "pandas":
                 raise ImportError(
@@ -99,7 +106,7 @@ def _unpickle(path: Path):
                     "(pip install pandas)"
                 ) from err
             raise ValueError(f"not a Braille pickle (needs module {err.name})") from err
-        except (pickle.UnpicklingError, EOFError, AttributeError, TypeError) as err:
+        except _CORRUPT as err:
             raise ValueError(f"not a readable pickle, truncated or corrupt ({err})") from err
 
 

@@ -76,10 +76,7 @@ def from_tonic(
         labels.append(int(label))
     width, height, n_pol = (int(s) for s in sensor_size)
     n_channels = width * height * (n_pol if polarity == "split" else 1)
-    ds = EventDataset.from_ragged(
+    return EventDataset.from_ragged(
         times, units, np.array(labels, np.int64), n_channels, n_classes, duration, name,
         time_scale=time_scale,
     )  # fmt: skip
-    if len(ds.times) and ds.times.max() >= ds.duration:
-        raise ValueError(f"events at {ds.times.max()} ms lie beyond the duration {duration} ms")
-    return ds

@@ -16,7 +16,24 @@ from ..kernels.cpu import n_chunks
 from . import _backward, _forward
 from ._timeline import tree_size
 
-__all__ = ["Projection", "project", "empty_projection", "lif_forward", "li_forward", "backward"]
+__all__ = [
+    "Projection", "project", "empty_projection", "lif_forward", "li_forward", "backward",
+    "SpikeLimitExceeded",
+]  # fmt: skip
+
+
+#: most output spikes ``lif_forward`` holds room for at once (all samples of a call together;
+#: about 3.5 GiB of buffers): a batch that needs more raises ``SpikeLimitExceeded``
+MAX_SPIKES_PER_CALL = 2**27
+
+
+class SpikeLimitExceeded(Exception):
+    """A sample needs more than ``limit`` output spikes (``lif_forward``); with ``pending`` > 0,
+    ``pending`` samples each needing more than ``limit`` exceed ``MAX_SPIKES_PER_CALL``."""
+
+    def __init__(self, sample: int, limit: int, pending: int = 0) -> None:
+        super().__init__(f"sample {sample} needs more than {limit} spikes")
+        self.sample, self.limit, self.pending = sample, limit, pending
 
 
 class Projection(NamedTuple):
@@ -84,20 +101,24 @@ def lif_forward(
     consts: np.ndarray,
     max_spikes: int,
     capacity: int,
+    limit: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer on the batch.
 
     Returns output spike times (float64 ms), units (int32), offsets (int64), tau_mem dV/dt
     before each spike, and the current at the end of its refractory period (NaN if none).
     ``capacity`` guesses the spikes per sample; samples that need more are run again with
-    twice the room until they fit.
+    twice the room, up to ``limit`` spikes per sample (all neurons together): a sample that
+    needs more raises ``SpikeLimitExceeded`` (the work and memory stay bounded even when a
+    layer fires without end, e.g. a zero-delay recurrent loop of strong weights).
     """
     times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
     n_out = proj.d_sorted.shape[1]
     max_in = max(_max_count(offsets), 1)
     leaves = tree_size(n_out)
-    cap = max(int(capacity), 1)
+    limit = max(int(limit), 1)
+    cap = min(max(int(capacity), 1), limit, max(MAX_SPIKES_PER_CALL // max(batch, 1), 1))
     if max_spikes > 0:
         cap = min(cap, max_spikes * n_out)
     counts = np.zeros(batch, np.int64)
@@ -116,7 +137,12 @@ def lif_forward(
         counts[pending[fits]] = got[fits]
         runs.append((np.flatnonzero(fits), pending[fits], got[fits], cap, out))
         pending = pending[~fits]
-        cap *= 2
+        if len(pending) and cap >= limit:
+            raise SpikeLimitExceeded(int(pending[0]), limit)
+        room = MAX_SPIKES_PER_CALL // max(len(pending), 1)
+        if len(pending) and room <= cap:
+            raise SpikeLimitExceeded(int(pending[0]), cap, len(pending))
+        cap = min(2 * cap, limit, room)
     out_offsets = np.zeros(batch + 1, np.int64)
     np.cumsum(counts, out=out_offsets[1:])
     total = int(out_offsets[-1])

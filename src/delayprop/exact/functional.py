@@ -40,13 +40,24 @@ from ..functional import check_events, n_steps_for
 from ..kernels import VDOT_FLOOR
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
+from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
 from . import _host
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 
-__all__ = ["ExactSettings", "lif", "li_readout", "li_peak", "BACKWARDS"]
+__all__ = ["ExactSettings", "lif", "li_readout", "li_peak", "BACKWARDS", "MIN_MEAN_ISI",
+           "default_spike_limit"]  # fmt: skip
 
 #: the backward passes of the exact engine (``ExactSettings.backward``)
 BACKWARDS = ("eventprop", "timing")
+
+#: ms; the default spike limit of a LIF layer allows a mean inter-spike interval this short
+#: (10 kHz) for every neuron over the whole trial (docs/robustness.md)
+MIN_MEAN_ISI = 0.1
+
+
+def default_spike_limit(duration: float) -> int:
+    """Spikes per neuron per trial allowed by default: ``duration / MIN_MEAN_ISI``, at least 16."""
+    return max(16, math.ceil(duration / MIN_MEAN_ISI))
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,10 @@ class ExactSettings:
         max_spikes: a neuron falls silent after this many spikes (0 = no limit; 1 gives the
             first-spike neurons of DelGrad-style networks).
         capacity: guess of the spikes per sample (only affects speed).
+        spike_limit: most spikes per neuron per trial, on average over the layer's neurons
+            (a sample may hold ``spike_limit * n_out``); a sample that needs more ends the
+            forward with ``ValueError`` naming the layer, the sample and the limit, instead of
+            running without bound.  None: ``default_spike_limit(duration)``.
         regularizer: spike-count regulariser applied in backward, as in the time-stepped engine.
         sample_dt: sampling interval of the LI readout's voltage trace.
         vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
@@ -76,6 +91,7 @@ class ExactSettings:
     refractory: float = 0.0
     max_spikes: int = 0
     capacity: int = 64
+    spike_limit: int | None = None
     regularizer: SpikeCountRegularizer | None = None
     sample_dt: float | None = None
     vdot_floor: float = VDOT_FLOOR
@@ -84,9 +100,9 @@ class ExactSettings:
     def __post_init__(self) -> None:
         if self.backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {self.backward!r}")
-        for name in ("tau_mem", "tau_syn", "threshold"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        check_positive_finite(tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+        if not self.threshold > 0:  # inf: a readout that never fires
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")
         if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
             raise ValueError(f"duration must be a positive number of ms, got {self.duration}")
         if not (self.refractory >= 0 and math.isfinite(self.refractory)):
@@ -96,6 +112,9 @@ class ExactSettings:
             raise ValueError(f"max_spikes must be an integer, got {self.max_spikes!r}")
         if self.max_spikes < 0:
             raise ValueError(f"max_spikes must be >= 0 (0 = no limit), got {self.max_spikes}")
+        limit = self.spike_limit
+        if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
+            raise ValueError(f"spike_limit must be a positive integer or None, got {limit!r}")
         dt = self.sample_dt
         if dt is not None and not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"sample_dt must be a positive number of ms, got {self.sample_dt}")
@@ -135,7 +154,8 @@ class _LIFExact(torch.autograd.Function):
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
         out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
-                                int(s.max_spikes), s.capacity)  # fmt: skip
+                                int(s.max_spikes), s.capacity,
+                                w.shape[0] * int(s.spike_limit))  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
         ctx.has_rec = w_rec is not None
         ctx.dense = tuple(_detach(p) for p in (w, d, w_rec, d_rec))
@@ -269,20 +289,11 @@ class _LIPeakExact(torch.autograd.Function):
 
 # ---------------------------------------------------------------------- public functions
 def _check_tensor(name: str, t: Tensor | None, shape: tuple[int, int], *, delay: bool) -> None:
-    if t is None:
-        return
-    if tuple(t.shape) != shape:
-        raise ValueError(f"{name} must be {list(shape)}, got shape {tuple(t.shape)}")
-    if t.device.type != "cpu":
+    if t is not None and t.device.type != "cpu":
         raise ValueError(f"the exact engine runs on the CPU; {name} is on {t.device}")
-    values = t.detach()
-    if not bool(torch.isfinite(values).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
-    if delay and values.numel() and float(values.min()) < 0:
-        raise ValueError(
-            f"{name} must be >= 0 ms, found {float(values.min())} ms (call "
-            "delayprop.constrain_(model) after each optimiser step)"
-        )
+    check_parameter(name, t, shape)
+    if delay:
+        check_delays(name, t, None)
 
 
 def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings,
@@ -303,6 +314,26 @@ def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: Exa
     if settings.duration is None:
         settings = dataclasses.replace(settings, duration=spikes.duration)
     return settings, spikes.times.to(torch.float64)
+
+
+def _spike_limit_message(err: _host.SpikeLimitExceeded, weight: Tensor, s: ExactSettings) -> str:
+    n_out, n_in = weight.shape
+    if err.pending:
+        return (
+            f"lif layer ({n_in} inputs -> {n_out} neurons, exact engine): {err.pending} samples "
+            f"of the batch (the first: sample {err.sample}) fire more than {err.limit} spikes "
+            f"each, more than the {_host.MAX_SPIKES_PER_CALL} spikes one call holds room for; "
+            "run smaller batches, or lower the weights or the learning rate"
+        )
+    return (
+        f"lif layer ({n_in} inputs -> {n_out} neurons, exact engine): sample {err.sample} of "
+        f"the batch fires more than {err.limit} spikes in {s.duration} ms, the limit of "
+        f"{s.spike_limit} spikes per neuron per trial (ExactSettings.spike_limit, "
+        f"LIF(spike_limit=...); default duration / {MIN_MEAN_ISI} ms).  The layer is in a "
+        "runaway regime (weights too large, a learning rate that diverged, or a zero-delay "
+        "recurrent loop); lower the weights or the learning rate, add a refractory period, "
+        "or raise the limit if such rates are intended"
+    )
 
 
 def _f64(t: Tensor | None) -> Tensor | None:
@@ -334,10 +365,17 @@ def lif(
     _check_tensor("rec_delay", rec_delay, (n_out, n_out), delay=True)
     if not math.isfinite(settings.threshold):
         raise ValueError("a LIF layer needs a finite threshold")
-    out_t, out_u, out_off = _LIFExact.apply(
-        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
-        _f64(rec_weight), _f64(rec_delay),
-    )  # fmt: skip
+    if settings.spike_limit is None:
+        settings = dataclasses.replace(
+            settings, spike_limit=default_spike_limit(settings.duration)
+        )
+    try:
+        out_t, out_u, out_off = _LIFExact.apply(
+            settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
+            _f64(rec_weight), _f64(rec_delay),
+        )  # fmt: skip
+    except _host.SpikeLimitExceeded as err:
+        raise ValueError(_spike_limit_message(err, weight, settings)) from None
     counts = np.diff(out_off.numpy())
     samples = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int32), counts))
     return Spikes(out_t, out_u, out_off, n_out, spikes.duration, samples)
@@ -351,6 +389,8 @@ def li_readout(
     settings, times = _prepare(spikes, weight, delay, settings, "li_readout")
     if settings.sample_dt is None:
         raise ValueError("li_readout needs settings.sample_dt (ms between voltage samples)")
+    n_samples = n_steps_for(settings.duration, settings.sample_dt)
+    check_grid_size("li_readout", spikes.batch_size, n_samples, weight.shape[0])
     return _LITraceExact.apply(
         settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay)
     )

@@ -21,11 +21,11 @@ spikes x fan-out), every rounding goes:
   (``_may_cross``).  A step where that bound reaches threshold may hold a crossing and is
   integrated exactly: its arrivals are read back through a linked list per (step, neuron)
   (``head``, and one ``nxt`` entry per source spike and neuron written during the scatter),
-  sorted, and the step is integrated segment by segment with the exact engine's closed-form flow; each
-  crossing is located by the exact engine's root finder (``exact._flow.first_crossing``, a few
-  ulp), V is reset there and integration goes on, so a neuron may fire several times in one
-  step.  The bound is rigorous, so an excursion above threshold that starts and ends inside one
-  step is found too (up to the root finder's resolution of a grazing peak).
+  sorted, and the step is integrated segment by segment with the exact engine's closed-form
+  flow; each crossing is located by the exact engine's root finder
+  (``exact._flow.first_crossing``, a few ulp), V is reset there and integration goes on, so a
+  neuron may fire several times in one step.  The bound is rigorous, so an excursion above
+  threshold that starts and ends inside one step is found too.
 * **The exact adjoint of this forward**, i.e. EventProp in continuous time organised by steps:
   between events the adjoint flows in closed form, it jumps at every spike (at its exact time,
   with the exact slope I - threshold) and at readout samples (grid times).  Every (step, neuron)

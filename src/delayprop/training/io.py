@@ -24,6 +24,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "prepare_run_dir",
+    "require_keys",
     "RUN_FILES",
 ]
 
@@ -117,32 +118,78 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise ValueError(f"checkpoint {path} is damaged or not a checkpoint: {err}") from None
 
 
+#: files of a run that never completed an epoch: a plain rerun may replace them
+_STARTED_ONLY = {RUN_FILES["config"], RUN_FILES["initial"]}
+
+
+def _remove_orphans(out: Path) -> None:
+    """Delete temporary files of atomic writes that a killed process left behind
+    (``.NAME.*.tmp``); call only while holding the directory's lock."""
+    for tmp in out.glob(".*.tmp"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+
+
+def _stored_config(cfg_path: Path) -> Any:
+    try:
+        return yaml.safe_load(cfg_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"cannot resume: {cfg_path} is corrupt ({str(err).splitlines()[0]}); restore it or "
+            "start a new run"
+        ) from None
+
+
+def require_keys(state: Any, keys: tuple[str, ...], what: str) -> None:
+    """``ValueError`` naming the missing entries unless ``state`` is a dict holding ``keys``."""
+    if not isinstance(state, dict):
+        raise ValueError(f"{what} is not a dict of saved state (got {type(state).__name__})")
+    missing = [k for k in keys if k not in state]
+    if missing:
+        raise ValueError(f"{what} lacks {', '.join(missing)}: not written by delayprop or "
+                         "from an incompatible version")  # fmt: skip
+
+
 def prepare_run_dir(out: Path, config: dict[str, Any], *, resume: bool, force: bool) -> Path:
     """Create (or reuse, with ``resume``) a run directory and store the config in it.
 
     Refuses an existing non-empty directory unless ``resume`` (the stored config must then
-    match) or ``force`` (the directory is emptied).
+    match) or ``force`` (the directory is emptied; only a run directory, one that holds
+    ``config.yaml``).  A directory holding only what a failed
+    start leaves (``config.yaml``, ``initial.pt``: no epoch completed) is reused by a plain
+    start.  Orphan temporary files of killed writes are removed.  Hidden files (the lock of
+    ``lock.run_lock``) are kept.  Call it while holding that lock.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} exists and is not a directory")
     cfg_path = out / RUN_FILES["config"]
     text = yaml.safe_dump(config, sort_keys=False)
+    if out.is_dir():
+        _remove_orphans(out)
     if resume:
         if not cfg_path.exists():
             raise FileNotFoundError(f"cannot resume: {out} holds no run ({cfg_path} missing)")
-        stored = yaml.safe_load(cfg_path.read_text())
-        if stored != yaml.safe_load(text):
+        if _stored_config(cfg_path) != yaml.safe_load(text):
             raise ValueError(
                 f"cannot resume {out}: its config differs from the requested one "
                 "(resume with the same task and overrides, or start a new run)"
             )
         return out
-    if out.exists() and any(out.iterdir()):
+    held = [p for p in out.iterdir() if not p.name.startswith(".")] if out.is_dir() else []
+    if held and not {p.name for p in held} <= _STARTED_ONLY:
         if not force:
             raise FileExistsError(
                 f"run directory {out} exists and is not empty; use --resume to continue it "
                 "or --force to overwrite it"
             )
-        shutil.rmtree(out)
+        if not cfg_path.exists():  # --force empties run directories only, never e.g. "."
+            raise FileExistsError(
+                f"{out} holds files but no {RUN_FILES['config']}: it is not a run directory, "
+                "and --force does not empty it; choose another --out"
+            )
+    for p in held:
+        shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg_path, text)
     return out

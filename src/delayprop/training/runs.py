@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..config import RunConfig, config_from_dict
-from .io import RUN_FILES, load_checkpoint
+from .io import RUN_FILES, load_checkpoint, require_keys
 from .model import build_network
 
 __all__ = ["load_run", "CHECKPOINTS"]
@@ -28,8 +28,13 @@ def load_run(run_dir: str | Path, which: str = "best",
     if which not in CHECKPOINTS:
         raise ValueError(f"which must be one of {sorted(CHECKPOINTS)}, got {which!r}")
     run_dir = Path(run_dir)
-    state = load_checkpoint(run_dir / CHECKPOINTS[which])
+    path = run_dir / CHECKPOINTS[which]
+    state = load_checkpoint(path)
+    require_keys(state, ("config", "n_in", "n_out", "model"), f"checkpoint {path}")
     cfg = config_from_dict(state["config"])
     model = build_network(cfg.model, state["n_in"], state["n_out"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as err:
+        raise ValueError(f"checkpoint {path} does not fit its own config: {err}") from None
     return model.to(device).eval(), cfg

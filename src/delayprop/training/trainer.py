@@ -33,7 +33,7 @@ from ..nn import LIF, constrain_, split_parameters
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from .distributed import DistContext
-from .io import RUN_FILES, load_checkpoint, save_checkpoint, write_csv, write_json
+from .io import RUN_FILES, load_checkpoint, require_keys, save_checkpoint, write_csv, write_json
 from .model import build_network, count_parameters, hidden_layers
 from .progress import BatchStats, Progress, SilentProgress, make_progress
 from .tensorboard import TensorBoardLogger
@@ -135,6 +135,11 @@ def evaluate_dataset(
         total_correct += s[1]
     n = max(len(ds), 1)
     return {"loss": total_loss / n, "accuracy": total_correct / n}
+
+
+#: what a training checkpoint (``Trainer._state``) holds
+_STATE_KEYS = ("epoch", "step", "model", "optimizer", "rng", "torch_rng", "history", "best",
+               "best_state", "stopped_early")  # fmt: skip
 
 
 class Trainer:
@@ -257,8 +262,9 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             (loss * (len(labels) / len(idx))).backward()
             self.dist.all_reduce_grads(self.model)
-            self.optimizer.step()
+            self._optimizer_step(rates)
             constrain_(self.model)
+            self._check_finite(rates)
             self._bump_silent()
             self.step += 1
             for counts, layer in zip(epoch_counts, hidden):
@@ -291,6 +297,30 @@ class Trainer:
         if not self.dist.enabled:
             return counts
         return torch.tensor(self.dist.sum(counts.double().tolist())).long()
+
+    def _optimizer_step(self, rates: dict[str, float]) -> None:
+        try:
+            self.optimizer.step()
+        except RuntimeError as err:  # Adam's lr / (1 - beta1^t) beyond the parameter dtype
+            if "overflow" not in str(err):
+                raise
+            raise ValueError(
+                f"the optimiser step overflowed at epoch {self.epoch + 1}, step {self.step + 1} "
+                f"(learning rates {rates}: {err}); lower train.lr / train.delay_lr"
+            ) from None
+
+    @torch.no_grad()
+    def _check_finite(self, rates: dict[str, float]) -> None:
+        """Stop with a clear error when an optimiser step left NaN or infinity in a parameter
+        (a diverged learning rate): training on would only produce NaN."""
+        for name, param in self.model.named_parameters():
+            if not bool(torch.isfinite(param).all()):
+                raise ValueError(
+                    f"training diverged at epoch {self.epoch + 1}, step {self.step + 1}: "
+                    f"parameter {name} holds NaN or infinity after the optimiser step "
+                    f"(learning rates {rates}); lower train.lr / train.delay_lr, or check the "
+                    "model's constants"
+                )
 
     @torch.no_grad()
     def _bump_silent(self) -> None:
@@ -331,8 +361,12 @@ class Trainer:
         return {"config": config_to_dict(self.cfg), "n_in": tr.n_channels, "n_out": tr.n_classes}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        require_keys(state, _STATE_KEYS, "training checkpoint")
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise ValueError(f"the checkpoint does not fit this network: {err}") from None
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.step = state["epoch"], state["step"]
@@ -343,7 +377,15 @@ class Trainer:
         """Continue from the run directory's last checkpoint."""
         if self.run_dir is None:
             raise ValueError("resume needs a run directory")
-        self.load_state(load_checkpoint(self.run_dir / RUN_FILES["checkpoint"]))
+        path = self.run_dir / RUN_FILES["checkpoint"]
+        state = load_checkpoint(path)
+        require_keys(state, ("config",), f"checkpoint {path}")
+        if state["config"] != config_to_dict(self.cfg):
+            raise ValueError(
+                f"cannot resume: the config stored in {path} differs from "
+                f"{self.run_dir / RUN_FILES['config']} (was config.yaml edited?)"
+            )
+        self.load_state(state)
 
     def _write(self, final: dict[str, Any] | None = None) -> None:
         if self.run_dir is None or not self.dist.is_main:
