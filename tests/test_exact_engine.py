@@ -224,8 +224,6 @@ def test_bad_input_is_named():
         dp.LIReadout(4, 3, dt=1.0, sample_dt=0.5)
     with pytest.raises(ValueError, match="needs sample_dt"):
         dp.LIReadout(8, 3, dt=None)(x)
-    with pytest.raises(ValueError, match="max_over_time needs the exact engine"):
-        dp.LIReadout(8, 3, dt=1.0).max_over_time(x)
     with pytest.raises(ValueError, match="refractory must be"):
         exact.ExactSettings(20.0, 5.0, refractory=-1.0)
     with pytest.raises(ValueError, match="tau_syn must be > 0"):
