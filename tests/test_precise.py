@@ -179,3 +179,12 @@ def test_precise_mode_rejects_what_it_cannot_do():
         dp.LIF(2, 2, dt=1.0, tau_mem=5.0, tau_syn=5.0, precise=True)(_inputs(0, n_in=2))
     with pytest.raises(ValueError, match="recurrent"):
         dp.LIF(10, 4, dt=1.0, recurrent=True, precise=True)(_inputs(0))
+
+
+def test_training_configs_select_the_precise_mode():
+    from delayprop.methods import build_model
+
+    model = build_model("eventprop", n_in=4, hidden=[5], n_out=3, dt=0.5, precise=True)
+    assert all(layer.precise for layer in model)
+    with pytest.raises(ValueError, match="precise are eventprop options"):
+        build_model("bptt", n_in=4, hidden=[5], n_out=3, dt=0.5, precise=True)

@@ -73,7 +73,8 @@ class ModelConfig:
     ``delay_init`` is a constant, a ``[low, high]`` uniform range or an explicit matrix.
     ``hardware_profile`` (eventprop): train for a target (``float``, ``loihi``, ``spinnaker``;
     ``delayprop.hardware``): quantised weights and integer delays in the forward pass, on the
-    time-stepped engine at the model's dt (1 ms when ``dt`` is null).
+    time-stepped engine at the model's dt (1 ms when ``dt`` is null).  ``precise`` (eventprop,
+    ``dt`` > 0): arrivals and spikes at their exact times on the grid (the precise mode).
     """
 
     method: str = "eventprop"
@@ -101,6 +102,7 @@ class ModelConfig:
     refractory: float = 0.0
     hardware: dict[str, Any] = field(default_factory=dict)
     hardware_profile: str | None = None
+    precise: bool = False
 
 
 @dataclass

@@ -35,9 +35,10 @@ class EngineGap:
         return max(self.grad_error.values())
 
 
-def with_engine(model: nn.Module, dt: float | None, sample_dt: float | None = None) -> nn.Module:
+def with_engine(model: nn.Module, dt: float | None, sample_dt: float | None = None,
+                precise: bool = False) -> nn.Module:  # fmt: skip
     """A deep copy of ``model`` whose layers all run on step ``dt`` (None: the exact engine,
-    whose readouts then sample every ``sample_dt`` ms)."""
+    whose readouts then sample every ``sample_dt`` ms), in the precise mode if ``precise``."""
     model = copy.deepcopy(model)
     for m in model.modules():
         if isinstance(m, _Projection):
@@ -46,6 +47,7 @@ def with_engine(model: nn.Module, dt: float | None, sample_dt: float | None = No
             if dt is not None and isinstance(m, LIF) and (m.refractory or m.max_spikes):
                 raise ValueError("refractory and max_spikes need the exact engine (dt=None)")
             m.dt = dt
+            m.precise = precise and dt is not None
             if isinstance(m, LIReadout):
                 m.sample_dt = sample_dt if dt is None else None
     return model
@@ -96,8 +98,10 @@ def engine_gap(
     spikes: Spikes,
     loss_fn: Callable[[object], Tensor],
     dts: Sequence[float],
+    precise: bool = False,
 ) -> list[EngineGap]:
-    """Compare ``model`` run on each step in ``dts`` with the exact engine.
+    """Compare ``model`` run on each step in ``dts`` (in the precise mode if ``precise``) with
+    the exact engine.
 
     Args:
         model: a network of ``LIF`` / ``LIReadout`` layers (any engine; copies are made).
@@ -108,7 +112,7 @@ def engine_gap(
     """
     results = []
     for dt in dts:
-        grid = with_engine(model, dt).double()
+        grid = with_engine(model, dt, precise=precise).double()
         exact = with_engine(model, None, sample_dt=dt).double()
         g_spikes, g_grads = _run(grid, spikes, loss_fn)
         e_spikes, e_grads = _run(exact, spikes, loss_fn)

@@ -56,6 +56,7 @@ def build_model(
     surrogate_alpha: float = 5.0,
     hardware: HardwareModel | None = None,
     dtype: torch.dtype | None = None,
+    precise: bool = False,
 ) -> nn.Module:
     """input -> LIF hidden layers -> readout, for ``method`` in ``METHODS``.
 
@@ -75,7 +76,8 @@ def build_model(
     time grid and float64 otherwise.  ``weight_init`` has one entry per feed-forward
     projection (input -> first hidden, ..., last hidden -> readout), None for the default
     N(0, 1/n_in).  For DCLS a ``delay_init`` of None means uniform over [0, max_delay] (the
-    paper's initialisation).  Raises ``ValueError`` for a combination the method does not support.
+    paper's initialisation).  ``precise`` selects the precise mode of the time-stepped engine
+    (eventprop).  Raises ``ValueError`` for a combination the method does not support.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -90,8 +92,10 @@ def build_model(
         )
     if hardware is not None and method != "delgrad":
         raise ValueError(f"a hardware model is supported by method 'delgrad', not {method!r}")
-    if (max_spikes is not None or refractory) and method != "eventprop":
-        raise ValueError(f"max_spikes and refractory are eventprop options, not {method!r}'s")
+    if (max_spikes is not None or refractory or precise) and method != "eventprop":
+        raise ValueError(
+            f"max_spikes, refractory and precise are eventprop options, not {method!r}'s"
+        )
     if method == "eventprop":
         model = _eventprop(
             n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
@@ -102,6 +106,7 @@ def build_model(
             readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
             delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
             sample_dt=sample_dt, max_spikes=max_spikes, refractory=refractory, dtype=dtype,
+            precise=precise,
         )  # fmt: skip
     elif method == "delgrad":
         model = _delgrad(
@@ -177,7 +182,7 @@ def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
                readout_delay_init, delay_kind, sample_dt, max_spikes, refractory,
                **kw) -> nn.Sequential:  # fmt: skip
     common = {k: kw[k] for k in ("dt", "tau_mem", "tau_syn", "delay_bound", "learn_delays",
-                                 "dtype")}  # fmt: skip
+                                 "dtype", "precise")}  # fmt: skip
     spiking = {"threshold": kw["threshold"], "max_spikes": max_spikes, "refractory": refractory}
     layers: list[nn.Module] = []
     size = n_in

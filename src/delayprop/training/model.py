@@ -50,7 +50,7 @@ def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
             readout_delay_init=as_init(cfg.readout_delay_init), delay_bound=cfg.delay_bound,
             delay_kind=cfg.delay_kind, learn_delays=cfg.learn_delays,
             learn_weights=cfg.learn_weights, sample_dt=cfg.sample_dt, hardware=hardware,
-            max_spikes=cfg.max_spikes, refractory=cfg.refractory,
+            max_spikes=cfg.max_spikes, refractory=cfg.refractory, precise=cfg.precise,
         )  # fmt: skip
         if cfg.hardware_profile is not None:
             apply_profile(model, cfg.hardware_profile)
