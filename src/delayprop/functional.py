@@ -179,14 +179,19 @@ def _zero_delays(d: Tensor | None, w: Tensor) -> Tensor:
 
 
 class _LIFPrecise(torch.autograd.Function):
-    """Precise mode: arrivals and spikes at their exact times on the grid (kernels.precise_cpu)."""
+    """Precise mode: arrivals and spikes at their exact times on the grid (kernels.precise_cpu).
+
+    The kernels' layouts of the call (``precise.Prepared``, derived from the saved tensors) are
+    made once and kept for the backward pass; the saved tensors still carry torch's version
+    check against in-place edits between forward and backward."""
 
     @staticmethod
     def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
         g = s.precise_grid(w.dtype)
         d = _zero_delays(d, w)
+        prep = precise.prepare(in_times, in_units, in_offsets, w, d, g)
         out_steps, out_units, out_offsets, out_s, out_vdot, dropped = precise.lif_forward(
-            in_times, in_units, in_offsets, w, d, g, s.capacity
+            prep, w.shape[0], g, s.capacity
         )
         if dropped:
             warnings.warn(
@@ -195,23 +200,23 @@ class _LIFPrecise(torch.autograd.Function):
                 RuntimeWarning, stacklevel=4,
             )  # fmt: skip
         out_times = (out_steps.to(torch.float64) * s.dt + out_s.to(torch.float64)).to(w.dtype)
-        ctx.settings = s
-        ctx.save_for_backward(in_times, in_units, in_offsets, out_steps, out_units, out_offsets,
-                              out_s, out_vdot, w, d)  # fmt: skip
+        ctx.settings, ctx.grid, ctx.prepared = s, g, prep
+        ctx.save_for_backward(in_times, in_offsets, out_steps, out_units, out_offsets, out_s,
+                              out_vdot, w, d)  # fmt: skip
         ctx.mark_non_differentiable(out_units, out_offsets)
         return out_times, out_units, out_offsets
 
     @staticmethod
     def backward(ctx, grad_times, _grad_units, _grad_offsets):
         s: GridSettings = ctx.settings
-        (in_times, in_units, in_offsets, out_steps, out_units, out_offsets, out_s, out_vdot,
-         w, d) = ctx.saved_tensors  # fmt: skip
+        (in_times, in_offsets, out_steps, out_units, out_offsets, out_s, out_vdot, w,
+         _d) = ctx.saved_tensors  # fmt: skip
         if grad_times is None:
             grad_times = torch.zeros_like(out_vdot)
         kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, w.shape[0], w)
         grad_in, dw_t, dd_t = precise.lif_backward(
-            in_times, in_units, in_offsets, out_steps, out_units, out_offsets, out_s, out_vdot,
-            grad_times, kick, w.detach(), d.detach(), s.precise_grid(w.dtype),
+            ctx.prepared, w.shape[0], out_steps, out_units, out_offsets, out_s, out_vdot,
+            grad_times, kick, ctx.grid,
         )  # fmt: skip
         need = ctx.needs_input_grad
         return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
@@ -221,20 +226,16 @@ class _LIFPrecise(torch.autograd.Function):
 class _LIPrecise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
-        d = _zero_delays(d, w)
-        v = precise.li_forward(in_times, in_units, in_offsets, w, d, s.precise_grid(w.dtype))
-        ctx.settings = s
-        ctx.save_for_backward(in_times, in_units, in_offsets, w, d)
-        return v
+        g = s.precise_grid(w.dtype)
+        prep = precise.prepare(in_times, in_units, in_offsets, w, _zero_delays(d, w), g)
+        ctx.grid, ctx.prepared = g, prep
+        ctx.save_for_backward(in_times, w)
+        return precise.li_forward(prep, w.shape[0], g)
 
     @staticmethod
     def backward(ctx, grad_v):
-        s: GridSettings = ctx.settings
-        in_times, in_units, in_offsets, w, d = ctx.saved_tensors
-        grad_in, dw_t, dd_t = precise.li_backward(
-            in_times, in_units, in_offsets, grad_v, w.detach(), d.detach(),
-            s.precise_grid(w.dtype),
-        )  # fmt: skip
+        in_times, w = ctx.saved_tensors
+        grad_in, dw_t, dd_t = precise.li_backward(ctx.prepared, w.shape[0], grad_v, ctx.grid)
         need = ctx.needs_input_grad
         return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
                 dw_t.t() if need[4] else None, (dd_t * w.detach().t()).t() if need[5] else None)

@@ -59,7 +59,7 @@ from numba import njit, prange
 
 from ..exact._flow import adjoint_flow, first_crossing, flow
 
-__all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward"]
+__all__ = ["prepare_synapses", "lif_forward", "lif_backward", "li_forward", "li_backward"]
 
 #: most spikes one neuron can fire within one step (further crossings in that step are dropped
 #: and counted: with tau_mem = 20 ms, dt = 1 ms this needs a current of ~100 thresholds)
@@ -68,6 +68,43 @@ MAX_SPIKES_PER_STEP = 8
 ONE = np.uint64(1)
 TWO = np.uint64(2)
 THREE = np.uint64(3)
+
+
+# ----------------------------------------------------------------------------- synapses
+@njit(cache=True, parallel=True)
+def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs, gm, m_s, r_s):
+    """The kernels' synapse layouts from weights ``w_t`` [n_in, n_out] and delays ``d_t``
+    [n_in, n_out] (float64, ms >= 0): each delay split into whole steps m and a remainder
+    r in [0, r_max] (r_max the float just below dt); ``r_nat`` [n_in * n_out] the remainders in
+    the natural layout; per presynaptic row, sorted by remainder: the postsynaptic neuron
+    ``perm``, w, e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
+    n_in, n_out = w_t.shape
+    for i in prange(n_in):
+        rem = np.empty(n_out, dtype=w_t.dtype)
+        whole = np.empty(n_out, dtype=np.int64)
+        for j in range(n_out):
+            x = d_t[i, j]
+            n = math.floor(x / dt)
+            r = x - n * dt
+            if r >= dt:  # floating-point remainders at the edges
+                n += 1
+                r -= dt
+            elif r < 0.0:
+                n -= 1
+                r += dt
+            rem[j] = min(max(r, 0.0), r_max)
+            whole[j] = n
+            r_nat[i * n_out + j] = rem[j]
+        order = np.argsort(rem, kind="mergesort")
+        for pos in range(n_out):
+            j = order[pos]
+            k = i * n_out + pos
+            perm[k] = j
+            w_s[k] = w_t[i, j]
+            r_s[k] = rem[j]
+            m_s[k] = whole[j]
+            gs[k] = math.exp(np.float64(rem[j]) / tau_syn)
+            gm[k] = math.exp(np.float64(rem[j]) / tau_mem)
 
 
 # ----------------------------------------------------------------------------- shared pieces

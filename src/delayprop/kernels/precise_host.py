@@ -17,7 +17,8 @@ from torch import Tensor
 from . import cpu, precise_cpu
 from .grid_cpu import run_in_slots
 
-__all__ = ["PreciseGrid", "lif_forward", "lif_backward", "li_forward", "li_backward"]
+__all__ = ["PreciseGrid", "Prepared", "prepare", "lif_forward", "lif_backward", "li_forward",
+           "li_backward"]
 
 
 @dataclass(frozen=True)
@@ -55,58 +56,58 @@ def _sources(times: Tensor, units: Tensor, offsets: Tensor, g: PreciseGrid, dtyp
 
 
 @dataclass(frozen=True)
-class _Synapses:
-    """A projection in the kernels' layouts.  ``natural``: [n_in * n_out], index i * n_out + j;
-    ``sorted``: each presynaptic row ordered by delay remainder, ``perm`` giving the neuron."""
+class Prepared:
+    """One layer call in the kernels' layouts, made once by ``prepare`` for the forward and
+    the backward pass.  Sources: the input spikes (``src``: step, remainder, e^{r/tau_syn},
+    e^{r/tau_mem}, unit, offsets).  Synapses [n_in * n_out]: ``w``, ``r`` (delay remainders,
+    ms) in the natural layout (index i * n_out + j); ``perm``, ``w_s``, ``gs``, ``gm``, ``m``,
+    ``r_s`` in the sorted layout (each presynaptic row ordered by remainder, ``perm`` the
+    postsynaptic neuron; e^{r/tau_syn}, e^{r/tau_mem}, whole steps)."""
 
-    w: np.ndarray  # natural
-    r: np.ndarray  # natural, delay remainder in [0, dt) ms
-    perm: np.ndarray  # sorted: int32 postsynaptic neuron of each position
-    w_s: np.ndarray  # sorted from here on
-    gs: np.ndarray  # e^{r/tau_syn}
-    gm: np.ndarray  # e^{r/tau_mem}
-    m: np.ndarray  # int32 whole steps of the delay
+    src: tuple
+    w: np.ndarray
+    r: np.ndarray
+    perm: np.ndarray
+    w_s: np.ndarray
+    gs: np.ndarray
+    gm: np.ndarray
+    m: np.ndarray
     r_s: np.ndarray
 
     def unsort(self, sorted_values: np.ndarray, shape: tuple[int, int]) -> Tensor:
-        """Per-synapse values in the sorted layout -> tensor [n_in, n_out]."""
+        """Per-synapse values in the sorted layout -> tensor ``shape`` = [n_in, n_out]."""
         out = np.empty(shape, sorted_values.dtype)
-        rows = np.arange(shape[0])[:, None]
-        out[rows, self.perm.reshape(shape)] = sorted_values.reshape(shape)
+        out[np.arange(shape[0])[:, None], self.perm.reshape(shape)] = sorted_values.reshape(shape)
         return torch.from_numpy(out)
 
 
-def _synapses(w: Tensor, d: Tensor, g: PreciseGrid) -> _Synapses:
-    """Kernel layouts of w [n_out, n_in] and delays d [n_out, n_in] (ms)."""
+def prepare(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor, d: Tensor,
+            g: PreciseGrid) -> Prepared:  # fmt: skip
+    """Sources and synapses of a layer call: w, d [n_out, n_in] (d in ms)."""
     w_t = w.detach().t().contiguous().numpy()
     n_in, n_out = w_t.shape
     dtype = w_t.dtype
-    m, r = _split(d.detach().t().contiguous().to(torch.float64).numpy(), g.dt)
-    r = r.astype(dtype)  # the kernels' carry test is on these rounded remainders
-    perm = np.argsort(r, axis=1, kind="stable")
-    take = lambda a: np.take_along_axis(a, perm, axis=1).reshape(-1)  # noqa: E731
-    r_s = take(r)
-    return _Synapses(
-        w_t.reshape(-1), r.reshape(-1), perm.astype(np.int32).reshape(-1), take(w_t),
-        np.exp(r_s.astype(np.float64) / g.tau_syn).astype(dtype),
-        np.exp(r_s.astype(np.float64) / g.tau_mem).astype(dtype), take(m).astype(np.int32), r_s,
-    )  # fmt: skip
-
-
-def lif_forward(
-    in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor, d: Tensor,
-    g: PreciseGrid, capacity: int,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:  # fmt: skip
-    """A precise LIF layer: w, d [n_out, n_in] (d in ms).  Returns output (steps int32,
-    units int32, offsets int64, offset within the step ms, I - threshold at the crossing) and
-    the number of crossings dropped beyond ``MAX_SPIKES_PER_STEP`` in one step."""
-    dtype = w.detach().numpy().dtype
+    size = n_in * n_out
+    r, w_s, r_s = np.empty(size, dtype), np.empty(size, dtype), np.empty(size, dtype)
+    gs, gm = np.empty(size, dtype), np.empty(size, dtype)
+    perm, m = np.empty(size, np.int32), np.empty(size, np.int32)
+    d_t = d.detach().t().contiguous().to(torch.float64).numpy()
+    precise_cpu.prepare_synapses(w_t, d_t, g.dt, np.nextafter(g.dt, 0.0), g.tau_syn, g.tau_mem,
+                                 r, perm, w_s, gs, gm, m, r_s)  # fmt: skip
     src = _sources(in_times, in_units, in_offsets, g, dtype)
-    syn = _synapses(w, d, g)
-    n_out = w.shape[0]
-    batch = in_offsets.numel() - 1
-    src_cap = int(np.diff(src[5]).max(initial=0))
+    return Prepared(src, w_t.reshape(-1), r, perm, w_s, gs, gm, m, r_s)
+
+
+def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: int,
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:  # fmt: skip
+    """A precise LIF layer of ``n_out`` neurons.  Returns output (steps int32, units int32,
+    offsets int64, offset within the step ms, I - threshold at the crossing) and the number of
+    crossings dropped beyond ``MAX_SPIKES_PER_STEP`` in one step."""
+    dtype = p.w.dtype
+    batch = p.src[5].size - 1
+    src_cap = int(np.diff(p.src[5]).max(initial=0))
     dropped = np.zeros(batch, np.int64)
+    wgs, wgm, w_pos = p.w_s * p.gs, p.w_s * p.gm, np.maximum(p.w_s, 0)
 
     def run(sample_ids: np.ndarray, cap: int):
         size = len(sample_ids) * cap
@@ -115,10 +116,9 @@ def lif_forward(
         counts = np.empty(len(sample_ids), np.int64)
         drops = np.empty(len(sample_ids), np.int64)
         precise_cpu.lif_forward(
-            *src, syn.perm, syn.w_s * syn.gs, syn.w_s * syn.gm, np.maximum(syn.w_s, 0), syn.m,
-            syn.r_s, syn.w, syn.r,
-            n_out, g.n_steps, g.consts, sample_ids, cap, src_cap, steps, units, s, vdot, counts,
-            drops, cpu.n_chunks(len(sample_ids)),
+            *p.src, p.perm, wgs, wgm, w_pos, p.m, p.r_s, p.w, p.r, n_out, g.n_steps, g.consts,
+            sample_ids, cap, src_cap, steps, units, s, vdot, counts, drops,
+            cpu.n_chunks(len(sample_ids)),
         )  # fmt: skip
         dropped[sample_ids] = drops
         return [steps, units, s, vdot], counts
@@ -129,64 +129,54 @@ def lif_forward(
 
 
 def lif_backward(
-    in_times: Tensor, in_units: Tensor, in_offsets: Tensor, out_steps: Tensor,
-    out_units: Tensor, out_offsets: Tensor, out_s: Tensor, out_vdot: Tensor, grad_out: Tensor,
-    kick: Tensor, w: Tensor, d: Tensor, g: PreciseGrid,
+    p: Prepared, n_out: int, out_steps: Tensor, out_units: Tensor, out_offsets: Tensor,
+    out_s: Tensor, out_vdot: Tensor, grad_out: Tensor, kick: Tensor, g: PreciseGrid,
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """EventProp backward of a precise LIF layer: (dL/d input times, dL/dw [n_in, n_out],
     SUM (lambda_V - lambda_I) at the arrivals per synapse [n_in, n_out])."""
-    n_out, n_in = w.shape
-    dtype = w.detach().numpy().dtype
-    src = _sources(in_times, in_units, in_offsets, g, dtype)
-    syn = _synapses(w, d, g)
-    batch = in_offsets.numel() - 1
-    nc = cpu.n_chunks(batch)
-    grad_in = np.zeros(in_times.numel(), dtype)
-    dw = np.zeros((nc, n_in * n_out), dtype)
-    dd = np.zeros((nc, n_in * n_out), dtype)
+    dtype = p.w.dtype
+    grad_in, dw, dd = _buffers(p, n_out)
     max_out = int(np.diff(out_offsets.numpy()).max(initial=0))
     precise_cpu.lif_backward(
-        *src, out_steps.numpy(), out_units.numpy(), out_s.numpy(), out_vdot.numpy(),
-        out_offsets.numpy(), grad_out.to(w.dtype).contiguous().numpy(),
-        kick.to(w.dtype).numpy(), syn.perm, syn.w_s, syn.gs, syn.gm, syn.m, syn.r_s, n_out,
-        g.n_steps, g.consts, max_out, nc, grad_in, dw, dd,
+        *p.src, out_steps.numpy(), out_units.numpy(), out_s.numpy(), out_vdot.numpy(),
+        out_offsets.numpy(), grad_out.contiguous().numpy().astype(dtype, copy=False),
+        kick.numpy().astype(dtype), p.perm, p.w_s, p.gs, p.gm, p.m, p.r_s, n_out, g.n_steps,
+        g.consts, max_out, dw.shape[0], grad_in, dw, dd,
     )  # fmt: skip
-    return _gradients(grad_in, dw, dd, syn, (n_in, n_out))
+    return _gradients(p, n_out, grad_in, dw, dd)
 
 
-def _gradients(grad_in: np.ndarray, dw: np.ndarray, dd: np.ndarray, syn: _Synapses,
-               shape: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """Chunk partial sums (sorted layout) -> (grad_in, dw, dd) with dw, dd [n_in, n_out]."""
-    return (torch.from_numpy(grad_in), syn.unsort(dw.sum(axis=0), shape),
-            syn.unsort(dd.sum(axis=0), shape))  # fmt: skip
-
-
-def li_forward(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor, d: Tensor,
-               g: PreciseGrid) -> Tensor:  # fmt: skip
+def li_forward(p: Prepared, n_out: int, g: PreciseGrid) -> Tensor:
     """Voltage trace [batch, n_steps, n_out] of a precise leaky-integrator readout."""
-    dtype = w.detach().numpy().dtype
-    src = _sources(in_times, in_units, in_offsets, g, dtype)
-    syn = _synapses(w, d, g)
-    batch = in_offsets.numel() - 1
-    v = np.empty((batch, g.n_steps, w.shape[0]), dtype)
-    precise_cpu.li_forward(*src, syn.perm, syn.w_s * syn.gs, syn.w_s * syn.gm, syn.m, syn.r_s,
-                           w.shape[0], g.n_steps, g.consts, cpu.n_chunks(batch), v)  # fmt: skip
+    batch = p.src[5].size - 1
+    v = np.empty((batch, g.n_steps, n_out), p.w.dtype)
+    precise_cpu.li_forward(*p.src, p.perm, p.w_s * p.gs, p.w_s * p.gm, p.m, p.r_s, n_out,
+                           g.n_steps, g.consts, cpu.n_chunks(batch), v)  # fmt: skip
     return torch.from_numpy(v)
 
 
-def li_backward(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, grad_v: Tensor,
-                w: Tensor, d: Tensor, g: PreciseGrid) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+def li_backward(p: Prepared, n_out: int, grad_v: Tensor, g: PreciseGrid
+                ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """Adjoint of the precise LI readout; returns as ``lif_backward``."""
-    n_out, n_in = w.shape
-    dtype = w.detach().numpy().dtype
-    src = _sources(in_times, in_units, in_offsets, g, dtype)
-    syn = _synapses(w, d, g)
-    batch = in_offsets.numel() - 1
-    nc = cpu.n_chunks(batch)
-    grad_in = np.zeros(in_times.numel(), dtype)
-    dw = np.zeros((nc, n_in * n_out), dtype)
-    dd = np.zeros((nc, n_in * n_out), dtype)
-    precise_cpu.li_backward(*src, grad_v.to(w.dtype).contiguous().numpy(), syn.perm, syn.w_s,
-                            syn.gs, syn.gm, syn.m, syn.r_s, n_out, g.n_steps, g.consts, nc,
-                            grad_in, dw, dd)  # fmt: skip
-    return _gradients(grad_in, dw, dd, syn, (n_in, n_out))
+    grad_in, dw, dd = _buffers(p, n_out)
+    precise_cpu.li_backward(
+        *p.src, grad_v.contiguous().numpy().astype(p.w.dtype, copy=False), p.perm, p.w_s, p.gs,
+        p.gm, p.m, p.r_s, n_out, g.n_steps, g.consts, dw.shape[0], grad_in, dw, dd,
+    )  # fmt: skip
+    return _gradients(p, n_out, grad_in, dw, dd)
+
+
+def _buffers(p: Prepared, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """grad_in [n_sources] and per-chunk accumulators [n_chunks, n_in * n_out], zeroed."""
+    nc = cpu.n_chunks(p.src[5].size - 1)
+    dtype = p.w.dtype
+    return (np.zeros(p.src[0].size, dtype), np.zeros((nc, p.w.size), dtype),
+            np.zeros((nc, p.w.size), dtype))  # fmt: skip
+
+
+def _gradients(p: Prepared, n_out: int, grad_in: np.ndarray, dw: np.ndarray, dd: np.ndarray,
+               ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Chunk partial sums (sorted layout) -> (grad_in, dw, dd), dw and dd [n_in, n_out]."""
+    shape = (p.w.size // n_out, n_out)
+    return (torch.from_numpy(grad_in), p.unsort(dw.sum(axis=0), shape),
+            p.unsort(dd.sum(axis=0), shape))  # fmt: skip
