@@ -75,9 +75,10 @@ def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) 
     )
 
 
-#: Precise mode superposes arrivals with the two exponentials e^{s/tau_mem} and e^{s/tau_syn};
-#: their difference loses ~eps / (|1/tau_mem - 1/tau_syn| dt) of relative precision, so precise
-#: mode asks for |1/tau_mem - 1/tau_syn| dt >= MIN_RATE_GAP.
+#: Precise mode superposes arrivals with k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn}),
+#: k_v = tau_syn / (tau_mem - tau_syn): rounding errors of the two exponentials, eps |w| each,
+#: are multiplied by |k_v|, so precise mode asks for |tau_mem - tau_syn| >= MIN_RATE_GAP
+#: max(tau_mem, tau_syn) (errors below ~1e3 eps |w| per arrival).
 MIN_RATE_GAP = 1e-3
 
 
@@ -98,11 +99,11 @@ def precise_constants(
     delta = 1/tau_mem - 1/tau_syn.
     """
     delta = 1.0 / tau_mem - 1.0 / tau_syn
-    if abs(delta) * dt < MIN_RATE_GAP:
+    if abs(tau_mem - tau_syn) < MIN_RATE_GAP * max(tau_mem, tau_syn):
         raise ValueError(
-            f"precise=True needs tau_mem and tau_syn to differ: |1/tau_mem - 1/tau_syn| dt = "
-            f"{abs(delta) * dt:.2e} < {MIN_RATE_GAP} (tau_mem={tau_mem}, tau_syn={tau_syn}, "
-            f"dt={dt} ms); use precise=False or the exact engine (dt=None)"
+            f"precise=True needs tau_mem and tau_syn to differ by at least {MIN_RATE_GAP:g} of "
+            f"the larger (tau_mem={tau_mem}, tau_syn={tau_syn} ms); use precise=False or the "
+            "exact engine (dt=None)"
         )
     c = grid_constants(dt, tau_mem, tau_syn, threshold)
     k_v = tau_syn / (tau_mem - tau_syn)
