@@ -370,10 +370,11 @@ def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
 
 
 @njit(cache=True, inline="always")
-def _gather_part(row, a, b, n0, fo, fs, fm, late, perm, w_s, gs, gm, dm, dg_s, nu, n_steps_u, dt,
+def _gather_part(row, a, b, n0, fo, fs, fm, shift, perm, w_s, gs, gm, dm, dg_s, nu, n_steps_u,
                  tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd):
-    """Adjoint reads at positions a:b of a sorted row (arrivals in step n0 + delay steps,
-    ``late``: f + g >= dt, factors fs, fm already include e^{-dt/tau})."""
+    """Adjoint reads at positions a:b of a sorted row: arrivals in step n0 + delay steps at
+    offset f + g - ``shift`` (shift = dt for the late tail, whose factors fs, fm already
+    include e^{-dt/tau}, else 0)."""
     acc = w_s[0] - w_s[0]
     for pos in range(a, b):
         syn = row + pos
@@ -382,7 +383,7 @@ def _gather_part(row, a, b, n0, fo, fs, fm, late, perm, w_s, gs, gm, dm, dg_s, n
         q4 = q * np.uint64(4)
         e_s = fs * gs[syn]
         e_m = fm * gm[syn]
-        s = fo + dg_s[syn] - (dt if late else dt - dt)
+        s = fo + dg_s[syn] - shift
         if s > rec[q4 + 3]:
             p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + ONE + ONE]
         else:  # before a spike of its step: the segment that ends at the next spike
@@ -415,11 +416,11 @@ def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w
         fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
         split = _carry_split(dg_s, row, nu, dt - fo)
         grad_in[k] = _gather_part(
-            row, np.uint64(0), split, n_k, fo, fs, fm, False, perm, w_s, gs, gm, dm, dg_s, nu,
-            n_steps_u, dt, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+            row, np.uint64(0), split, n_k, fo, fs, fm, dt * 0, perm, w_s, gs, gm, dm, dg_s, nu,
+            n_steps_u, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
         ) + _gather_part(
-            row, split, nu, n_k + ONE, fo, fs * beta, fm * alpha, True, perm, w_s, gs, gm, dm,
-            dg_s, nu, n_steps_u, dt, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+            row, split, nu, n_k + ONE, fo, fs * beta, fm * alpha, dt, perm, w_s, gs, gm, dm,
+            dg_s, nu, n_steps_u, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
         )
 
 
