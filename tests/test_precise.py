@@ -12,7 +12,7 @@ import torch
 
 import delayprop as dp
 from delayprop import losses
-from delayprop.gradcheck import check_gradients
+from delayprop.verify import check_gradients
 
 F64 = torch.float64
 DURATION = 60.0  # ms, a whole number of steps for every dt below

@@ -1,4 +1,4 @@
-"""Timing-based multi-spike backprop (methods/timing.py) == the EventProp adjoint of the exact
+"""Timing-based multi-spike backprop (exact/timing.py) == the EventProp adjoint of the exact
 engine, on multi-spike networks: two independent exact methods (one chains spike-time
 derivatives of the threshold condition, the other integrates adjoint variables) must give the
 same gradients to 1e-7 relative."""
@@ -14,7 +14,7 @@ import torch
 
 import delayprop as dp
 from delayprop import exact, losses
-from delayprop.exact.convergence import with_engine
+from delayprop.verify import with_engine
 from problems import random_spikes
 
 F64 = torch.float64

@@ -10,7 +10,7 @@ Neuron model (per neuron, times in ms)::
 ``[batch, steps, n_out]``.  Layers compose with ``torch.nn.Sequential``.  Gradients with respect
 to weights, delays and input spike times are exact-adjoint (EventProp) gradients.
 
-Two engines (DESIGN.md §5): ``dt > 0`` selects the time-stepped engine (float32 default);
+Two engines (docs/architecture.md): ``dt > 0`` selects the time-stepped engine (float32 default);
 ``dt=None`` the exact event-driven engine in continuous time (``delayprop.exact``, float64
 default), which also offers refractory periods, a spike limit per neuron and the exact peak of
 the readout voltage.
@@ -172,7 +172,7 @@ class LIF(_Projection):
             duration / 0.1 ms, see ``exact.ExactSettings``).  Exact engine only.
         dtype: parameter dtype (default float32 with dt, float64 with dt=None).
         backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
-            times of Yamamoto et al. 2022, ``delayprop.methods.timing``: the same gradients by
+            times of Yamamoto et al. 2022, ``delayprop.exact.timing``: the same gradients by
             an independent method, slower).  ``"timing"`` needs the exact engine (dt=None).
         precise: time-stepped engine only: arrivals at their exact times t + d (delays and
             input times never rounded) and spikes located inside their step by root finding,

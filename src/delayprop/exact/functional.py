@@ -1,4 +1,4 @@
-"""Layers of the exact engine as differentiable maps of spike times (DESIGN.md §4, §5).
+"""Layers of the exact engine as differentiable maps of spike times (docs/architecture.md).
 
 Same contract as ``delayprop.functional`` (the time-stepped engine):
 
@@ -10,7 +10,7 @@ but event-driven in continuous time and float64: the state evolves in closed for
 delays are never rounded (any real delay >= 0 ms, also beyond the trial: such arrivals have no
 effect).  The backward pass is the EventProp adjoint in continuous time (``_backward``), or,
 with ``ExactSettings(backward="timing")``, the independent timing-based chain rule over spike
-times of ``delayprop.methods.timing`` (Yamamoto et al. 2022); both give the same gradients.
+times of ``delayprop.exact.timing`` (Yamamoto et al. 2022); both give the same gradients.
 
 Readouts of the LI layer:
 
@@ -36,12 +36,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..functional import check_events, n_steps_for
+from .._util import n_steps_for
+from ..functional import check_events
 from ..kernels import VDOT_FLOOR
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
-from . import _host
+from . import _host, timing
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 
 __all__ = ["ExactSettings", "lif", "li_readout", "li_peak", "BACKWARDS", "MIN_MEAN_ISI",
@@ -81,7 +82,7 @@ class ExactSettings:
         vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
             threshold (as ``kernels.VDOT_FLOOR``); only near-tangential crossings reach it.
         backward: ``"eventprop"`` (the adjoint of ``_backward``) or ``"timing"`` (the chain
-            rule over spike times of ``delayprop.methods.timing``, slower, same gradients).
+            rule over spike times of ``delayprop.exact.timing``, slower, same gradients).
     """
 
     tau_mem: float
@@ -131,14 +132,6 @@ class ExactSettings:
 
 
 # ---------------------------------------------------------------------- autograd Functions
-def _timing():
-    """``delayprop.methods.timing``, imported on first use: the ``methods`` package builds on
-    modules that import this one."""
-    from ..methods import timing
-
-    return timing
-
-
 def _detach(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.detach()
 
@@ -178,7 +171,7 @@ class _LIFExact(torch.autograd.Function):
             kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
         if s.backward == "timing":
             w, d, w_rec, d_rec = ctx.dense
-            grad_in, dw, dd, dw_rec, dd_rec = _timing().lif_backward(
+            grad_in, dw, dd, dw_rec, dd_rec = timing.lif_backward(
                 in_times, in_units, in_offsets, w, d, *out[:3], g_out, kick, w_rec, d_rec,
                 ctx.consts,
             )  # fmt: skip
@@ -228,7 +221,7 @@ class _LITraceExact(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_v):
         if ctx.backward_kind == "timing":
-            return _readout_grads(ctx, *_timing().li_trace_backward(
+            return _readout_grads(ctx, *timing.li_trace_backward(
                 *ctx.saved_tensors, *ctx.dense, grad_v, ctx.sample_dt, ctx.consts
             ))  # fmt: skip
         batch, n_samples, n_out = grad_v.shape
@@ -263,7 +256,7 @@ class _LIPeakExact(torch.autograd.Function):
         gv = np.zeros((batch, n_out)) if grad_value is None else grad_value.double().numpy()
         gt = np.zeros((batch, n_out)) if grad_time is None else grad_time.double().numpy()
         if ctx.backward_kind == "timing":
-            return _readout_grads(ctx, *_timing().li_peak_backward(
+            return _readout_grads(ctx, *timing.li_peak_backward(
                 *ctx.saved_tensors, *ctx.dense, ctx.peaks, gv, gt, ctx.consts
             ))  # fmt: skip
         smooth, arrival = kind == PEAK_SMOOTH, kind == PEAK_ARRIVAL

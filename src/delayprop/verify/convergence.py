@@ -1,4 +1,5 @@
-"""How far the time-stepped engine is from the exact one (verification ladder, DESIGN.md §6.3).
+"""How far the time-stepped engine is from the exact one (the verification ladder
+of docs/convergence.md).
 
 ``engine_gap`` runs copies of one network on the time grid (dt > 0) and in continuous time
 (dt = None) with the same parameters, inputs and loss, and reports the spike-time error and the
