@@ -90,11 +90,12 @@ def _build(method: str, net: str, max_delay: int, work: Workload) -> torch.nn.Mo
     ff_init, rec_init = shd_weight_init(len(hidden))
     d = float(max_delay)
     d_out = 0.0 if recurrent else d  # the recurrent network has no readout delays
+    rec = dict(recurrent=True, rec_max_delay=d, rec_delay_init=(0.0, d),
+               rec_weight_init=rec_init) if recurrent else {}  # fmt: skip
     return build_model(
         method, n_in=work.n_in, hidden=hidden, n_out=work.n_out, dt=1.0, max_delay=d,
-        delay_init=(0.0, d), weight_init=ff_init, recurrent=recurrent,
-        rec_max_delay=d if recurrent else 0.0, rec_delay_init=(0.0, d), rec_weight_init=rec_init,
-        readout_max_delay=d_out, readout_delay_init=(0.0, d_out),
+        delay_init=(0.0, d), weight_init=ff_init, readout_max_delay=d_out,
+        readout_delay_init=(0.0, d_out), **rec,
     )  # fmt: skip
 
 

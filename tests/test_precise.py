@@ -186,5 +186,5 @@ def test_training_configs_select_the_precise_mode():
 
     model = build_model("eventprop", n_in=4, hidden=[5], n_out=3, dt=0.5, precise=True)
     assert all(layer.precise for layer in model)
-    with pytest.raises(ValueError, match="precise are eventprop options"):
+    with pytest.raises(ValueError, match="precise is not supported by method 'bptt'"):
         build_model("bptt", n_in=4, hidden=[5], n_out=3, dt=0.5, precise=True)

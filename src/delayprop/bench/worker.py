@@ -9,6 +9,7 @@ parent (``os.wait4``), so it includes everything this process did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 import numba
 import torch
 
-from ..methods import build_model, projections
+from ..methods import build_model, copy_parameters
 from .cases import Case
 from .workload import (
     calibrate_rates,
@@ -41,13 +42,12 @@ def build_case_model(case: Case) -> torch.nn.Module:
     d = case.max_delay if delays else 0.0
     d_init = case.delay_init if delays else 0.0
     readout_d = d if not case.recurrent else 0.0
+    rec = dict(recurrent=True, rec_max_delay=d, rec_delay_init=(0.0, d_init),
+               rec_weight_init=rec_init) if case.recurrent else {}  # fmt: skip
     return build_model(
         case.method, n_in=case.n_in, hidden=list(case.hidden), n_out=case.n_out, dt=case.dt,
         max_delay=d, delay_init=(0.0, d_init), readout_max_delay=readout_d,
-        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init,
-        recurrent=case.recurrent, rec_max_delay=d if case.recurrent else 0.0,
-        rec_delay_init=(0.0, d_init),
-        rec_weight_init=rec_init,
+        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init, **rec,
     )  # fmt: skip
 
 
@@ -58,23 +58,17 @@ def _spike_rates(model: torch.nn.Module, case: Case) -> list[float]:
     return hidden_rates(model.spike_counts, case.batch)
 
 
-@torch.no_grad()
 def _save_weights(model: torch.nn.Module, path: Path) -> None:
-    state = {
-        "weights": [p.weight.detach().clone() for p in projections(model)],
-        "delays": [None if p.delay is None else p.delay().detach().clone()
-                   for p in projections(model)],
-    }  # fmt: skip
-    torch.save(state, path)
+    """The calibrated eventprop network's parameters, for the other methods at this point."""
+    torch.save(model.state_dict(), path)
 
 
-@torch.no_grad()
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    state = torch.load(path)
-    for proj, w, d in zip(projections(model), state["weights"], state["delays"]):
-        proj.weight.copy_(w)
-        if proj.delay is not None and d is not None:
-            proj.delay.raw.copy_(d)
+def _load_weights(model: torch.nn.Module, case: Case, path: Path) -> None:
+    """Give ``model`` the weights and delays (in ms, whatever its delay bound) that the
+    eventprop case at the same point saved; BPTT takes the weights only."""
+    source = build_case_model(dataclasses.replace(case, method="eventprop"))
+    source.load_state_dict(torch.load(path))
+    copy_parameters(source, model, drop_delays=case.method == "bptt")
 
 
 def run_case(case: Case) -> dict:
@@ -89,7 +83,7 @@ def run_case(case: Case) -> dict:
     model = build_case_model(case)
     weights = Path(case.weights)
     if case.method != "eventprop":
-        _load_weights(model, weights)
+        _load_weights(model, case, weights)
     rss_base = current_rss_mb()
     record: dict = {"rss_base_mb": rss_base}
     if case.method == "eventprop":
