@@ -136,6 +136,13 @@ def _detach(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.detach()
 
 
+def _timing_parameters(s: ExactSettings, *params: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The parameters to save for the timing backward, which reads them (the EventProp
+    backward uses the copies the forward made): saved through ``save_for_backward``, so that
+    an in-place change between forward and backward raises instead of being used."""
+    return params if s.backward == "timing" else ()
+
+
 def _grads(need, *pairs):
     return tuple(g if n else None for n, g in zip(need, pairs, strict=True))
 
@@ -151,15 +158,17 @@ class _LIFExact(torch.autograd.Function):
                                 w.shape[0] * int(s.spike_limit))  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
         ctx.has_rec = w_rec is not None
-        ctx.dense = tuple(_detach(p) for p in (w, d, w_rec, d_rec))
-        ctx.save_for_backward(in_times, in_units, in_offsets, *out)
+        ctx.n_out_arrays = len(out)
+        ctx.save_for_backward(in_times, in_units, in_offsets, *out,
+                              *_timing_parameters(s, w, d, w_rec, d_rec))  # fmt: skip
         ctx.mark_non_differentiable(out[1], out[2])
         return out[0], out[1], out[2]
 
     @staticmethod
     def backward(ctx, grad_times, _grad_units, _grad_offsets):
         s: ExactSettings = ctx.settings
-        in_times, in_units, in_offsets, *out = ctx.saved_tensors
+        in_times, in_units, in_offsets, *saved = ctx.saved_tensors
+        out, params = saved[: ctx.n_out_arrays], saved[ctx.n_out_arrays :]
         n_out = ctx.proj.d_sorted.shape[1]
         batch = in_offsets.numel() - 1
         g_out = np.zeros(out[0].numel())
@@ -170,7 +179,7 @@ class _LIFExact(torch.autograd.Function):
             counts = torch.bincount(out[1].long(), minlength=n_out)
             kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
         if s.backward == "timing":
-            w, d, w_rec, d_rec = ctx.dense
+            w, d, w_rec, d_rec = (_detach(p) for p in params)
             grad_in, dw, dd, dw_rec, dd_rec = timing.lif_backward(
                 in_times, in_units, in_offsets, w, d, *out[:3], g_out, kick, w_rec, d_rec,
                 ctx.consts,
@@ -195,7 +204,7 @@ def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor):
 
 
 def _readout_backward(ctx, drive: _host.Drive):
-    in_times, in_units, in_offsets = ctx.saved_tensors
+    in_times, in_units, in_offsets = ctx.saved_tensors[:3]
     batch = in_offsets.numel() - 1
     grad_in, dw, dd, _, _ = _host.backward(
         in_times, in_units, in_offsets, ctx.proj, _no_spikes_out(batch), np.zeros(0),
@@ -212,17 +221,17 @@ class _LITraceExact(torch.autograd.Function):
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
         ctx.sample_dt = s.sample_dt
-        ctx.backward_kind, ctx.dense = s.backward, (w.detach(), _detach(d))
+        ctx.backward_kind = s.backward
         v, _ = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts,
                                 s.sample_dt, ctx.n_samples, peak=False)  # fmt: skip
-        ctx.save_for_backward(in_times, in_units, in_offsets)
+        ctx.save_for_backward(in_times, in_units, in_offsets, *_timing_parameters(s, w, d))
         return torch.from_numpy(v)
 
     @staticmethod
     def backward(ctx, grad_v):
         if ctx.backward_kind == "timing":
             return _readout_grads(ctx, *timing.li_trace_backward(
-                *ctx.saved_tensors, *ctx.dense, grad_v, ctx.sample_dt, ctx.consts
+                *(_detach(t) for t in ctx.saved_tensors), grad_v, ctx.sample_dt, ctx.consts
             ))  # fmt: skip
         batch, n_samples, n_out = grad_v.shape
         t = np.arange(n_samples, dtype=np.float64) * ctx.sample_dt
@@ -242,11 +251,11 @@ class _LIPeakExact(torch.autograd.Function):
         ctx.consts = s.constants()
         ctx.proj = _host.project(w, d)
         ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
-        ctx.backward_kind, ctx.dense = s.backward, (w.detach(), _detach(d))
+        ctx.backward_kind = s.backward
         _, peaks = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts, 1.0, 0,
                                     peak=True)  # fmt: skip
         ctx.peaks = peaks
-        ctx.save_for_backward(in_times, in_units, in_offsets)
+        ctx.save_for_backward(in_times, in_units, in_offsets, *_timing_parameters(s, w, d))
         return torch.from_numpy(peaks[0]), torch.from_numpy(peaks[1])
 
     @staticmethod
@@ -257,7 +266,7 @@ class _LIPeakExact(torch.autograd.Function):
         gt = np.zeros((batch, n_out)) if grad_time is None else grad_time.double().numpy()
         if ctx.backward_kind == "timing":
             return _readout_grads(ctx, *timing.li_peak_backward(
-                *ctx.saved_tensors, *ctx.dense, ctx.peaks, gv, gt, ctx.consts
+                *(_detach(t) for t in ctx.saved_tensors), ctx.peaks, gv, gt, ctx.consts
             ))  # fmt: skip
         smooth, arrival = kind == PEAK_SMOOTH, kind == PEAK_ARRIVAL
         # smooth peak: t* solves I - V = 0, dt*/dp = tau_syn (dI/dp - dV/dp) / I(t*)
