@@ -149,6 +149,7 @@ def measure(
         copy_parameters(weights_from, model)
     else:
         calibrate_rates(model, batches[0][0].to(device), args.rate)
+    recorder = dp.SpikeRecorder(model[:-1]) if method == "eventprop" else None
     step = _step_fn(model, device)
     for k in range(args.warmup):
         step(*batches[k % len(batches)])
@@ -175,8 +176,9 @@ def measure(
     if device.type == "cuda":
         result.peak_allocated_gib = torch.cuda.max_memory_allocated(device) / 2**30
         result.peak_reserved_gib = torch.cuda.max_memory_reserved(device) / 2**30
-    if method == "eventprop":
-        counts, batch = [m.spike_counts for m in model[:-1]], model[0].last_batch_size
+    if recorder is not None:
+        counts, batch = recorder.counts, recorder.batch_sizes[0]
+        recorder.close()
     else:
         counts, batch = model.spike_counts, model.last_batch_size
     result.spikes_per_neuron = [float(c.sum()) / c.numel() / batch for c in counts]

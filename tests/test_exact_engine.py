@@ -97,12 +97,17 @@ def test_layer_output_is_a_valid_float64_event_list():
     assert layer.weight.dtype == F64 and layer.dt is None
     x = random_spikes(3, 8, 40.0, 15, seed=1)
     x = x.with_times(x.times.float())  # float32 input times, as from a data set
-    out = layer(x)
+    with dp.SpikeRecorder([layer]) as recorder:
+        out = layer(x)
     assert out.times.dtype == F64 and out.units.dtype == torch.int32
     assert out.n_spikes > 3 * 6 and out.duration == 40.0 and out.n_units == 6
     out.validate()
     assert float(out.times.detach().max()) < 40.0
-    assert torch.equal(layer.spike_counts, torch.bincount(out.units.long(), minlength=6))
+    assert torch.equal(recorder.counts[0], torch.bincount(out.units.long(), minlength=6))
+    assert recorder.batch_sizes == [3] and not hasattr(layer, "spike_counts")
+    first = recorder.counts_of(layer)
+    layer(x)  # closed: no longer recorded
+    assert recorder.counts[0] is first and not layer._forward_hooks
 
 
 def test_capacity_overflow_reruns_exactly():

@@ -20,6 +20,7 @@ import numba
 import torch
 
 from ..methods import build_model, copy_parameters
+from ..nn import SpikeRecorder
 from .cases import Case
 from .workload import (
     calibrate_rates,
@@ -51,10 +52,12 @@ def build_case_model(case: Case) -> torch.nn.Module:
     )  # fmt: skip
 
 
-def _spike_rates(model: torch.nn.Module, case: Case) -> list[float]:
-    """Spikes per neuron per sample of each hidden layer in the last training step."""
-    if case.method == "eventprop":
-        return hidden_rates([m.spike_counts for m in model[:-1]], case.batch)
+def _spike_rates(model: torch.nn.Module, recorder: SpikeRecorder | None, case: Case
+                 ) -> list[float]:  # fmt: skip
+    """Spikes per neuron per sample of each hidden layer in the last training step (eventprop:
+    from ``recorder``; the baselines keep their counts)."""
+    if recorder is not None:
+        return hidden_rates(recorder.counts, case.batch)
     return hidden_rates(model.spike_counts, case.batch)
 
 
@@ -91,6 +94,7 @@ def run_case(case: Case) -> dict:
         record["weight_scales"] = calibrate_rates(model, spikes, case.target_rate)
         record["calibration_s"] = time.perf_counter() - start
         _save_weights(model, weights)
+    recorder = SpikeRecorder(model[:-1]) if case.method == "eventprop" else None
     timing = time_training_steps(
         model, spikes, labels, warmup=case.warmup, max_timed=case.max_timed,
         budget_s=case.budget_s,
@@ -102,7 +106,7 @@ def run_case(case: Case) -> dict:
         warmup_s=timing.warmup,
         cold_single_step=timing.cold,
         nonfinite_gradient_steps=timing.nonfinite_steps,
-        spikes_per_neuron=_spike_rates(model, case),
+        spikes_per_neuron=_spike_rates(model, recorder, case),
         rss_peak_self_mb=peak_rss_mb(),
         n_parameters=sum(p.numel() for p in model.parameters()),
     )
