@@ -17,7 +17,7 @@ from problems import random_spikes
 F64 = torch.float64
 
 
-def _ode_network(trains, w, d, w_rec, d_rec, *, tm, ts, duration, refractory=0.0, max_spikes=0):
+def _ode_network(trains, w, d, w_rec, d_rec, *, tm, ts, duration, refractory=0.0, max_spikes=None):
     """Independent reference: scipy integrates the ODEs between arrivals, locates threshold
     crossings as integration events, and pushes recurrent arrivals on a heap."""
     n = w.shape[0]
@@ -67,7 +67,7 @@ def _ode_network(trains, w, d, w_rec, d_rec, *, tm, ts, duration, refractory=0.0
     return [s for s in spikes if s[0] < duration]
 
 
-@pytest.mark.parametrize("refractory,max_spikes", [(0.0, 0), (1.5, 0), (0.0, 2)])
+@pytest.mark.parametrize("refractory,max_spikes", [(0.0, None), (1.5, None), (0.0, 2)])
 def test_recurrent_forward_matches_ode_reference(refractory, max_spikes):
     rng = np.random.default_rng(0)
     n_in, n, duration = 4, 5, 30.0
@@ -225,6 +225,9 @@ def test_bad_input_is_named():
         dp.LIF(4, 3, dt=0.1, max_spikes=1)
     with pytest.raises(ValueError, match="max_spikes must be a positive integer"):
         dp.LIF(4, 3, dt=None, max_spikes=0)
+    for bad in (0, -1, 1.5, True):  # "no limit" is None on the layers and in the engine alike
+        with pytest.raises(ValueError, match="max_spikes must be a positive integer or None"):
+            exact.ExactSettings(20.0, 5.0, max_spikes=bad)
     with pytest.raises(ValueError, match="sample_dt is for the exact engine"):
         dp.LIReadout(4, 3, dt=1.0, sample_dt=0.5)
     with pytest.raises(ValueError, match="needs sample_dt"):

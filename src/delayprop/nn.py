@@ -263,7 +263,7 @@ class LIF(_Projection):
             settings = self._exact_settings(
                 self.threshold,
                 refractory=self.refractory,
-                max_spikes=self.max_spikes or 0,
+                max_spikes=self.max_spikes,
                 capacity=self._capacity,
                 regularizer=self.regularizer,
                 spike_limit=self.spike_limit,

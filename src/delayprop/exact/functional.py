@@ -70,8 +70,8 @@ class ExactSettings:
         threshold: firing threshold (> 0; reset to 0).  Use ``inf`` for an LI readout.
         duration: trial length; None takes the input's ``Spikes.duration``.
         refractory: V is held at 0 for this long after each spike (I keeps integrating).
-        max_spikes: a neuron falls silent after this many spikes (0 = no limit; 1 gives the
-            first-spike neurons of DelGrad-style networks).
+        max_spikes: a neuron falls silent after this many spikes (None = no limit, as on
+            ``delayprop.LIF``; 1 gives the first-spike neurons of DelGrad-style networks).
         capacity: guess of the spikes per sample (only affects speed).
         spike_limit: most spikes per neuron per trial, on average over the layer's neurons
             (a sample may hold ``spike_limit * n_out``); a sample that needs more ends the
@@ -90,7 +90,7 @@ class ExactSettings:
     threshold: float = 1.0
     duration: float | None = None
     refractory: float = 0.0
-    max_spikes: int = 0
+    max_spikes: int | None = None
     capacity: int = 64
     spike_limit: int | None = None
     regularizer: SpikeCountRegularizer | None = None
@@ -109,10 +109,9 @@ class ExactSettings:
         if not (self.refractory >= 0 and math.isfinite(self.refractory)):
             raise ValueError(f"refractory must be a finite number of ms >= 0, got "
                              f"{self.refractory}")  # fmt: skip
-        if isinstance(self.max_spikes, bool) or int(self.max_spikes) != self.max_spikes:
-            raise ValueError(f"max_spikes must be an integer, got {self.max_spikes!r}")
-        if self.max_spikes < 0:
-            raise ValueError(f"max_spikes must be >= 0 (0 = no limit), got {self.max_spikes}")
+        m = self.max_spikes
+        if m is not None and (isinstance(m, bool) or int(m) != m or m < 1):
+            raise ValueError(f"max_spikes must be a positive integer or None (no limit), got {m!r}")
         limit = self.spike_limit
         if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
             raise ValueError(f"spike_limit must be a positive integer or None, got {limit!r}")
@@ -154,7 +153,7 @@ class _LIFExact(torch.autograd.Function):
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
         out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
-                                int(s.max_spikes), s.capacity,
+                                int(s.max_spikes or 0), s.capacity,  # the kernels' 0: no limit
                                 w.shape[0] * int(s.spike_limit))  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
         ctx.has_rec = w_rec is not None
