@@ -28,7 +28,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from delayprop.exact.convergence import engine_gap  # noqa: E402
+from delayprop.verify import engine_gap  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import test_convergence as problems  # noqa: E402

@@ -90,11 +90,12 @@ def _build(method: str, net: str, max_delay: int, work: Workload) -> torch.nn.Mo
     ff_init, rec_init = shd_weight_init(len(hidden))
     d = float(max_delay)
     d_out = 0.0 if recurrent else d  # the recurrent network has no readout delays
+    rec = dict(recurrent=True, rec_max_delay=d, rec_delay_init=(0.0, d),
+               rec_weight_init=rec_init) if recurrent else {}  # fmt: skip
     return build_model(
         method, n_in=work.n_in, hidden=hidden, n_out=work.n_out, dt=1.0, max_delay=d,
-        delay_init=(0.0, d), weight_init=ff_init, recurrent=recurrent,
-        rec_max_delay=d if recurrent else 0.0, rec_delay_init=(0.0, d), rec_weight_init=rec_init,
-        readout_max_delay=d_out, readout_delay_init=(0.0, d_out),
+        delay_init=(0.0, d), weight_init=ff_init, readout_max_delay=d_out,
+        readout_delay_init=(0.0, d_out), **rec,
     )  # fmt: skip
 
 
@@ -148,6 +149,7 @@ def measure(
         copy_parameters(weights_from, model)
     else:
         calibrate_rates(model, batches[0][0].to(device), args.rate)
+    recorder = dp.SpikeRecorder(model[:-1]) if method == "eventprop" else None
     step = _step_fn(model, device)
     for k in range(args.warmup):
         step(*batches[k % len(batches)])
@@ -174,8 +176,9 @@ def measure(
     if device.type == "cuda":
         result.peak_allocated_gib = torch.cuda.max_memory_allocated(device) / 2**30
         result.peak_reserved_gib = torch.cuda.max_memory_reserved(device) / 2**30
-    if method == "eventprop":
-        counts, batch = [m.spike_counts for m in model[:-1]], model[0].last_batch_size
+    if recorder is not None:
+        counts, batch = recorder.counts, recorder.batch_sizes[0]
+        recorder.close()
     else:
         counts, batch = model.spike_counts, model.last_batch_size
     result.spikes_per_neuron = [float(c.sum()) / c.numel() / batch for c in counts]

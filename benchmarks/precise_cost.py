@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from delayprop import losses
+from delayprop import SpikeRecorder, losses
 from delayprop.bench import Case, calibrate_rates, synthetic_shd, time_training_steps
 from delayprop.bench.worker import build_case_model
 
@@ -70,11 +70,11 @@ def main() -> None:
         rates = {}
         for _ in range(args.rounds):
             for name, model in (("grid", grid), ("precise", precise)):
-                timing = time_training_steps(model, spikes, labels, warmup=1,
-                                             max_timed=args.steps, budget_s=math.inf)  # fmt: skip
+                with SpikeRecorder(model[:-1]) as recorder:
+                    timing = time_training_steps(model, spikes, labels, warmup=1,
+                                                 max_timed=args.steps, budget_s=math.inf)
                 times[name] += timing.timed
-                rates[name] = [float(m.spike_counts.sum()) / args.batch / m.n_out
-                               for m in model[:-1]]  # fmt: skip
+                rates[name] = recorder.rates()
         g, pr = statistics.median(times["grid"]), statistics.median(times["precise"])
         print(f"{md} | {1e3 * g:.0f} | {1e3 * pr:.0f} | {pr / g:.2f} | "
               f"{rates['grid']}, {rates['precise']}")

@@ -63,7 +63,7 @@ def test_single_input_equal_time_constants(w0):
 
 def test_single_input_implicit_derivative_20_5():
     """tau_mem = 20, tau_syn = 5: dt/dw = -(dV/dw)/(dV/dt) = -theta tau_mem / (w (I - theta))
-    at the spike, with V from the textbook form of DESIGN.md §2 equal to theta there."""
+    at the spike, with V from the textbook form (docs/methods.md) equal to theta there."""
     tm, ts, w0, d0, t_in = 20.0, 5.0, 9.0, 2.0, 1.0
     t, gw, gd, _ = _spike_time_grads(tm, ts, w0, d0, t_in)
     s = t - t_in - d0

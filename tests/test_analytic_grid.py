@@ -84,8 +84,8 @@ def test_spike_time_is_first_grid_point_after_the_crossing(dt):
 
 
 def test_lif_delay_gradient_equals_input_time_gradient():
-    """For a lone input the delay gradient is the input-time gradient (DESIGN §3), and for a
-    strong input dt*/dd -> 1 as dt -> 0."""
+    """For a lone input the delay gradient is the input-time gradient (the autograd contract of
+    docs/architecture.md), and for a strong input dt*/dd -> 1 as dt -> 0."""
     w, t_in, d, dt = 9.0, 2.0, 3.0, 0.001
     layer = dp.LIF(1, 1, dt=dt, max_delay=10.0, delay_init=d, weight_init=w, tau_mem=TAU_M,
                    tau_syn=TAU_S, dtype=torch.float64)  # fmt: skip

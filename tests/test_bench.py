@@ -38,9 +38,10 @@ def test_calibration_reaches_the_target_rate():
                         delay_init=(0.0, 8.0), weight_init=[dp.Normal(0.03, 0.01)] * 3)  # fmt: skip
     scales = calibrate_rates(model, x, target=6.0)
     assert len(scales) == 2 and all(s > 0 for s in scales)
-    h = model[0](x)
-    model[1](h)
-    rates = hidden_rates([model[0].spike_counts, model[1].spike_counts], 4)
+    with dp.SpikeRecorder(model[:2]) as recorder:
+        model[1](model[0](x))
+    rates = hidden_rates(recorder.counts, 4)
+    assert rates == pytest.approx(recorder.rates())
     assert rates == pytest.approx([6.0, 6.0], rel=0.05)
 
 

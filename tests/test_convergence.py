@@ -11,7 +11,7 @@ import torch
 
 import delayprop as dp
 from delayprop import losses
-from delayprop.exact.convergence import engine_gap, with_engine
+from delayprop.verify import engine_gap, with_engine
 from problems import random_spikes
 
 DTS = (1.0, 0.5, 0.1, 0.01)

@@ -142,8 +142,9 @@ torch.manual_seed(0)
 net = torch.nn.Sequential(dp.LIF(5, 4, max_delay=3.0, delay_init=(0.0, 3.0),
                                  weight_init=dp.Normal(3.0, 0.3)), dp.LIReadout(4, 2))
 x = dp.Spikes.from_lists([([1.0, 2.0, 4.0, 5.0], [0, 1, 4, 2])], 5, 20.0)
-net(x).sum().backward()
-assert net[0].spike_counts.sum() > 0 and net[0].weight.grad.abs().sum() > 0
+with dp.SpikeRecorder([net[0]]) as rec:
+    net(x).sum().backward()
+assert rec.counts[0].sum() > 0 and net[0].weight.grad.abs().sum() > 0
 print("cpu ok")
 """
     proc = _python(["-c", code])

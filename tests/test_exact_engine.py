@@ -17,7 +17,7 @@ from problems import random_spikes
 F64 = torch.float64
 
 
-def _ode_network(trains, w, d, w_rec, d_rec, *, tm, ts, duration, refractory=0.0, max_spikes=0):
+def _ode_network(trains, w, d, w_rec, d_rec, *, tm, ts, duration, refractory=0.0, max_spikes=None):
     """Independent reference: scipy integrates the ODEs between arrivals, locates threshold
     crossings as integration events, and pushes recurrent arrivals on a heap."""
     n = w.shape[0]
@@ -67,7 +67,7 @@ def _ode_network(trains, w, d, w_rec, d_rec, *, tm, ts, duration, refractory=0.0
     return [s for s in spikes if s[0] < duration]
 
 
-@pytest.mark.parametrize("refractory,max_spikes", [(0.0, 0), (1.5, 0), (0.0, 2)])
+@pytest.mark.parametrize("refractory,max_spikes", [(0.0, None), (1.5, None), (0.0, 2)])
 def test_recurrent_forward_matches_ode_reference(refractory, max_spikes):
     rng = np.random.default_rng(0)
     n_in, n, duration = 4, 5, 30.0
@@ -97,12 +97,17 @@ def test_layer_output_is_a_valid_float64_event_list():
     assert layer.weight.dtype == F64 and layer.dt is None
     x = random_spikes(3, 8, 40.0, 15, seed=1)
     x = x.with_times(x.times.float())  # float32 input times, as from a data set
-    out = layer(x)
+    with dp.SpikeRecorder([layer]) as recorder:
+        out = layer(x)
     assert out.times.dtype == F64 and out.units.dtype == torch.int32
     assert out.n_spikes > 3 * 6 and out.duration == 40.0 and out.n_units == 6
     out.validate()
     assert float(out.times.detach().max()) < 40.0
-    assert torch.equal(layer.spike_counts, torch.bincount(out.units.long(), minlength=6))
+    assert torch.equal(recorder.counts[0], torch.bincount(out.units.long(), minlength=6))
+    assert recorder.batch_sizes == [3] and not hasattr(layer, "spike_counts")
+    first = recorder.counts_of(layer)
+    layer(x)  # closed: no longer recorded
+    assert recorder.counts[0] is first and not layer._forward_hooks
 
 
 def test_capacity_overflow_reruns_exactly():
@@ -220,6 +225,9 @@ def test_bad_input_is_named():
         dp.LIF(4, 3, dt=0.1, max_spikes=1)
     with pytest.raises(ValueError, match="max_spikes must be a positive integer"):
         dp.LIF(4, 3, dt=None, max_spikes=0)
+    for bad in (0, -1, 1.5, True):  # "no limit" is None on the layers and in the engine alike
+        with pytest.raises(ValueError, match="max_spikes must be a positive integer or None"):
+            exact.ExactSettings(20.0, 5.0, max_spikes=bad)
     with pytest.raises(ValueError, match="sample_dt is for the exact engine"):
         dp.LIReadout(4, 3, dt=1.0, sample_dt=0.5)
     with pytest.raises(ValueError, match="needs sample_dt"):

@@ -10,7 +10,7 @@ import torch
 
 import delayprop as dp
 from delayprop import exact, losses
-from delayprop.gradcheck import check_gradients
+from delayprop.verify import check_gradients
 
 F64 = torch.float64
 RTOL = 1e-5

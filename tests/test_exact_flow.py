@@ -63,7 +63,7 @@ def test_adjoint_flow_matches_ode(tm, ts):
 
 
 def _dense(v0, i0, h, tm, ts, n=200_001):
-    """V on a fine grid from the textbook form of DESIGN.md §2 (and its tm == ts limit)."""
+    """V on a fine grid from the textbook form (docs/methods.md) (and its tm == ts limit)."""
     s = np.linspace(0, h, n)
     if tm == ts:
         return s, (v0 + i0 * s / tm) * np.exp(-s / tm)

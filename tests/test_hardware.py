@@ -133,7 +133,7 @@ def test_config_flag_builds_a_constrained_network_and_rejects_other_methods():
     cfg = load_config("digits", ["model.hardware_profile=loihi"])
     net = build_network(cfg.model, 64, 10)
     assert all(m.constraint is not None for m in net)
-    with pytest.raises(ConfigError, match="hardware_profile is for method eventprop"):
+    with pytest.raises(ConfigError, match="hardware_profile is not supported by method 'dcls'"):
         load_config("digits", ["model.hardware_profile=loihi", "model.method=dcls"])
     with pytest.raises(ConfigError, match="unknown hardware profile"):
         build_network(load_config("digits", ["model.hardware_profile=x"]).model, 64, 10)

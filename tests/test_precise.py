@@ -12,7 +12,7 @@ import torch
 
 import delayprop as dp
 from delayprop import losses
-from delayprop.gradcheck import check_gradients
+from delayprop.verify import check_gradients
 
 F64 = torch.float64
 DURATION = 60.0  # ms, a whole number of steps for every dt below
@@ -186,5 +186,5 @@ def test_training_configs_select_the_precise_mode():
 
     model = build_model("eventprop", n_in=4, hidden=[5], n_out=3, dt=0.5, precise=True)
     assert all(layer.precise for layer in model)
-    with pytest.raises(ValueError, match="precise are eventprop options"):
+    with pytest.raises(ValueError, match="precise is not supported by method 'bptt'"):
         build_model("bptt", n_in=4, hidden=[5], n_out=3, dt=0.5, precise=True)

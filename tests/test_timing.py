@@ -1,4 +1,4 @@
-"""Timing-based multi-spike backprop (methods/timing.py) == the EventProp adjoint of the exact
+"""Timing-based multi-spike backprop (exact/timing.py) == the EventProp adjoint of the exact
 engine, on multi-spike networks: two independent exact methods (one chains spike-time
 derivatives of the threshold condition, the other integrates adjoint variables) must give the
 same gradients to 1e-7 relative."""
@@ -14,7 +14,7 @@ import torch
 
 import delayprop as dp
 from delayprop import exact, losses
-from delayprop.exact.convergence import with_engine
+from delayprop.verify import with_engine
 from problems import random_spikes
 
 F64 = torch.float64
@@ -259,3 +259,27 @@ def test_recurrent_parameters_take_the_engine_dtype(dt, dtype):
     layer = dp.LIF(3, 4, dt=dt, recurrent=True, rec_max_delay=2.0)
     dtypes = {p.dtype for p in layer.parameters()}
     assert dtypes == {dtype}
+
+
+@pytest.mark.parametrize("layer", ["lif", "trace", "peak"])
+def test_in_place_change_before_backward_is_an_error(layer):
+    """The timing backward reads the parameters at backward time: they are saved through
+    ``save_for_backward``, so changing one in place after the forward pass raises (instead of
+    silently giving the gradient of other parameters)."""
+    x = _inputs(2, 4, 20.0, 5, seed=3)
+    w = _leaf(np.random.default_rng(3).normal(1.5, 0.5, size=(3, 4)))
+    d = _leaf(np.full((3, 4), 1.0))
+    if layer == "lif":
+        out = exact.lif(x, w, d, exact.ExactSettings(20.0, 5.0, backward="timing"))
+        loss = out.times.sum()
+    elif layer == "trace":
+        s = exact.ExactSettings(20.0, 5.0, math.inf, sample_dt=1.0, backward="timing")
+        loss = exact.li_readout(x, w, d, s).sum()
+    else:
+        value, t_peak = exact.li_peak(x, w, d, exact.ExactSettings(20.0, 5.0, math.inf,
+                                                                   backward="timing"))
+        loss = (value + t_peak).sum()
+    with torch.no_grad():
+        w.add_(0.1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()

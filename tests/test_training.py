@@ -132,6 +132,22 @@ def test_regularizer_is_attached_to_hidden_layers():
     assert torch.is_tensor(hidden.weight)
 
 
+def test_weight_bump_raises_the_weights_of_silent_neurons_only():
+    """The trainer reads the spike counts of the last forward pass from its SpikeRecorder."""
+    cfg = load_config("yinyang", ["train.weight_bump=0.5", "train.lr=0", "train.delay_lr=0",
+                                  "train.max_batches=1", "train.epochs=1", "train.batch_size=10"])
+    trainer = Trainer(cfg, quiet=True, splits=_small_yinyang(10))
+    trainer.model[0].weight.data[:5] = -10.0  # five hidden neurons that cannot fire
+    before = [layer.weight.detach().clone() for layer in trainer.model]
+    stats = trainer._train_epoch()  # one batch; the bump follows its step
+    assert stats["silent_neurons"][0] >= 5
+    for layer, w0, counts in zip(trainer.model, before, trainer.spike_recorder.counts):
+        silent = counts == 0
+        assert torch.equal(layer.weight.detach()[silent], w0[silent] + 0.5)
+        assert torch.equal(layer.weight.detach()[~silent], w0[~silent])
+    assert bool((trainer.spike_recorder.counts[0][:5] == 0).all())
+
+
 def test_eval_and_plot_commands(tmp_path, capsys):
     out = tmp_path / "yy"
     code = main(["train", "yinyang", "--out", str(out), "--quiet", "--set", "train.epochs=1",

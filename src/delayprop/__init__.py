@@ -11,11 +11,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import exact, losses  # noqa: E402
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
-from .gradcheck import GradcheckReport, check_gradients
 from .init import Normal, Uniform
-from .nn import LIF, LIReadout, constrain_, delay_modules, split_parameters
+from .nn import LIF, LIReadout, SpikeRecorder, constrain_, delay_modules, split_parameters
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
+from .verify import GradcheckReport, check_gradients
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "Spikes",
     "LIF",
     "LIReadout",
+    "SpikeRecorder",
     "Delay",
     "SynapticDelay",
     "AxonalDelay",

@@ -1,4 +1,4 @@
-"""Layers as differentiable maps of spike times (DESIGN.md §4), time-stepped engine.
+"""Layers as differentiable maps of spike times (docs/architecture.md), time-stepped engine.
 
 ``lif`` maps input spikes to output spikes; ``li_readout`` maps input spikes to a voltage trace.
 Both are ``torch.autograd.Function``s whose backward is the EventProp adjoint:
@@ -23,6 +23,7 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor
 
+from ._util import n_steps_for
 from .kernels import grid_backend, grid_constants
 from .kernels import precise_host as precise
 from .kernels._grid_math import GridConstants, precise_constants
@@ -59,11 +60,6 @@ class GridSettings:
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         consts = precise_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold, np_dtype)
         return PreciseGrid(self.dt, self.tau_mem, self.tau_syn, self.n_steps, consts)
-
-
-def n_steps_for(duration: float, dt: float) -> int:
-    """Number of grid steps that cover ``duration`` ms (t = 0, dt, ..., (n-1) dt)."""
-    return max(1, int(math.ceil(duration / dt - 1e-9)))
 
 
 def _steps(times: Tensor, dt: float) -> Tensor:

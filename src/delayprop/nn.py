@@ -10,7 +10,7 @@ Neuron model (per neuron, times in ms)::
 ``[batch, steps, n_out]``.  Layers compose with ``torch.nn.Sequential``.  Gradients with respect
 to weights, delays and input spike times are exact-adjoint (EventProp) gradients.
 
-Two engines (DESIGN.md §5): ``dt > 0`` selects the time-stepped engine (float32 default);
+Two engines (docs/architecture.md): ``dt > 0`` selects the time-stepped engine (float32 default);
 ``dt=None`` the exact event-driven engine in continuous time (``delayprop.exact``, float64
 default), which also offers refractory periods, a spike limit per neuron and the exact peak of
 the readout voltage.
@@ -19,7 +19,8 @@ the readout voltage.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from functools import partial
 from numbers import Integral
 
 import torch
@@ -34,7 +35,9 @@ from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 from .validation import check_delays, check_dtype, check_positive_finite
 
-__all__ = ["LIF", "LIReadout", "constrain_", "split_parameters", "delay_modules"]
+__all__ = [
+    "LIF", "LIReadout", "SpikeRecorder", "constrain_", "split_parameters", "delay_modules",
+]  # fmt: skip
 
 
 def _needs_exact(backward: str, dt: float | None) -> str:
@@ -172,7 +175,7 @@ class LIF(_Projection):
             duration / 0.1 ms, see ``exact.ExactSettings``).  Exact engine only.
         dtype: parameter dtype (default float32 with dt, float64 with dt=None).
         backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
-            times of Yamamoto et al. 2022, ``delayprop.methods.timing``: the same gradients by
+            times of Yamamoto et al. 2022, ``delayprop.exact.timing``: the same gradients by
             an independent method, slower).  ``"timing"`` needs the exact engine (dt=None).
         precise: time-stepped engine only: arrivals at their exact times t + d (delays and
             input times never rounded) and spikes located inside their step by root finding,
@@ -245,11 +248,9 @@ class LIF(_Projection):
                 rec_delay, n_out, n_out, max_delay=rec_max_delay, init=rec_delay_init,
                 learn=learn_delays, bound=delay_bound, dtype=dtype,
             )  # fmt: skip
+        # output buffer size of the next forward pass (a hint sized from the last one's spike
+        # counts; a batch that needs more is run again with room for it)
         self._capacity = 4 * n_out
-        #: statistics of the last forward pass, for logging: spikes per neuron summed over the
-        #: batch (int64 [n_out]) and the batch size.
-        self.spike_counts: Tensor | None = None
-        self.last_batch_size = 0
 
     @property
     def rec_max_delay(self) -> float:
@@ -262,7 +263,7 @@ class LIF(_Projection):
             settings = self._exact_settings(
                 self.threshold,
                 refractory=self.refractory,
-                max_spikes=self.max_spikes or 0,
+                max_spikes=self.max_spikes,
                 capacity=self._capacity,
                 regularizer=self.regularizer,
                 spike_limit=self.spike_limit,
@@ -280,9 +281,6 @@ class LIF(_Projection):
         counts = out.counts()
         if counts.numel():
             self._capacity = max(16, int(1.25 * int(counts.max())) + 16)
-        with torch.no_grad():
-            self.spike_counts = torch.bincount(out.units.long(), minlength=self.n_out)
-        self.last_batch_size = out.batch_size
         return out
 
     def extra_repr(self) -> str:
@@ -377,6 +375,63 @@ class LIReadout(_Projection):
 
 
 # ---------------------------------------------------------------------- model-level helpers
+class SpikeRecorder:
+    """Spike counts of LIF layers in their forward passes, for a caller that asks for them
+    (training statistics, weight bumping, calibration); forward passes themselves leave no
+    statistics on the modules.
+
+    It registers a forward hook on each layer until ``close()`` (or the end of a ``with``
+    block).  After a forward pass of ``layers[k]``, ``counts[k]`` holds its spikes per neuron
+    summed over the batch (int64 [n_out], on the layer's device) and ``batch_sizes[k]`` the
+    number of samples; before the first pass they are None and 0::
+
+        with SpikeRecorder([net[0]]) as rec:
+            net(x)
+        rec.rates()  # spikes per neuron per sample of each layer
+    """
+
+    def __init__(self, layers: Iterable[LIF]) -> None:
+        self.layers = list(layers)
+        for layer in self.layers:
+            if not isinstance(layer, LIF):
+                raise TypeError(f"SpikeRecorder records LIF layers, got {type(layer).__name__}")
+        self.counts: list[Tensor | None] = [None] * len(self.layers)
+        self.batch_sizes: list[int] = [0] * len(self.layers)
+        self._handles = [layer.register_forward_hook(partial(self._record, k))
+                         for k, layer in enumerate(self.layers)]  # fmt: skip
+
+    def _record(self, k: int, layer: LIF, _args: tuple, out: Spikes) -> None:
+        with torch.no_grad():
+            self.counts[k] = torch.bincount(out.units.long(), minlength=layer.n_out)
+        self.batch_sizes[k] = out.batch_size
+
+    def counts_of(self, layer: LIF) -> Tensor | None:
+        """Spikes per neuron of ``layer`` (one of ``layers``) in its last forward pass, summed
+        over the batch: int64 [n_out], or None before one."""
+        for k, recorded in enumerate(self.layers):
+            if recorded is layer:
+                return self.counts[k]
+        raise ValueError("this layer is not recorded")
+
+    def rates(self) -> list[float]:
+        """Spikes per neuron per sample of each layer in its last forward pass (NaN before
+        one)."""
+        return [float("nan") if c is None or b == 0 else float(c.sum()) / c.numel() / b
+                for c, b in zip(self.counts, self.batch_sizes)]  # fmt: skip
+
+    def close(self) -> None:
+        """Remove the hooks; the last counts stay readable."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> SpikeRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def delay_modules(model: nn.Module) -> Iterator[Delay]:
     """Every delay parametrisation inside ``model``."""
     for m in model.modules():

@@ -9,6 +9,7 @@ parent (``os.wait4``), so it includes everything this process did.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -18,7 +19,8 @@ from pathlib import Path
 import numba
 import torch
 
-from ..methods import build_model, projections
+from ..methods import build_model, copy_parameters
+from ..nn import SpikeRecorder
 from .cases import Case
 from .workload import (
     calibrate_rates,
@@ -41,40 +43,35 @@ def build_case_model(case: Case) -> torch.nn.Module:
     d = case.max_delay if delays else 0.0
     d_init = case.delay_init if delays else 0.0
     readout_d = d if not case.recurrent else 0.0
+    rec = dict(recurrent=True, rec_max_delay=d, rec_delay_init=(0.0, d_init),
+               rec_weight_init=rec_init) if case.recurrent else {}  # fmt: skip
     return build_model(
         case.method, n_in=case.n_in, hidden=list(case.hidden), n_out=case.n_out, dt=case.dt,
         max_delay=d, delay_init=(0.0, d_init), readout_max_delay=readout_d,
-        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init,
-        recurrent=case.recurrent, rec_max_delay=d if case.recurrent else 0.0,
-        rec_delay_init=(0.0, d_init),
-        rec_weight_init=rec_init,
+        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init, **rec,
     )  # fmt: skip
 
 
-def _spike_rates(model: torch.nn.Module, case: Case) -> list[float]:
-    """Spikes per neuron per sample of each hidden layer in the last training step."""
-    if case.method == "eventprop":
-        return hidden_rates([m.spike_counts for m in model[:-1]], case.batch)
+def _spike_rates(model: torch.nn.Module, recorder: SpikeRecorder | None, case: Case
+                 ) -> list[float]:  # fmt: skip
+    """Spikes per neuron per sample of each hidden layer in the last training step (eventprop:
+    from ``recorder``; the baselines keep their counts)."""
+    if recorder is not None:
+        return hidden_rates(recorder.counts, case.batch)
     return hidden_rates(model.spike_counts, case.batch)
 
 
-@torch.no_grad()
 def _save_weights(model: torch.nn.Module, path: Path) -> None:
-    state = {
-        "weights": [p.weight.detach().clone() for p in projections(model)],
-        "delays": [None if p.delay is None else p.delay().detach().clone()
-                   for p in projections(model)],
-    }  # fmt: skip
-    torch.save(state, path)
+    """The calibrated eventprop network's parameters, for the other methods at this point."""
+    torch.save(model.state_dict(), path)
 
 
-@torch.no_grad()
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    state = torch.load(path)
-    for proj, w, d in zip(projections(model), state["weights"], state["delays"]):
-        proj.weight.copy_(w)
-        if proj.delay is not None and d is not None:
-            proj.delay.raw.copy_(d)
+def _load_weights(model: torch.nn.Module, case: Case, path: Path) -> None:
+    """Give ``model`` the weights and delays (in ms, whatever its delay bound) that the
+    eventprop case at the same point saved; BPTT takes the weights only."""
+    source = build_case_model(dataclasses.replace(case, method="eventprop"))
+    source.load_state_dict(torch.load(path))
+    copy_parameters(source, model, drop_delays=case.method == "bptt")
 
 
 def run_case(case: Case) -> dict:
@@ -89,7 +86,7 @@ def run_case(case: Case) -> dict:
     model = build_case_model(case)
     weights = Path(case.weights)
     if case.method != "eventprop":
-        _load_weights(model, weights)
+        _load_weights(model, case, weights)
     rss_base = current_rss_mb()
     record: dict = {"rss_base_mb": rss_base}
     if case.method == "eventprop":
@@ -97,6 +94,7 @@ def run_case(case: Case) -> dict:
         record["weight_scales"] = calibrate_rates(model, spikes, case.target_rate)
         record["calibration_s"] = time.perf_counter() - start
         _save_weights(model, weights)
+    recorder = SpikeRecorder(model[:-1]) if case.method == "eventprop" else None
     timing = time_training_steps(
         model, spikes, labels, warmup=case.warmup, max_timed=case.max_timed,
         budget_s=case.budget_s,
@@ -108,7 +106,7 @@ def run_case(case: Case) -> dict:
         warmup_s=timing.warmup,
         cold_single_step=timing.cold,
         nonfinite_gradient_steps=timing.nonfinite_steps,
-        spikes_per_neuron=_spike_rates(model, case),
+        spikes_per_neuron=_spike_rates(model, recorder, case),
         rss_peak_self_mb=peak_rss_mb(),
         n_parameters=sum(p.numel() for p in model.parameters()),
     )

@@ -65,7 +65,7 @@ def shd_weight_init(n_hidden_layers: int) -> tuple[list[Normal], Normal]:
 
 def hidden_rates(spike_counts: list[torch.Tensor], batch: int) -> list[float]:
     """Spikes per neuron per sample of each layer, from its per-neuron spike counts summed over
-    a batch of ``batch`` samples (as ``delayprop.LIF`` and the baselines record them)."""
+    a batch of ``batch`` samples (as ``SpikeRecorder`` and the baselines record them)."""
     return [float(c.sum()) / c.numel() / batch for c in spike_counts]
 
 
@@ -89,8 +89,7 @@ def calibrate_rates(
         def rate(scale: float, layer=layer, params=params, base=base, x=x) -> float:
             for p, b in zip(params, base):
                 p.copy_(b * scale)
-            layer(x)
-            return hidden_rates([layer.spike_counts], x.batch_size)[0]
+            return layer(x).units.numel() / layer.n_out / x.batch_size
 
         lo, hi = 0.0, 1.0
         while rate(hi) < target:  # grow until the target is bracketed

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..config import BUILTIN_CONFIGS, config_to_dict, load_config
+from ..methods.registry import METHODS
 from ..training.distributed import init_distributed, shutdown_distributed
 from ..training.io import RUN_FILES, prepare_run_dir, write_json
 from ..training.lock import run_lock
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override config entries, e.g. train.epochs=5 model.dt=null")
-    p.add_argument("--method", choices=("eventprop", "bptt", "dcls", "delgrad"),
+    p.add_argument("--method", choices=METHODS,
                    help="shorthand for --set model.method=...")
     p.add_argument("--hardware", choices=("float", "loihi", "spinnaker"),
                    help="constraint-aware training for a hardware profile (shorthand for "

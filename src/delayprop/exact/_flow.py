@@ -6,11 +6,11 @@ after (V0, I0) is
     I(s) = I0 exp(-s/ts)
     V(s) = exp(-s/tm) (V0 + I0 phi(s) / tm),      phi(s) = expm1(delta s) / delta
 
-which is DESIGN.md §2's ``V0 e^{-s/tm} + I0 ts/(ts - tm) (e^{-s/ts} - e^{-s/tm})`` written so that
+which is the textbook ``V0 e^{-s/tm} + I0 ts/(ts - tm) (e^{-s/ts} - e^{-s/tm})`` written so that
 it stays accurate when tm is close to ts and becomes the limit form ``(V0 + I0 s/tm) e^{-s/tm}``
 at tm == ts (phi(s) = s when delta == 0): no special case anywhere else.
 
-The adjoint of DESIGN.md §3 runs backward; over a backward step of length s without events
+The adjoint (docs/methods.md) runs backward; over a backward step of length s without events
 
     lambda_V <- exp(-s/tm) lambda_V
     lambda_I <- exp(-s/ts) lambda_I + exp(-s/tm) phi(s) / ts * lambda_V     (old lambda_V)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..kernels.cpu import n_chunks
+from .._util import n_chunks
 from . import _backward, _forward
 from ._timeline import tree_size
 

@@ -1,4 +1,4 @@
-"""Layers of the exact engine as differentiable maps of spike times (DESIGN.md §4, §5).
+"""Layers of the exact engine as differentiable maps of spike times (docs/architecture.md).
 
 Same contract as ``delayprop.functional`` (the time-stepped engine):
 
@@ -10,7 +10,7 @@ but event-driven in continuous time and float64: the state evolves in closed for
 delays are never rounded (any real delay >= 0 ms, also beyond the trial: such arrivals have no
 effect).  The backward pass is the EventProp adjoint in continuous time (``_backward``), or,
 with ``ExactSettings(backward="timing")``, the independent timing-based chain rule over spike
-times of ``delayprop.methods.timing`` (Yamamoto et al. 2022); both give the same gradients.
+times of ``delayprop.exact.timing`` (Yamamoto et al. 2022); both give the same gradients.
 
 Readouts of the LI layer:
 
@@ -36,12 +36,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..functional import check_events, n_steps_for
+from .._util import n_steps_for
+from ..functional import check_events
 from ..kernels import VDOT_FLOOR
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
-from . import _host
+from . import _host, timing
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 
 __all__ = ["ExactSettings", "lif", "li_readout", "li_peak", "BACKWARDS", "MIN_MEAN_ISI",
@@ -69,8 +70,8 @@ class ExactSettings:
         threshold: firing threshold (> 0; reset to 0).  Use ``inf`` for an LI readout.
         duration: trial length; None takes the input's ``Spikes.duration``.
         refractory: V is held at 0 for this long after each spike (I keeps integrating).
-        max_spikes: a neuron falls silent after this many spikes (0 = no limit; 1 gives the
-            first-spike neurons of DelGrad-style networks).
+        max_spikes: a neuron falls silent after this many spikes (None = no limit, as on
+            ``delayprop.LIF``; 1 gives the first-spike neurons of DelGrad-style networks).
         capacity: guess of the spikes per sample (only affects speed).
         spike_limit: most spikes per neuron per trial, on average over the layer's neurons
             (a sample may hold ``spike_limit * n_out``); a sample that needs more ends the
@@ -81,7 +82,7 @@ class ExactSettings:
         vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
             threshold (as ``kernels.VDOT_FLOOR``); only near-tangential crossings reach it.
         backward: ``"eventprop"`` (the adjoint of ``_backward``) or ``"timing"`` (the chain
-            rule over spike times of ``delayprop.methods.timing``, slower, same gradients).
+            rule over spike times of ``delayprop.exact.timing``, slower, same gradients).
     """
 
     tau_mem: float
@@ -89,7 +90,7 @@ class ExactSettings:
     threshold: float = 1.0
     duration: float | None = None
     refractory: float = 0.0
-    max_spikes: int = 0
+    max_spikes: int | None = None
     capacity: int = 64
     spike_limit: int | None = None
     regularizer: SpikeCountRegularizer | None = None
@@ -108,10 +109,9 @@ class ExactSettings:
         if not (self.refractory >= 0 and math.isfinite(self.refractory)):
             raise ValueError(f"refractory must be a finite number of ms >= 0, got "
                              f"{self.refractory}")  # fmt: skip
-        if isinstance(self.max_spikes, bool) or int(self.max_spikes) != self.max_spikes:
-            raise ValueError(f"max_spikes must be an integer, got {self.max_spikes!r}")
-        if self.max_spikes < 0:
-            raise ValueError(f"max_spikes must be >= 0 (0 = no limit), got {self.max_spikes}")
+        m = self.max_spikes
+        if m is not None and (isinstance(m, bool) or int(m) != m or m < 1):
+            raise ValueError(f"max_spikes must be a positive integer or None (no limit), got {m!r}")
         limit = self.spike_limit
         if limit is not None and (isinstance(limit, bool) or int(limit) != limit or limit < 1):
             raise ValueError(f"spike_limit must be a positive integer or None, got {limit!r}")
@@ -131,16 +131,15 @@ class ExactSettings:
 
 
 # ---------------------------------------------------------------------- autograd Functions
-def _timing():
-    """``delayprop.methods.timing``, imported on first use: the ``methods`` package builds on
-    modules that import this one."""
-    from ..methods import timing
-
-    return timing
-
-
 def _detach(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.detach()
+
+
+def _timing_parameters(s: ExactSettings, *params: Tensor | None) -> tuple[Tensor | None, ...]:
+    """The parameters to save for the timing backward, which reads them (the EventProp
+    backward uses the copies the forward made): saved through ``save_for_backward``, so that
+    an in-place change between forward and backward raises instead of being used."""
+    return params if s.backward == "timing" else ()
 
 
 def _grads(need, *pairs):
@@ -154,19 +153,21 @@ class _LIFExact(torch.autograd.Function):
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
         out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
-                                int(s.max_spikes), s.capacity,
+                                int(s.max_spikes or 0), s.capacity,  # the kernels' 0: no limit
                                 w.shape[0] * int(s.spike_limit))  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
         ctx.has_rec = w_rec is not None
-        ctx.dense = tuple(_detach(p) for p in (w, d, w_rec, d_rec))
-        ctx.save_for_backward(in_times, in_units, in_offsets, *out)
+        ctx.n_out_arrays = len(out)
+        ctx.save_for_backward(in_times, in_units, in_offsets, *out,
+                              *_timing_parameters(s, w, d, w_rec, d_rec))  # fmt: skip
         ctx.mark_non_differentiable(out[1], out[2])
         return out[0], out[1], out[2]
 
     @staticmethod
     def backward(ctx, grad_times, _grad_units, _grad_offsets):
         s: ExactSettings = ctx.settings
-        in_times, in_units, in_offsets, *out = ctx.saved_tensors
+        in_times, in_units, in_offsets, *saved = ctx.saved_tensors
+        out, params = saved[: ctx.n_out_arrays], saved[ctx.n_out_arrays :]
         n_out = ctx.proj.d_sorted.shape[1]
         batch = in_offsets.numel() - 1
         g_out = np.zeros(out[0].numel())
@@ -177,8 +178,8 @@ class _LIFExact(torch.autograd.Function):
             counts = torch.bincount(out[1].long(), minlength=n_out)
             kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
         if s.backward == "timing":
-            w, d, w_rec, d_rec = ctx.dense
-            grad_in, dw, dd, dw_rec, dd_rec = _timing().lif_backward(
+            w, d, w_rec, d_rec = (_detach(p) for p in params)
+            grad_in, dw, dd, dw_rec, dd_rec = timing.lif_backward(
                 in_times, in_units, in_offsets, w, d, *out[:3], g_out, kick, w_rec, d_rec,
                 ctx.consts,
             )  # fmt: skip
@@ -202,7 +203,7 @@ def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor):
 
 
 def _readout_backward(ctx, drive: _host.Drive):
-    in_times, in_units, in_offsets = ctx.saved_tensors
+    in_times, in_units, in_offsets = ctx.saved_tensors[:3]
     batch = in_offsets.numel() - 1
     grad_in, dw, dd, _, _ = _host.backward(
         in_times, in_units, in_offsets, ctx.proj, _no_spikes_out(batch), np.zeros(0),
@@ -219,17 +220,17 @@ class _LITraceExact(torch.autograd.Function):
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
         ctx.sample_dt = s.sample_dt
-        ctx.backward_kind, ctx.dense = s.backward, (w.detach(), _detach(d))
+        ctx.backward_kind = s.backward
         v, _ = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts,
                                 s.sample_dt, ctx.n_samples, peak=False)  # fmt: skip
-        ctx.save_for_backward(in_times, in_units, in_offsets)
+        ctx.save_for_backward(in_times, in_units, in_offsets, *_timing_parameters(s, w, d))
         return torch.from_numpy(v)
 
     @staticmethod
     def backward(ctx, grad_v):
         if ctx.backward_kind == "timing":
-            return _readout_grads(ctx, *_timing().li_trace_backward(
-                *ctx.saved_tensors, *ctx.dense, grad_v, ctx.sample_dt, ctx.consts
+            return _readout_grads(ctx, *timing.li_trace_backward(
+                *(_detach(t) for t in ctx.saved_tensors), grad_v, ctx.sample_dt, ctx.consts
             ))  # fmt: skip
         batch, n_samples, n_out = grad_v.shape
         t = np.arange(n_samples, dtype=np.float64) * ctx.sample_dt
@@ -249,11 +250,11 @@ class _LIPeakExact(torch.autograd.Function):
         ctx.consts = s.constants()
         ctx.proj = _host.project(w, d)
         ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
-        ctx.backward_kind, ctx.dense = s.backward, (w.detach(), _detach(d))
+        ctx.backward_kind = s.backward
         _, peaks = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts, 1.0, 0,
                                     peak=True)  # fmt: skip
         ctx.peaks = peaks
-        ctx.save_for_backward(in_times, in_units, in_offsets)
+        ctx.save_for_backward(in_times, in_units, in_offsets, *_timing_parameters(s, w, d))
         return torch.from_numpy(peaks[0]), torch.from_numpy(peaks[1])
 
     @staticmethod
@@ -263,8 +264,8 @@ class _LIPeakExact(torch.autograd.Function):
         gv = np.zeros((batch, n_out)) if grad_value is None else grad_value.double().numpy()
         gt = np.zeros((batch, n_out)) if grad_time is None else grad_time.double().numpy()
         if ctx.backward_kind == "timing":
-            return _readout_grads(ctx, *_timing().li_peak_backward(
-                *ctx.saved_tensors, *ctx.dense, ctx.peaks, gv, gt, ctx.consts
+            return _readout_grads(ctx, *timing.li_peak_backward(
+                *(_detach(t) for t in ctx.saved_tensors), ctx.peaks, gv, gt, ctx.consts
             ))  # fmt: skip
         smooth, arrival = kind == PEAK_SMOOTH, kind == PEAK_ARRIVAL
         # smooth peak: t* solves I - V = 0, dt*/dp = tau_syn (dI/dp - dV/dp) / I(t*)

@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._util import REDUCTION_CHUNKS, n_chunks  # defined there; kept here for the host drivers
+
 __all__ = [
     "lif_forward",
     "lif_backward",
@@ -35,20 +37,6 @@ __all__ = [
     "n_chunks",
     "REDUCTION_CHUNKS",
 ]
-
-
-#: A batch is split into this many chunks of samples (fewer for smaller batches); each chunk
-#: has its own buffers and gradient accumulators, and the chunks' partial sums are added in
-#: chunk order.  The chunking, and so every floating-point sum, is the same whatever the number
-#: of threads: training gives bit-identical results on 1, 2 or N cores.  8 chunks keep up to
-#: 8 threads busy; the accumulators cost 8 copies of each gradient (e.g. 11 MB for a
-#: 700 x 256 float32 layer), zeroed and summed once per backward pass.
-REDUCTION_CHUNKS = 8
-
-
-def n_chunks(batch: int) -> int:
-    """Number of sample chunks (parallel work items) for a batch: independent of the threads."""
-    return max(1, min(batch, REDUCTION_CHUNKS))
 
 
 # ----------------------------------------------------------------------------- shared pieces

@@ -161,7 +161,7 @@ def _record_adjoint(lam, n_mod, lam_v, lam_i, t, bdim, nu):
 
 @cuda.jit(device=True, cache=True)
 def _apply_jump(lam_v, j, g, vdot, threshold, vdot_min, kick):
-    """Adjoint jump at a spike of neuron j, if this thread owns j (DESIGN.md §3):
+    """Adjoint jump at a spike of neuron j, if this thread owns j (the adjoint of docs/methods.md):
     lambda_V += (threshold lambda_V + G_k) / max(tau_mem dV/dt, vdot_min) - kick_j."""
     if j % cuda.blockDim.x == cuda.threadIdx.x:
         m = j // cuda.blockDim.x

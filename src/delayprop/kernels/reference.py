@@ -3,7 +3,7 @@
 It computes exactly what the Numba and CUDA kernels compute (same event order within a step,
 same exact propagator, same adjoint), but with dense [batch, steps, neurons] tensors and a Python
 loop over time.  It is slow and memory-hungry on purpose: every line maps to one equation of
-DESIGN.md §3/§5.  Never use it for training.
+``_grid_math`` and of the adjoint in docs/methods.md.  Never use it for training.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
   measured on a chip or another simulator; ``hardware.HardwareModel`` adds a substrate's noise,
   clipping and quantisation.
 * ``timing``: the timing-based multi-spike backward of the exact engine (Yamamoto et al. 2022),
-  selected with ``LIF(dt=None, backward="timing")``.
+  selected with ``LIF(dt=None, backward="timing")``; it lives in ``delayprop.exact.timing``.
 
 ``build_model(method, ...)`` builds an ``"eventprop"``, ``"bptt"``, ``"dcls"`` or ``"delgrad"``
 network with one signature; every network maps a ``Spikes`` batch to ``Spikes`` (spiking readout)

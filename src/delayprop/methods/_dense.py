@@ -75,7 +75,7 @@ class DenseNetwork(nn.Module):
 
     Subclasses supply the projections.  After each forward pass every hidden layer's spike
     count per neuron, summed over the batch, is in ``spike_counts[k]`` (int64 [n_hidden_k]), and
-    the batch size in ``last_batch_size`` (for logging activity, as ``delayprop.LIF`` does).
+    the batch size in ``last_batch_size`` (for logging activity; ``run`` returns the rasters).
 
     Args:
         projections: one per layer (input -> first hidden, ..., last hidden -> readout).

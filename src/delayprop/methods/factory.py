@@ -10,6 +10,8 @@ event-based engine.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import nn
 
@@ -20,10 +22,9 @@ from .bptt import BPTTNetwork
 from .dcls import DCLSNetwork
 from .delgrad import TTFSLayer, TTFSNetwork
 from .hardware import HardwareModel
+from .registry import METHODS, get_method
 
 __all__ = ["METHODS", "build_model", "projections", "copy_parameters"]
-
-METHODS = ("eventprop", "bptt", "dcls", "delgrad")
 
 
 def build_model(
@@ -50,7 +51,7 @@ def build_model(
     delay_kind: str = "synaptic",
     learn_delays: bool = True,
     learn_weights: bool = True,
-    sample_dt: float | None = None,
+    sample_dt: float | None = 1.0,
     max_spikes: int | None = None,
     refractory: float = 0.0,
     surrogate_alpha: float = 5.0,
@@ -77,10 +78,12 @@ def build_model(
     projection (input -> first hidden, ..., last hidden -> readout), None for the default
     N(0, 1/n_in).  For DCLS a ``delay_init`` of None means uniform over [0, max_delay] (the
     paper's initialisation).  ``precise`` selects the precise mode of the time-stepped engine
-    (eventprop).  Raises ``ValueError`` for a combination the method does not support.
+    (eventprop).  Raises ``ValueError`` for a combination the method does not support, naming
+    the option and the method for an option it does not have (``methods.registry``).
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    options = {k: v for k, v in locals().items() if k in _OPTION_DEFAULTS}  # the arguments
+    spec = get_method(method)
+    spec.check(options, _OPTION_DEFAULTS)
     if (not hidden and method != "eventprop") or any(h <= 0 for h in hidden):
         raise ValueError(f"hidden must list positive layer sizes, got {hidden}")
     if readout not in ("li", "lif"):
@@ -89,12 +92,6 @@ def build_model(
     if weight_init is not None and len(weight_init) != n_proj:
         raise ValueError(
             f"weight_init needs one entry per projection ({n_proj}), got {len(weight_init)}"
-        )
-    if hardware is not None and method != "delgrad":
-        raise ValueError(f"a hardware model is supported by method 'delgrad', not {method!r}")
-    if (max_spikes is not None or refractory or precise) and method != "eventprop":
-        raise ValueError(
-            f"max_spikes, refractory and precise are eventprop options, not {method!r}'s"
         )
     if method == "eventprop":
         model = _eventprop(
@@ -111,7 +108,7 @@ def build_model(
     elif method == "delgrad":
         model = _delgrad(
             n_in, hidden, n_out, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
-            recurrent=recurrent, readout=readout, max_delay=max_delay,
+            readout=readout, max_delay=max_delay,
             delay_init=0.0 if delay_init is None else delay_init,
             readout_max_delay=readout_max_delay,
             readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
@@ -124,7 +121,7 @@ def build_model(
             method, n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn,
             threshold=threshold, max_delay=max_delay, delay_init=delay_init,
             readout_max_delay=readout_max_delay, readout_delay_init=readout_delay_init,
-            weight_init=weight_init, recurrent=recurrent, readout=readout,
+            weight_init=weight_init, readout=readout,
             delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
             surrogate_alpha=surrogate_alpha, dtype=dtype or torch.float32,
         )  # fmt: skip
@@ -135,23 +132,26 @@ def build_model(
     return model
 
 
+#: default of every option of ``build_model`` (an option left at it is not "set")
+_OPTION_DEFAULTS = {
+    name: p.default
+    for name, p in inspect.signature(build_model).parameters.items()
+    if p.default is not inspect.Parameter.empty
+}
+
+
 def _dense(method, n_in, hidden, n_out, *, dt, tau_mem, tau_syn, threshold, max_delay,
-           delay_init, readout_max_delay, readout_delay_init, weight_init, recurrent, readout,
+           delay_init, readout_max_delay, readout_delay_init, weight_init, readout,
            delay_bound, delay_kind, learn_delays, surrogate_alpha,
            dtype) -> DenseNetwork:  # fmt: skip
-    _check_dense(method, dt=dt, recurrent=recurrent, readout=readout, delay_bound=delay_bound)
+    _check_dense(method, dt=dt, readout=readout, delay_bound=delay_bound)
     if delay_kind != "synaptic":
         raise ValueError(f"the {method} baseline has synaptic delays only, got {delay_kind!r}")
     common = dict(
         dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold, weight_init=weight_init,
         surrogate_alpha=surrogate_alpha, dtype=dtype,
     )  # fmt: skip
-    if method == "bptt":
-        if max_delay > 0 or readout_max_delay > 0:
-            raise ValueError(
-                "the bptt baseline has no delays: set max_delay=0 and readout_max_delay=0 "
-                "(use method 'dcls' or 'eventprop' to learn delays)"
-            )
+    if method == "bptt":  # no delays: the registry rejects max_delay and readout_max_delay
         return BPTTNetwork(n_in, hidden, n_out, **common)
     return DCLSNetwork(
         n_in, hidden, n_out, max_delay=max_delay, readout_max_delay=readout_max_delay,
@@ -160,12 +160,9 @@ def _dense(method, n_in, hidden, n_out, *, dt, tau_mem, tau_syn, threshold, max_
     )  # fmt: skip
 
 
-def _check_dense(method: str, *, dt, recurrent: bool, readout: str, delay_bound: str) -> None:
+def _check_dense(method: str, *, dt, readout: str, delay_bound: str) -> None:
     if dt is None or not dt > 0:
         raise ValueError(f"the {method} baseline is time-stepped: dt must be > 0 ms, got {dt}")
-    if recurrent:
-        raise ValueError(f"the {method} baseline is feed-forward only; use method 'eventprop' "
-                         "for recurrent layers")  # fmt: skip
     if readout != "li":
         raise ValueError(f"the {method} baseline has an LI (voltage) readout only, got {readout!r}")
     if method == "dcls" and delay_bound != "clamp":
@@ -205,11 +202,9 @@ def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
     return nn.Sequential(*layers)
 
 
-def _delgrad(n_in, hidden, n_out, *, tau_mem, tau_syn, threshold, recurrent, readout, max_delay,
+def _delgrad(n_in, hidden, n_out, *, tau_mem, tau_syn, threshold, readout, max_delay,
              delay_init, readout_max_delay, readout_delay_init, delay_kind, delay_bound,
              learn_delays, weight_init, hardware, dtype) -> TTFSNetwork:  # fmt: skip
-    if recurrent:
-        raise ValueError("DelGrad networks are feed-forward")
     if readout != "lif":
         raise ValueError("DelGrad networks have a first-spike readout: set readout='lif'")
     if not learn_delays and (max_delay > 0 or readout_max_delay > 0):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from ..config import ConfigError, ModelConfig
@@ -68,15 +67,3 @@ def hidden_layers(model: nn.Module) -> list[LIF]:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def spikes_per_neuron(model: nn.Module) -> list[float]:
-    """Mean spikes per neuron per sample of each hidden layer in the last forward pass."""
-    out = []
-    for layer in hidden_layers(model):
-        if layer.spike_counts is None or layer.last_batch_size == 0:
-            out.append(float("nan"))
-        else:
-            total = float(torch.as_tensor(layer.spike_counts).sum())
-            out.append(total / layer.n_out / layer.last_batch_size)
-    return out

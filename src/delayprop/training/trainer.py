@@ -29,7 +29,7 @@ from ..losses import (
     time_invariant_mse,
     ttfs_cross_entropy,
 )
-from ..nn import LIF, constrain_, split_parameters
+from ..nn import LIF, SpikeRecorder, constrain_, split_parameters
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from .distributed import DistContext
@@ -199,6 +199,8 @@ class Trainer:
             reg = SpikeCountRegularizer(t.reg_target, t.reg_strength_upper, t.reg_strength_lower)
             for layer in hidden_layers(self.model):
                 layer.regularizer = reg
+        #: spike counts of every LIF layer in the last forward pass (statistics, weight bump)
+        self.spike_recorder = SpikeRecorder(m for m in self.model.modules() if isinstance(m, LIF))
         weights, delays = split_parameters(self.model)
         groups = [{"params": weights, "lr": t.lr, "name": "weights"}]
         if delays:
@@ -268,7 +270,7 @@ class Trainer:
             self._bump_silent()
             self.step += 1
             for counts, layer in zip(epoch_counts, hidden):
-                counts += layer.spike_counts.cpu()
+                counts += self.spike_recorder.counts_of(layer).cpu()
             loss_sum, n_correct = self.dist.sum(
                 [float(loss.detach()) * len(labels), float(correct.sum())]
             )
@@ -329,9 +331,9 @@ class Trainer:
         bump = self.cfg.train.weight_bump
         if bump <= 0:
             return
-        for layer in self.model.modules():
-            if isinstance(layer, LIF) and layer.spike_counts is not None:
-                silent = self._global_counts(layer.spike_counts.cpu()) == 0
+        for layer, counts in zip(self.spike_recorder.layers, self.spike_recorder.counts):
+            if counts is not None:
+                silent = self._global_counts(counts.cpu()) == 0
                 layer.weight[silent.to(self.device)] += bump
 
     def evaluate(self, ds: EventDataset) -> dict[str, float]:

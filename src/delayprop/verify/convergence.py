@@ -1,4 +1,5 @@
-"""How far the time-stepped engine is from the exact one (verification ladder, DESIGN.md §6.3).
+"""How far the time-stepped engine is from the exact one (the verification ladder
+of docs/convergence.md).
 
 ``engine_gap`` runs copies of one network on the time grid (dt > 0) and in continuous time
 (dt = None) with the same parameters, inputs and loss, and reports the spike-time error and the
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..nn import LIF, LIReadout, _Projection
+from ..nn import LIF, LIReadout
 from ..spikes import Spikes
 
 __all__ = ["EngineGap", "engine_gap", "with_engine"]
@@ -41,7 +42,7 @@ def with_engine(model: nn.Module, dt: float | None, sample_dt: float | None = No
     whose readouts then sample every ``sample_dt`` ms), in the precise mode if ``precise``."""
     model = copy.deepcopy(model)
     for m in model.modules():
-        if isinstance(m, _Projection):
+        if isinstance(m, (LIF, LIReadout)):
             if dt is None and isinstance(m, LIReadout) and sample_dt is None:
                 raise ValueError("an exact readout needs sample_dt")
             if dt is not None and isinstance(m, LIF) and (m.refractory or m.max_spikes):

@@ -1,4 +1,5 @@
-"""Finite-difference checks of event-based gradients (verification ladder, DESIGN.md §6).
+"""Finite-difference checks of event-based gradients (the verification ladder of
+docs/convergence.md).
 
 ``check_gradients`` compares the gradients that autograd computes (for a spiking network: the
 adjoint) with central differences in float64, entry by entry.  The fourth-order stencil
@@ -12,7 +13,7 @@ Checking a new neuron model, layer or loss::
 
     import torch, delayprop as dp
     from delayprop import losses
-    from delayprop.gradcheck import check_gradients
+    from delayprop.verify import check_gradients
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(
@@ -47,7 +48,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .spikes import Spikes
+from ..spikes import Spikes
 
 __all__ = ["check_gradients", "GradcheckReport", "TensorCheck"]
 
