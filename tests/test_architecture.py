@@ -53,14 +53,8 @@ LAYERS: dict[str, int] = {
     "delayprop": 7,
 }
 
-#: imports against the direction, each with its reason: (importer, imported)
-ALLOWED = {
-    # The precise kernels integrate inside a step with the exact engine's closed-form flow and
-    # root finder.  The formulas are to move into the kernels with the unification of the
-    # precise and exact kernels; until then this is the one upward import.
-    ("delayprop.kernels.precise_cpu", "delayprop.exact._flow"),
-    ("delayprop.kernels.precise_cpu", "delayprop.exact"),
-}
+#: imports against the direction, each with its reason: (importer, imported); none today
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def layer_of(module: str) -> int:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
 
-from delayprop.exact._flow import (
+from delayprop.kernels.lif_flow import (
     MAX_END,
     MAX_INTERIOR,
     MAX_START,

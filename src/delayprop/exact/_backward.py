@@ -3,7 +3,7 @@
 One code path for every layer type: the merged event timeline of a sample is walked backward
 (the exact reverse of the forward order, see ``_forward``), and each neuron's adjoint
 (lambda_V, lambda_I) is carried lazily from its last event by the closed-form flow
-(``_flow.adjoint_flow``).  Events, latest first:
+(``kernels.lif_flow.adjoint_flow``).  Events, latest first:
 
 * arrival of a spike of source u at neuron j (input or recurrent stream), weight w:
   dL/dw_ju -= tau_syn lambda_I;   dL/dd_ju += w (lambda_V - lambda_I);
@@ -27,7 +27,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._flow import adjoint_flow
+from ..kernels.lif_flow import adjoint_flow
 from ._timeline import heap_pop, heap_push, heap_replace_top
 
 __all__ = ["walk_backward"]

@@ -14,9 +14,9 @@ Order of simultaneous events (mirrored by the backward pass): spikes, then refra
 readout samples, then arrivals (so a spike's zero-delay recurrent arrivals come after it).
 
 Spike predictions are lazy: after an event a neuron gets only a cheap lower bound of its next
-crossing (``_flow.crossing_lower_bound``); the exact root is found when that bound becomes the
-earliest pending event.  A neuron that receives another input before then never pays for root
-finding (most predictions of a busy neuron are overtaken by its next input).
+crossing (``kernels.lif_flow.crossing_lower_bound``); the exact root is found when that bound
+becomes the earliest pending event.  A neuron that receives another input before then never
+pays for root finding (most predictions of a busy neuron are overtaken by its next input).
 
 Samples run in parallel; each worker owns its scratch buffers.
 """
@@ -28,7 +28,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._flow import MAX_END, MAX_INTERIOR, crossing_lower_bound, first_crossing, flow, interval_max
+from ..kernels.lif_flow import (
+    MAX_END,
+    MAX_INTERIOR,
+    crossing_lower_bound,
+    first_crossing,
+    flow,
+    interval_max,
+)
 from ._timeline import heap_pop, heap_push, heap_replace_top, tree_reset, tree_set
 
 __all__ = ["lif_forward", "li_forward", "PEAK_START", "PEAK_SMOOTH", "PEAK_ARRIVAL", "PEAK_END"]

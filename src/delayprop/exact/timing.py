@@ -62,7 +62,7 @@ from numba import njit, prange
 from torch import Tensor
 
 from .._util import n_chunks
-from ._flow import flow
+from ..kernels.lif_flow import flow
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 from ._host import _np, _spike_arrays
 

@@ -23,7 +23,7 @@ spikes x fan-out), every rounding goes:
   (``head``, and one ``nxt`` entry per source spike and neuron written during the scatter),
   sorted, and the step is integrated segment by segment with the exact engine's closed-form
   flow; each crossing is located by the exact engine's root finder
-  (``exact._flow.first_crossing``, a few ulp), V is reset there and integration goes on, so a
+  (``lif_flow.first_crossing``, a few ulp), V is reset there and integration goes on, so a
   neuron may fire several times in one step.  The bound is rigorous, so an excursion above
   threshold that starts and ends inside one step is found too.
 * **The exact adjoint of this forward**, i.e. EventProp in continuous time organised by steps:
@@ -57,7 +57,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..exact._flow import adjoint_flow, first_crossing, flow
+from .lif_flow import adjoint_flow, first_crossing, flow
 
 __all__ = ["prepare_synapses", "lif_forward", "lif_backward", "li_forward", "li_backward"]
 
