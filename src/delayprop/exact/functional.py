@@ -8,9 +8,10 @@ Same contract as ``delayprop.functional`` (the time-stepped engine):
 but event-driven in continuous time and float64: the state evolves in closed form between events
 (``kernels.lif_flow``), threshold crossings are found by bracketed root finding to machine
 precision, and delays are never rounded (any real delay >= 0 ms, also beyond the trial: such
-arrivals have no effect).  The backward pass is the EventProp adjoint in continuous time (``_backward``), or,
-with ``ExactSettings(backward="timing")``, the independent timing-based chain rule over spike
-times of ``delayprop.exact.timing`` (Yamamoto et al. 2022); both give the same gradients.
+arrivals have no effect).  The backward pass is the EventProp adjoint in continuous time
+(``_backward``), or, with ``ExactSettings(backward="timing")``, the independent timing-based
+chain rule over spike times of ``delayprop.exact.timing`` (Yamamoto et al. 2022); both give the
+same gradients.
 
 Readouts of the LI layer:
 
