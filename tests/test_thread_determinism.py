@@ -18,13 +18,15 @@ needs_two = pytest.mark.skipif(
 )
 
 
-def _gradients(dt: float | None, backward: str, threads: int) -> list[torch.Tensor]:
+def _gradients(dt: float | None, backward: str, threads: int, precise: bool = False
+               ) -> list[torch.Tensor]:  # fmt: skip
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         dp.LIF(20, 40, dt=dt, max_delay=8.0, delay_init=(0.0, 8.0),
-               weight_init=dp.Normal(0.4, 0.5), recurrent=True, backward=backward),
+               weight_init=dp.Normal(0.4, 0.5), recurrent=not precise, backward=backward,
+               precise=precise),
         dp.LIReadout(40, 3, dt=dt, max_delay=4.0, delay_init=(0.0, 4.0),
-                     sample_dt=None if dt else 0.5, backward=backward),
+                     sample_dt=None if dt else 0.5, backward=backward, precise=precise),
     )  # fmt: skip
     gen = torch.Generator().manual_seed(1)
     n = 3000
@@ -44,11 +46,13 @@ def _gradients(dt: float | None, backward: str, threads: int) -> list[torch.Tens
 
 
 @needs_two
-@pytest.mark.parametrize(("dt", "backward"), [(0.5, "eventprop"), (None, "eventprop"),
-                                              (None, "timing")])  # fmt: skip
-def test_gradients_are_bit_identical_on_one_and_two_threads(dt, backward):
-    one = _gradients(dt, backward, 1)
-    two = _gradients(dt, backward, 2)
+@pytest.mark.parametrize(("dt", "backward", "precise"), [
+    (0.5, "eventprop", False), (0.5, "eventprop", True), (None, "eventprop", False),
+    (None, "timing", False),
+])  # fmt: skip
+def test_gradients_are_bit_identical_on_one_and_two_threads(dt, backward, precise):
+    one = _gradients(dt, backward, 1, precise)
+    two = _gradients(dt, backward, 2, precise)
     assert any(bool(g.abs().sum() > 0) for g in one[:-1])
     for a, b in zip(one, two):
         assert torch.equal(a, b)
