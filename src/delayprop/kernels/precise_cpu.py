@@ -360,6 +360,16 @@ def _coefficients(lam_v, lam_i, e_s, e_m, k_a):
 
 
 @njit(cache=True, inline="always")
+def _new_records(n_steps, n_out, dtype):
+    """Step records [(n_steps + 1) * n_out * 4], zero; the spare row (arrivals past the end)
+    keeps zero coefficients and 'no spike' (-1) for good."""
+    rec = np.zeros(4 * (n_steps + 1) * n_out, dtype=dtype)
+    for j in range(n_out):
+        rec[4 * (n_steps * n_out + j) + 3] = -1.0
+    return rec
+
+
+@njit(cache=True, inline="always")
 def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
     """Coefficients of a segment that ends at the step's end, and 'no spike in this step'."""
     p, qq, r = _coefficients(lam_v, lam_i, beta, alpha, k_a)
@@ -458,9 +468,7 @@ def lif_backward(
     n_steps_u = np.uint64(n_steps)
     batch = src_offsets.size - 1
     for c in prange(n_chunks):
-        rec = np.zeros(4 * (n_steps + 1) * n_out, dtype=w.dtype)
-        for j in range(n_out):
-            rec[4 * (n_steps * n_out + j) + 3] = -1.0  # spare row: no spike, zero adjoint
+        rec = _new_records(n_steps, n_out, w.dtype)
         first = np.zeros((n_steps + 1) * n_out, dtype=np.int64)
         spk_rec = np.empty(3 * max(max_out, 1), dtype=w.dtype)
         nxt_same = np.empty(max(max_out, 1), dtype=np.int64)
@@ -560,9 +568,7 @@ def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v
     no_spikes = np.empty(0, dtype=w.dtype)
     no_links = np.empty(0, dtype=np.int64)
     for c in prange(n_chunks):
-        rec = np.zeros(4 * (n_steps + 1) * n_out, dtype=w.dtype)
-        for j in range(n_out):
-            rec[4 * (n_steps * n_out + j) + 3] = -1.0
+        rec = _new_records(n_steps, n_out, w.dtype)
         first = np.empty(0, dtype=np.int64)
         lam_v = np.empty(n_out, dtype=w.dtype)
         lam_i = np.empty(n_out, dtype=w.dtype)
