@@ -47,6 +47,22 @@ def test_round_trip_reproduces_outputs_bit_for_bit(tmp_path, kind, dt):
     assert back[0].recurrent and back[0].delay.kind == kind
 
 
+def test_round_trip_keeps_the_precise_mode(tmp_path):
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(
+        dp.LIF(5, 8, dt=0.5, max_delay=3.0, delay_init=(0.0, 3.0), precise=True,
+               weight_init=dp.Normal(1.5, 0.7)),
+        dp.LIReadout(8, 3, dt=0.5, max_delay=1.0, delay_init=(0.0, 1.0), precise=True),
+    )  # fmt: skip
+    x = _spikes(torch.float32)
+    dnir.export(net, tmp_path / "net.nir")
+    back = dnir.load(tmp_path / "net.nir")
+    assert back[0].precise and back[1].precise
+    with dp.SpikeRecorder([net[0]]) as recorder:
+        assert torch.equal(net(x), back(x))
+    assert recorder.counts[0].sum() > 0
+
+
 def test_graph_structure_follows_the_mapping():
     net = _net(0.1)
     g = dnir.to_graph(net)

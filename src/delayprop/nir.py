@@ -127,7 +127,7 @@ def _neuron_node(layer: LIF | LIReadout, nir, dtype) -> Any:
 
 def _layer_meta(layer: LIF | LIReadout) -> dict[str, Any]:
     meta = {"type": type(layer).__name__, "n_in": layer.n_in, "n_out": layer.n_out,
-            "dt": layer.dt, "max_delay": layer.max_delay,
+            "dt": layer.dt, "precise": layer.precise, "max_delay": layer.max_delay,
             "delay": _delay_kind(layer.delay), "delay_bound": _bound(layer.delay),
             "dtype": str(layer.weight.dtype).removeprefix("torch.")}  # fmt: skip
     if isinstance(layer, LIF):
@@ -285,7 +285,8 @@ def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn
         node = graph.nodes[name]
         tau_syn, tau_mem = _check_neurons(node, name, scale)
         common = dict(tau_mem=tau_mem, tau_syn=tau_syn, dt=lm["dt"], max_delay=lm["max_delay"],
-                      delay=lm["delay"], dtype=getattr(torch, lm["dtype"]))  # fmt: skip
+                      delay=lm["delay"], dtype=getattr(torch, lm["dtype"]),
+                      precise=lm.get("precise", False))  # fmt: skip
         if lm["type"] == "LIReadout":
             layer = LIReadout(lm["n_in"], lm["n_out"], **common, sample_dt=lm["sample_dt"])
         else:
