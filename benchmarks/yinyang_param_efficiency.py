@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -135,12 +136,18 @@ def plot(summary: list[dict], path: Path) -> None:
             linestyle="-" if delays else "--", mfc=color if delays else "white",
             label=f"{method}, {'synaptic delays' if delays else 'weights only'}",
         )  # fmt: skip
-        for s in pts:
-            ax.annotate(f"4-{s['hidden']}-3", (s["parameters"], s["test_mean"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, -10))  # fmt: skip
+        if method == "eventprop":  # DelGrad has the same parameter counts: label once
+            for s in pts:
+                ax.annotate(f"4-{s['hidden']}-3", (s["parameters"], s["test_mean"]), fontsize=7,
+                            textcoords="offset points", xytext=(-8, 8))  # fmt: skip
     ax.set_xscale("log")
-    ax.set(xlabel="learnable parameters", ylabel="test accuracy (%)",
-           title="Yin-Yang: accuracy against network size")  # fmt: skip
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xticks(sorted({s["parameters"] for s in summary}))
+    ax.tick_params(axis="x", labelsize=7, labelrotation=45)
+    epochs = sorted({s["epochs"] for s in summary})
+    ax.set(xlabel="learnable parameters", ylabel="test accuracy (%), mean ± std over seeds",
+           title=f"Yin-Yang 4-H-3, {'/'.join(map(str, epochs))} epochs")  # fmt: skip
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
