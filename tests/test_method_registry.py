@@ -45,10 +45,6 @@ NON_DEFAULT_BUILD = {
     "surrogate_alpha": 3.0,
 }
 
-#: accepted although ignored (config.py says why): built-in DelGrad configs set it
-ACCEPTED = {("delgrad", "weight_bump")}
-
-
 def _base(method: str) -> dict:
     """A valid configuration of ``method`` with every other option at its default."""
     spiking = method in ("delgrad",)
@@ -84,7 +80,7 @@ def test_config_rejects_unsupported_model_options(method, option):
 def test_config_rejects_training_options_without_lif_layers(method, option):
     values = _base(method)
     values["train"] = {option: NON_DEFAULT_TRAIN[option]}
-    if REGISTRY[method].lif_layers or (method, option) in ACCEPTED:
+    if REGISTRY[method].lif_layers:
         config_from_dict(values)
         return
     with pytest.raises(ConfigError, match=f"train.{option} is not supported by method '{method}'"):

@@ -272,18 +272,11 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
 
 
-#: Options accepted although the method ignores them.  The built-in DelGrad configs
-#: (yinyang_delgrad*.yaml) set train.weight_bump, which has never acted on DelGrad's TTFS
-#: layers; rejecting it would break those configs.  Remove this entry when they drop it.
-_IGNORED_BUT_ACCEPTED = {("delgrad", "weight_bump")}
-
-
 def _check_method_options(cfg: RunConfig) -> None:
     """Reject every option that ``cfg.model.method`` does not support (and that differs from
     its default), naming the option and the method."""
     spec = get_method(cfg.model.method)
-    train_values = {k: v for k, v in dataclasses.asdict(cfg.train).items()
-                    if (spec.name, k) not in _IGNORED_BUT_ACCEPTED}  # fmt: skip
+    train_values = dataclasses.asdict(cfg.train)
     try:
         spec.check(dataclasses.asdict(cfg.model), _defaults(ModelConfig), "model.")
         spec.check(train_values, _defaults(TrainConfig), "train.", training=True)
