@@ -33,7 +33,7 @@ def _scalars(acc, tag: str) -> list[tuple[int, float]]:
 
 def test_event_file_holds_the_epoch_metrics_rates_spikes_and_histograms(tmp_path, reader):
     overrides = ["train.epochs=3", "model.dt=0.2", "train.batch_size=20", "train.max_batches=3",
-                 "train.lr_decay=0.5"]  # fmt: skip
+                 "train.lr=0.005", "train.delay_lr=0.5", "train.lr_decay=0.5"]  # fmt: skip
     cfg = load_config("yinyang", overrides)
     opts = cfg.data.options
     train = load_dataset("yinyang", "train", **opts)
