@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..hardware import PROFILES
 from ..training.runs import CHECKPOINTS, load_run
 
 __all__ = ["register", "run"]
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="nir", choices=("nir",))
     p.add_argument("--which", default="best", choices=sorted(CHECKPOINTS))
     p.add_argument("--out", type=Path, default=None, help="file (default: RUN/model_<which>.nir)")
-    p.add_argument("--hardware", choices=("float", "loihi", "spinnaker"), default=None,
+    p.add_argument("--hardware", choices=sorted(PROFILES), default=None,
                    help="round the network to this hardware profile before writing (the "
                    "naive path for a run trained without it)")
     p.set_defaults(func=run)  # fmt: skip

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..config import BUILTIN_CONFIGS, config_to_dict, load_config
+from ..hardware import PROFILES
 from ..methods.registry import METHODS
 from ..training.distributed import init_distributed, shutdown_distributed
 from ..training.io import RUN_FILES, prepare_run_dir, write_json
@@ -35,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override config entries, e.g. train.epochs=5 model.dt=null")
     p.add_argument("--method", choices=METHODS,
                    help="shorthand for --set model.method=...")
-    p.add_argument("--hardware", choices=("float", "loihi", "spinnaker"),
+    p.add_argument("--hardware", choices=sorted(PROFILES),
                    help="constraint-aware training for a hardware profile (shorthand for "
                    "--set model.hardware_profile=...)")
     p.add_argument("--seeds", help="comma-separated seeds: one run per seed in DIR/seed<N>, "
