@@ -74,6 +74,16 @@ def _delay_steps(delay: Tensor | None, like: Tensor, dt: float) -> Tensor:
     return steps.to(torch.int32).t().contiguous()
 
 
+def _regularizer_kick(s: GridSettings, out_units: Tensor, batch: int, n_out: int,
+                      like: Tensor) -> Tensor:  # fmt: skip
+    """What the spike-count regulariser subtracts from lambda_V at each spike of neuron j
+    [n_out], zeros without a regulariser; dtype and device of ``like``."""
+    if s.regularizer is None:
+        return torch.zeros(n_out, dtype=like.dtype, device=like.device)
+    counts = torch.bincount(out_units.long(), minlength=n_out)
+    return s.regularizer.kick(counts, batch).to(like.dtype)
+
+
 def _delay_grad(dd_t: Tensor, w_t: Tensor) -> Tensor:
     return (dd_t * w_t).t().to(w_t.dtype)
 
@@ -114,11 +124,7 @@ class _LIFGrid(torch.autograd.Function):
         n_out = w_t.shape[1]
         if grad_times is None:
             grad_times = torch.zeros_like(out_vdot)
-        if s.regularizer is None:
-            kick = torch.zeros(n_out, dtype=w_t.dtype, device=w_t.device)
-        else:
-            counts = torch.bincount(out_units.long(), minlength=n_out)
-            kick = s.regularizer.kick(counts, in_offsets.numel() - 1).to(w_t.dtype)
+        kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, n_out, w_t)
         grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t = grid_backend(w_t.device).lif_backward(
             in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
             grad_times.to(w_t.dtype).contiguous(), kick, w_t, d_t, w_rec_t, d_rec_t,
@@ -161,13 +167,6 @@ class _LIGrid(torch.autograd.Function):
             dw_t.t() if need[4] else None,
             _delay_grad(dd_t, w_t) if need[5] else None,
         )
-
-
-def _regularizer_kick(s: GridSettings, out_units: Tensor, batch: int, n_out: int, like: Tensor):
-    if s.regularizer is None:
-        return torch.zeros(n_out, dtype=like.dtype, device=like.device)
-    counts = torch.bincount(out_units.long(), minlength=n_out)
-    return s.regularizer.kick(counts, batch).to(like.dtype)
 
 
 def _zero_delays(d: Tensor | None, w: Tensor) -> Tensor:
@@ -216,7 +215,8 @@ class _LIFPrecise(torch.autograd.Function):
         )  # fmt: skip
         need = ctx.needs_input_grad
         return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
-                dw_t.t() if need[4] else None, (dd_t * w.detach().t()).t() if need[5] else None)
+                dw_t.t() if need[4] else None,
+                _delay_grad(dd_t, w.detach().t()) if need[5] else None)
 
 
 class _LIPrecise(torch.autograd.Function):
@@ -234,7 +234,8 @@ class _LIPrecise(torch.autograd.Function):
         grad_in, dw_t, dd_t = precise.li_backward(ctx.prepared, w.shape[0], grad_v, ctx.grid)
         need = ctx.needs_input_grad
         return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
-                dw_t.t() if need[4] else None, (dd_t * w.detach().t()).t() if need[5] else None)
+                dw_t.t() if need[4] else None,
+                _delay_grad(dd_t, w.detach().t()) if need[5] else None)
 
 
 def _check_precise(settings: GridSettings, weight: Tensor, rec_weight: Tensor | None) -> None:

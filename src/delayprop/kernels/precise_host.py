@@ -135,7 +135,7 @@ def lif_backward(
     """EventProp backward of a precise LIF layer: (dL/d input times, dL/dw [n_in, n_out],
     SUM (lambda_V - lambda_I) at the arrivals per synapse [n_in, n_out])."""
     dtype = p.w.dtype
-    grad_in, dw, dd = _buffers(p, n_out)
+    grad_in, dw, dd = _buffers(p)
     max_out = int(np.diff(out_offsets.numpy()).max(initial=0))
     precise_cpu.lif_backward(
         *p.src, out_steps.numpy(), out_units.numpy(), out_s.numpy(), out_vdot.numpy(),
@@ -158,7 +158,7 @@ def li_forward(p: Prepared, n_out: int, g: PreciseGrid) -> Tensor:
 def li_backward(p: Prepared, n_out: int, grad_v: Tensor, g: PreciseGrid
                 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """Adjoint of the precise LI readout; returns as ``lif_backward``."""
-    grad_in, dw, dd = _buffers(p, n_out)
+    grad_in, dw, dd = _buffers(p)
     precise_cpu.li_backward(
         *p.src, grad_v.contiguous().numpy().astype(p.w.dtype, copy=False), p.perm, p.w_s, p.gs,
         p.gm, p.m, p.r_s, n_out, g.n_steps, g.consts, dw.shape[0], grad_in, dw, dd,
@@ -166,7 +166,7 @@ def li_backward(p: Prepared, n_out: int, grad_v: Tensor, g: PreciseGrid
     return _gradients(p, n_out, grad_in, dw, dd)
 
 
-def _buffers(p: Prepared, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _buffers(p: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """grad_in [n_sources] and per-chunk accumulators [n_chunks, n_in * n_out], zeroed."""
     nc = cpu.n_chunks(p.src[5].size - 1)
     dtype = p.w.dtype
