@@ -48,7 +48,8 @@ def test_calibration_reaches_the_target_rate():
 def test_full_plan_covers_the_grid_with_eventprop_first():
     cases = plan()
     ff = [c for c in cases if c.suite == "ff"]
-    assert len(ff) == 2 * 5 * 3
+    assert len(ff) == 2 * 5 * 4
+    assert {c.method for c in ff} == {"eventprop", "precise", "bptt", "dcls"}
     assert {c.hidden for c in ff} == {(256, 256), (512, 512)}
     assert sorted({c.max_delay_steps for c in ff}) == [64, 128, 256, 512, 1024]
     assert all((c.batch, c.n_in, c.n_out, c.dt, c.duration) == (32, 700, 20, 1.0, 1000.0)
@@ -57,7 +58,7 @@ def test_full_plan_covers_the_grid_with_eventprop_first():
     assert dcls_run == {((256, 256), 64), ((256, 256), 512), ((512, 512), 64)}
     assert all(not c.skip for c in plan(dcls_everywhere=True))
     paper = [c for c in cases if c.suite == "dcls-paper"]
-    assert [(c.dt, c.max_delay_steps, c.max_delay) for c in paper] == [(10.0, 25, 250.0)] * 3
+    assert [(c.dt, c.max_delay_steps, c.max_delay) for c in paper] == [(10.0, 25, 250.0)] * 4
     rec = [c for c in cases if c.suite == "recurrent"]
     assert [(c.hidden, c.recurrent, c.max_delay_steps, c.method) for c in rec] == [
         ((512,), True, d, "eventprop") for d in (64, 256, 1024)
@@ -75,6 +76,22 @@ def test_full_plan_covers_the_grid_with_eventprop_first():
         plan(("gpu",))
     with pytest.raises(ValueError, match=">= 1"):
         plan(max_delays=(0,))
+    with pytest.raises(ValueError, match="unknown method 'slayer'"):
+        plan(methods=("eventprop", "slayer"))
+
+
+def test_precise_case_is_the_eventprop_network_in_precise_mode():
+    from delayprop.bench.worker import build_case_model
+
+    ep, pr = (Case("ff", m, (16, 16), 1.0, 4, n_in=40) for m in ("eventprop", "precise"))
+    torch.manual_seed(0)
+    grid = build_case_model(ep)
+    torch.manual_seed(0)
+    precise = build_case_model(pr)
+    assert [layer.precise for layer in precise] == [True, True, True]
+    assert [layer.precise for layer in grid] == [False, False, False]
+    for a, b in zip(grid.parameters(), precise.parameters()):
+        torch.testing.assert_close(a, b)
 
 
 def test_fixed_delays_cases_build_the_same_delays_at_every_max_delay():
@@ -112,9 +129,11 @@ def test_slow_configurations_are_skipped_by_extrapolation():
 
 
 def test_report_tables_ratios_and_plot(tmp_path):
-    cases = {m: Case("ff", m, (256, 256), 1.0, 512) for m in ("eventprop", "bptt", "dcls")}
+    cases = {m: Case("ff", m, (256, 256), 1.0, 512)
+             for m in ("eventprop", "precise", "bptt", "dcls")}  # fmt: skip
     results = [
         _ok(cases["eventprop"], 0.2, 400.0, 500.0),
+        _ok(cases["precise"], 0.3, 400.0, 520.0),
         _ok(cases["bptt"], 1.0, 400.0, 900.0),
         _ok(cases["dcls"], 80.0, 400.0, 4400.0),
         {"case": Case("ff", "dcls", (256, 256), 1.0, 1024).to_dict(), "status": "skipped",
@@ -130,10 +149,12 @@ def test_report_tables_ratios_and_plot(tmp_path):
     assert ratios["eventprop/dcls"]["rss_peak"] == pytest.approx(500.0 / 4400.0)
     assert ratios["eventprop/dcls"]["rss_increase"] == pytest.approx(100.0 / 4000.0)
     assert ratios["eventprop/bptt"]["time"] == pytest.approx(0.2)
+    assert ratios["eventprop/precise"]["time"] == pytest.approx(0.2 / 0.3)
     md = paths["markdown"].read_text()
     assert "test cpu, 2 cores" in md and "`delayprop bench --test`" in md
-    assert "| 256 x 256 | 1 | 512 | 200 | 1000 | 80000 | 0.0025 (400x) | 0.2 (5x) |" in md
-    assert "| 256 x 256 | 1 | 512 | 500 / 100 | 900 / 500 | 4400 / 4000 |" in md
+    assert ("| 256 x 256 | 1 | 512 | 200 | 300 | 1000 | 80000 | 0.0025 (400x) | 0.2 (5x) | 1.5 |"
+            in md)
+    assert "| 256 x 256 | 1 | 512 | 500 / 100 | 520 / 120 | 900 / 500 | 4400 / 4000 |" in md
     assert "skipped: estimated 160 s per step > cap 100 s" in md
     assert "| rec 512 | 64 | 300 | 450 | 50 |" in md
     assert paths["plot"].stat().st_size > 10_000
@@ -148,23 +169,26 @@ def test_bench_quick_run_end_to_end(tmp_path):
     """One process per configuration, calibrated activity, JSON/markdown/PNG written."""
     out = tmp_path / "bench"
     cmd = [sys.executable, "-m", "delayprop", "bench", "--quick", "--suite", "ff",
-           "--max-delays", "4", "--methods", "eventprop", "dcls", "--out", str(out)]  # fmt: skip
+           "--max-delays", "4", "--methods", "eventprop", "precise", "dcls",
+           "--out", str(out)]  # fmt: skip
     env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     doc = json.loads((out / "bench.json").read_text())
     results = doc["results"]
     assert [(r["case"]["suite"], r["case"]["method"]) for r in results] == [
-        ("ff", "eventprop"), ("ff", "dcls"),
+        ("ff", "eventprop"), ("ff", "precise"), ("ff", "dcls"),
     ]  # fmt: skip
     assert all(r["status"] == "ok" for r in results), results
     for r in results:
         assert r["time_median_s"] > 0 and len(r["times_s"]) >= 1
         assert r["rss_peak_mb"] >= r["rss_base_mb"] > 50
-    ep = results[0]
+    ep, precise = results[0], results[1]
     assert ep["spikes_per_neuron"] == pytest.approx([5.0, 5.0], rel=0.2)  # quick target rate
+    # the same calibrated network: the precise mode moves spikes by less than a step
+    assert precise["spikes_per_neuron"] == pytest.approx(ep["spikes_per_neuron"], rel=0.2)
     assert ep["ratios"]["eventprop/dcls"]["time"] == pytest.approx(
-        ep["time_median_s"] / results[1]["time_median_s"]
+        ep["time_median_s"] / results[2]["time_median_s"]
     )
     md = (out / "bench.md").read_text()
     assert "| 16 x 16 | 1 | 4 |" in md and "Memory, MB" in md

@@ -4,7 +4,8 @@ Suites:
 
 * ``ff``: SHD-shaped input (700 channels, 1 s, ~5000 spikes per sample), 2 x 256 and 2 x 512
   feed-forward LIF layers, 20 LI outputs, dt = 1 ms, delays on every projection with max delay
-  64 / 128 / 256 / 512 / 1024 steps; methods eventprop, dcls, bptt.
+  64 / 128 / 256 / 512 / 1024 steps; methods eventprop, precise (eventprop in the time-stepped
+  engine's precise mode: exact arrival and spike times), dcls, bptt.
 * ``dcls-paper``: the DCLS paper's time step: 2 x 256, dt = 10 ms, max delay 25 steps.
 * ``recurrent``: one recurrent layer of 512 LIF neurons with learnable input and recurrent
   delays (max delay 64 / 256 / 1024 steps for both), eventprop only (the baselines are
@@ -22,9 +23,18 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["Case", "SUITES", "DCLS_GRID", "plan"]
+__all__ = ["Case", "SUITES", "BENCH_METHODS", "DCLS_GRID", "plan", "training_method"]
 
 SUITES = ("ff", "dcls-paper", "recurrent", "fixed-delays")
+
+#: what a case can measure: the training methods, and ``precise``, eventprop with its layers in
+#: the precise mode of the time-stepped engine (feed-forward suites only)
+BENCH_METHODS = ("eventprop", "precise", "bptt", "dcls")
+
+
+def training_method(bench_method: str) -> str:
+    """The training method (``methods.METHODS``) behind a benchmark method."""
+    return "eventprop" if bench_method == "precise" else bench_method
 
 #: max delays (steps) at which the 1 ms DCLS baseline runs by default, per hidden size.  DCLS
 #: costs ~0.3 s per delay step per training step on a 2-core CPU up to ~257 taps, and torch's CPU
@@ -91,7 +101,7 @@ class Case:
 def plan(
     suites: tuple[str, ...] = SUITES,
     *,
-    methods: tuple[str, ...] = ("eventprop", "bptt", "dcls"),
+    methods: tuple[str, ...] = BENCH_METHODS,
     max_delays: tuple[int, ...] | None = None,
     quick: bool = False,
     dcls_everywhere: bool = False,
@@ -104,6 +114,9 @@ def plan(
     unknown = set(suites) - set(SUITES)
     if unknown:
         raise ValueError(f"unknown suite {sorted(unknown)[0]!r}; choose from {SUITES}")
+    unknown = set(methods) - set(BENCH_METHODS)
+    if unknown:
+        raise ValueError(f"unknown method {sorted(unknown)[0]!r}; choose from {BENCH_METHODS}")
     if max_delays is not None and any(d < 1 for d in max_delays):
         raise ValueError(f"max delays must be >= 1 step, got {list(max_delays)}")
     if quick:

@@ -14,7 +14,8 @@ import torch
 
 __all__ = ["machine_info", "ratio", "markdown", "write_report", "plot"]
 
-METHOD_ORDER = ("eventprop", "bptt", "dcls")
+METHOD_ORDER = ("eventprop", "precise", "bptt", "dcls")
+_DCLS = METHOD_ORDER.index("dcls")
 EVENTPROP_ONLY = {
     "recurrent": "Recurrent layer with learnable input and recurrent delays",
     "fixed-delays": "2 x 256 with the delays drawn from [0, 64] steps at every max delay",
@@ -126,18 +127,19 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
     if ff:
         lines += [
             "Time per training step (forward, backward, Adam), median, ms; ratio = eventprop / "
-            "baseline (in brackets: how many times faster eventprop is).",
+            "baseline (in brackets: how many times faster eventprop is); precise/eventprop = "
+            "what the precise mode costs over the grid mode.",
             "",
-            "| network | dt (ms) | max delay (steps) | eventprop | bptt | dcls | "
-            "eventprop/dcls | eventprop/bptt | spikes/neuron (eventprop) |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| network | dt (ms) | max delay (steps) | eventprop | precise | bptt | dcls | "
+            "eventprop/dcls | eventprop/bptt | precise/eventprop | spikes/neuron (eventprop) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for key, by in ff.items():
             t = {m: _value(by.get(m), "time_median_s") for m in METHOD_ORDER}
             cells = [_cell(by.get(m), None if t[m] is None else 1e3 * t[m], ".0f")
                      + _flag(by.get(m)) for m in METHOD_ORDER]  # fmt: skip
             if t["dcls"] is None and _time_bound_s(by.get("dcls")):
-                cells[2] = f"> {1e3 * _time_bound_s(by['dcls']):.0f} (killed)"
+                cells[_DCLS] = f"> {1e3 * _time_bound_s(by['dcls']):.0f} (killed)"
                 bound = ratio(t["eventprop"], _time_bound_s(by["dcls"]))
                 dcls_ratio = "–" if bound is None else f"< {bound:.2g} (> {1 / bound:.0f}x)"
             else:
@@ -147,6 +149,7 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
                 f"| {_network(key)} | {key[3]:g} | {key[4]} | " + " | ".join(cells)
                 + f" | {dcls_ratio}"
                 + f" | {_ratio_cell(ratio(t['eventprop'], t['bptt']))}"
+                + f" | {_ratio_cell(ratio(t['precise'], t['eventprop']))}"
                 + f" | {', '.join(f'{r:.1f}' for r in rates) if rates else '–'} |"
             )  # fmt: skip
         flags = "".join(_flag(r) for by in ff.values() for r in by.values())
@@ -159,9 +162,9 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
             "Memory, MB: peak RSS of the process / increase over the RSS after imports and "
             "model/data creation; ratios eventprop / dcls.",
             "",
-            "| network | dt (ms) | max delay (steps) | eventprop | bptt | dcls | "
+            "| network | dt (ms) | max delay (steps) | eventprop | precise | bptt | dcls | "
             "peak eventprop/dcls | increase eventprop/dcls |",
-            "|---|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for key, by in ff.items():
             cells = []
@@ -173,7 +176,7 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
             ep, dc = by.get("eventprop"), by.get("dcls")
             peak_ratio = _ratio_cell(ratio(_value(ep, "rss_peak_mb"), _value(dc, "rss_peak_mb")))
             if _time_bound_s(dc) and dc.get("rss_peak_mb"):  # killed: its peak so far
-                cells[2] = f">= {dc['rss_peak_mb']:.0f} (killed)"
+                cells[_DCLS] = f">= {dc['rss_peak_mb']:.0f} (killed)"
                 bound = ratio(_value(ep, "rss_peak_mb"), dc["rss_peak_mb"])
                 peak_ratio = "–" if bound is None else f"<= {bound:.2g}"
             lines.append(
@@ -228,7 +231,7 @@ def plot(results: list[dict], path: Path) -> None:
         lines.setdefault((c["method"], net, c["suite"]), []).append(
             (c["max_delay_steps"], 1e3 * r["time_median_s"], r["rss_peak_mb"])
         )
-    styles = {"eventprop": "o-", "bptt": "s--", "dcls": "^-"}
+    styles = {"eventprop": "o-", "precise": "o:", "bptt": "s--", "dcls": "^-"}
     suite_styles = {"recurrent": "D:", "fixed-delays": "v-."}
     for (method, net, suite), pts in sorted(lines.items()):
         pts.sort()
@@ -256,7 +259,7 @@ def write_report(results: list[dict], machine: dict, command: str, out: Path) ->
         r.pop("ratios", None)
     for by in _points(results).values():
         ep = by.get("eventprop")
-        for m in ("dcls", "bptt"):
+        for m in ("dcls", "bptt", "precise"):
             if m in by and ep is not None:
                 ep.setdefault("ratios", {})[f"eventprop/{m}"] = {
                     "time": ratio(_value(ep, "time_median_s"), _value(by[m], "time_median_s")),

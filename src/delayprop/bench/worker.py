@@ -21,7 +21,7 @@ import torch
 
 from ..methods import build_model, copy_parameters
 from ..nn import SpikeRecorder
-from .cases import Case
+from .cases import Case, training_method
 from .workload import (
     calibrate_rates,
     current_rss_mb,
@@ -37,7 +37,8 @@ __all__ = ["run_case", "build_case_model"]
 
 def build_case_model(case: Case) -> torch.nn.Module:
     """The network of ``case`` (delays drawn uniformly up to ``case.delay_init``; BPTT without
-    delays), with the published SHD weight initialisation before calibration."""
+    delays; ``precise``: eventprop's network in precise mode), with the published SHD weight
+    initialisation before calibration."""
     ff_init, rec_init = shd_weight_init(len(case.hidden))
     delays = case.method != "bptt"
     d = case.max_delay if delays else 0.0
@@ -46,16 +47,18 @@ def build_case_model(case: Case) -> torch.nn.Module:
     rec = dict(recurrent=True, rec_max_delay=d, rec_delay_init=(0.0, d_init),
                rec_weight_init=rec_init) if case.recurrent else {}  # fmt: skip
     return build_model(
-        case.method, n_in=case.n_in, hidden=list(case.hidden), n_out=case.n_out, dt=case.dt,
+        training_method(case.method), n_in=case.n_in, hidden=list(case.hidden),
+        n_out=case.n_out, dt=case.dt,
         max_delay=d, delay_init=(0.0, d_init), readout_max_delay=readout_d,
-        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init, **rec,
+        readout_delay_init=(0.0, min(readout_d, d_init)), weight_init=ff_init,
+        precise=case.method == "precise", **rec,
     )  # fmt: skip
 
 
 def _spike_rates(model: torch.nn.Module, recorder: SpikeRecorder | None, case: Case
                  ) -> list[float]:  # fmt: skip
-    """Spikes per neuron per sample of each hidden layer in the last training step (eventprop:
-    from ``recorder``; the baselines keep their counts)."""
+    """Spikes per neuron per sample of each hidden layer in the last training step (eventprop
+    and precise: from ``recorder``; the baselines keep their counts)."""
     if recorder is not None:
         return hidden_rates(recorder.counts, case.batch)
     return hidden_rates(model.spike_counts, case.batch)
@@ -68,7 +71,8 @@ def _save_weights(model: torch.nn.Module, path: Path) -> None:
 
 def _load_weights(model: torch.nn.Module, case: Case, path: Path) -> None:
     """Give ``model`` the weights and delays (in ms, whatever its delay bound) that the
-    eventprop case at the same point saved; BPTT takes the weights only."""
+    eventprop case at the same point saved (precise runs the same network); BPTT takes the
+    weights only."""
     source = build_case_model(dataclasses.replace(case, method="eventprop"))
     source.load_state_dict(torch.load(path))
     copy_parameters(source, model, drop_delays=case.method == "bptt")
@@ -94,7 +98,8 @@ def run_case(case: Case) -> dict:
         record["weight_scales"] = calibrate_rates(model, spikes, case.target_rate)
         record["calibration_s"] = time.perf_counter() - start
         _save_weights(model, weights)
-    recorder = SpikeRecorder(model[:-1]) if case.method == "eventprop" else None
+    uses_lif = training_method(case.method) == "eventprop"
+    recorder = SpikeRecorder(model[:-1]) if uses_lif else None
     timing = time_training_steps(
         model, spikes, labels, warmup=case.warmup, max_timed=case.max_timed,
         budget_s=case.budget_s,

@@ -1,4 +1,5 @@
-"""``delayprop bench``: compare eventprop with the DCLS and BPTT baselines (time and memory)."""
+"""``delayprop bench``: compare eventprop (grid and precise mode) with the DCLS and BPTT baselines
+(time and memory)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import shlex
 import tempfile
 from pathlib import Path
 
+from ..bench.cases import BENCH_METHODS
+
 __all__ = ["register"]
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="time and memory per training step: eventprop vs DCLS vs BPTT",
+        help="time and memory per training step: eventprop (grid and precise mode) vs DCLS vs BPTT",
         description=(
             "Median time of a full training step and peak memory for SHD-shaped synthetic input, "
             "one process per configuration, all methods in the same run.  Writes bench.json, "
@@ -27,8 +30,9 @@ def register(subparsers) -> None:
     p.add_argument(
         "--methods",
         nargs="+",
-        default=["eventprop", "bptt", "dcls"],
-        help="methods to compare (eventprop always runs: it calibrates the weights)",
+        default=list(BENCH_METHODS),
+        help="methods to compare: eventprop, precise (eventprop in precise mode), bptt, dcls "
+        "(eventprop always runs: it calibrates the weights)",
     )
     p.add_argument(
         "--max-delays",
@@ -78,14 +82,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..bench import SUITES, Caps, machine_info, plan, run_cases, write_report
-    from ..methods import METHODS
-
     if args.report_from is not None:
         return _rewrite_report(args.report_from, args.out)
 
-    for m in args.methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {METHODS}")
     for name, value in (("--threads", args.threads), ("--batch", args.batch or 1),
                         ("--budget", args.budget), ("--max-step-seconds", args.max_step_seconds),
                         ("--max-memory-gb", args.max_memory_gb)):  # fmt: skip
@@ -126,7 +125,7 @@ def _command(args: argparse.Namespace) -> str:
     parts = ["delayprop", "bench"] + (["--quick"] if args.quick else [])
     if args.suite:
         parts += ["--suite", *args.suite]
-    if args.methods != ["eventprop", "bptt", "dcls"]:
+    if args.methods != list(BENCH_METHODS):
         parts += ["--methods", *args.methods]
     if args.max_delays:
         parts += ["--max-delays", *map(str, args.max_delays)]
