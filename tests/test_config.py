@@ -37,6 +37,8 @@ def test_overrides_parse_yaml_values():
         ("model.weight_init=[[1,1]]", "one \\[mean, std\\] per projection"),
         ("epochs", "section.key=value"),
         ("bogus.key=1", "unknown key bogus"),
+        ("train.average_decay=1", "train.average_decay must be in"),
+        ("train.average_decay=-0.5", "train.average_decay must be in"),
     ],
 )
 def test_bad_configs_name_the_problem(override, match):

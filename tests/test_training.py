@@ -51,9 +51,10 @@ def _strip(history):
     return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
 
 
-def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path, monkeypatch):
+@pytest.mark.parametrize("average", ["null", "0.9"])
+def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path, monkeypatch, average):
     overrides = ["train.epochs=4", "model.dt=0.2", "train.batch_size=60",
-                 "train.weight_bump=0.001"]  # fmt: skip
+                 "train.weight_bump=0.001", f"train.average_decay={average}"]  # fmt: skip
     cfg = load_config("yinyang", overrides)
     splits = _small_yinyang()
 
@@ -80,6 +81,51 @@ def test_killed_and_resumed_run_ends_with_the_same_metrics(tmp_path, monkeypatch
     assert _strip(final["history"]) == _strip(straight["history"])
     for key in ("train_accuracy", "validation_accuracy", "test_accuracy", "best_epoch"):
         assert final[key] == straight[key]
+
+
+def test_parameter_average_is_evaluated_and_training_goes_on_with_the_raw_parameters(
+    monkeypatch,
+):
+    base = ["train.epochs=2", "model.dt=0.2", "train.batch_size=100"]
+    splits = _small_yinyang()
+    plain = Trainer(load_config("yinyang", base), quiet=True, splits=splits).fit()
+    # decay 0: the average is the parameters themselves, so nothing changes
+    zero = Trainer(load_config("yinyang", [*base, "train.average_decay=0"]), quiet=True,
+                   splits=splits).fit()  # fmt: skip
+    assert _strip(zero["history"]) == _strip(plain["history"])
+
+    decay = 0.7
+    trainer = Trainer(load_config("yinyang", [*base, f"train.average_decay={decay}"]),
+                      quiet=True, splits=splits)  # fmt: skip
+    snapshots = [[p.detach().clone() for p in trainer.model.parameters()]]
+    update = Trainer._update_average
+
+    def record(self):
+        snapshots.append([p.detach().clone() for p in self.model.parameters()])
+        update(self)
+
+    monkeypatch.setattr(Trainer, "_update_average", record)
+    validated = []
+    evaluate = Trainer.evaluate
+
+    def evaluate_and_keep(self, ds):
+        validated.append([p.detach().clone() for p in self.model.parameters()])
+        return evaluate(self, ds)
+
+    monkeypatch.setattr(Trainer, "evaluate", evaluate_and_keep)
+    history = trainer.fit()["history"]
+    expected = snapshots[0]
+    for snap in snapshots[1:]:  # the moving average, written out independently
+        expected = [decay * e + (1 - decay) * s for e, s in zip(expected, snap)]
+    for got, want in zip(validated[1], expected):  # validation after epoch 2 = last step
+        torch.testing.assert_close(got, want)
+    # training went on from the raw parameters: the last raw snapshot is not the average
+    assert not torch.allclose(snapshots[-1][0], expected[0])
+    # the selected state is an averaged one
+    best = trainer.best_state
+    chosen = validated[history.index(max(history, key=lambda r: r["validation_accuracy"]))]
+    for name, value in zip(dict(trainer.model.named_parameters()), chosen):
+        torch.testing.assert_close(best[name], value)
 
 
 def test_cli_train_writes_a_complete_run_directory(tmp_path, capsys):

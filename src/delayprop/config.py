@@ -131,9 +131,11 @@ class TrainConfig:
     regularisation when ``reg_target`` is set.  ``weight_bump`` is added after each step to the
     incoming weights of LIF neurons that did not fire in the whole batch; both act on ``LIF``
     layers only and are errors for the methods without them (bptt, dcls, delgrad; see
-    ``validate`` for one exception).  Model selection and
-    early stopping use the validation split; the test split is evaluated once at the end, on
-    the selected model.
+    ``validate`` for one exception).  ``average_decay``: keep an exponential moving average
+    of the parameters (after every optimiser step avg <- d avg + (1 - d) parameter); validation,
+    model selection and the final evaluation then use the averaged parameters, training goes
+    on with the raw ones.  Model selection and early stopping use the validation split; the
+    test split is evaluated once at the end, on the selected model.
     """
 
     epochs: int = 30
@@ -151,6 +153,7 @@ class TrainConfig:
     weight_bump: float = 0.0
     early_stopping: int | None = None
     max_batches: int | None = None
+    average_decay: float | None = None
     seed: int = 0
 
 
@@ -270,6 +273,8 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(f"train.{name} must be >= 1 or null, got {getattr(t, name)}")
     if t.seed < 0:
         raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
+    if t.average_decay is not None and not 0 <= t.average_decay < 1:
+        raise ConfigError(f"train.average_decay must be in [0, 1) or null, got {t.average_decay}")
 
 
 def _check_method_options(cfg: RunConfig) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -212,6 +214,9 @@ class Trainer:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimiser steps taken
         self.history: list[dict[str, Any]] = []
+        #: moving average of the parameters (``train.average_decay``), in parameter order
+        self.averaged = (None if t.average_decay is None
+                         else [p.detach().clone() for p in self.model.parameters()])  # fmt: skip
         self.best = {"validation_accuracy": -math.inf, "epoch": 0}
         self.best_state = self._copy_state()
         self.stopped_early = False
@@ -268,6 +273,7 @@ class Trainer:
             constrain_(self.model)
             self._check_finite(rates)
             self._bump_silent()
+            self._update_average()
             self.step += 1
             for counts, layer in zip(epoch_counts, hidden):
                 counts += self.spike_recorder.counts_of(layer).cpu()
@@ -336,6 +342,32 @@ class Trainer:
                 silent = self._global_counts(counts.cpu()) == 0
                 layer.weight[silent.to(self.device)] += bump
 
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        if self.averaged is None:
+            return
+        weight = 1.0 - self.cfg.train.average_decay
+        for avg, param in zip(self.averaged, self.model.parameters()):
+            avg.lerp_(param, weight)
+
+    @contextmanager
+    def _averaged_parameters(self) -> Iterator[None]:
+        """Within the block the model holds the averaged parameters (if averaging is on)."""
+        if self.averaged is None:
+            yield
+            return
+        params = list(self.model.parameters())
+        raw = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            for p, avg in zip(params, self.averaged):
+                p.copy_(avg)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(params, raw):
+                    p.copy_(r)
+
     def evaluate(self, ds: EventDataset) -> dict[str, float]:
         """Loss and accuracy of the current model on ``ds`` (no augmentation)."""
         return evaluate_dataset(self.model, ds, self.cfg.loss, self.cfg.train.eval_batch_size,
@@ -354,6 +386,7 @@ class Trainer:
             "best": self.best,
             "best_state": self.best_state,
             "stopped_early": self.stopped_early,
+            "averaged": self.averaged,
             **self._identity(),
         }
 
@@ -374,6 +407,10 @@ class Trainer:
         self.epoch, self.step = state["epoch"], state["step"]
         self.history, self.best = state["history"], state["best"]
         self.best_state, self.stopped_early = state["best_state"], state["stopped_early"]
+        averaged = state.get("averaged")
+        if (averaged is None) != (self.averaged is None):
+            raise ValueError("the checkpoint and the config disagree on train.average_decay")
+        self.averaged = averaged
 
     def resume(self) -> None:
         """Continue from the run directory's last checkpoint."""
@@ -436,13 +473,14 @@ class Trainer:
         while self.epoch < t.epochs and not self.stopped_early:
             self.progress.start_epoch(self.epoch + 1)
             row = {"epoch": self.epoch + 1, **self._train_epoch()}
-            val = self.evaluate(self.data.validation)
+            with self._averaged_parameters():
+                val = self.evaluate(self.data.validation)
+                if val["accuracy"] > self.best["validation_accuracy"]:
+                    self.best = {"validation_accuracy": val["accuracy"], "epoch": self.epoch + 1}
+                    self.best_state = self._copy_state()
             row.update(validation_loss=val["loss"], validation_accuracy=val["accuracy"])
             self.epoch += 1
             self.history.append(row)
-            if val["accuracy"] > self.best["validation_accuracy"]:
-                self.best = {"validation_accuracy": val["accuracy"], "epoch": self.epoch}
-                self.best_state = self._copy_state()
             if t.early_stopping is not None and self.epoch - self.best["epoch"] >= t.early_stopping:
                 self.stopped_early = True
             self._write()
