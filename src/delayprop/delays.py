@@ -22,9 +22,11 @@ from torch import Tensor, nn
 
 from .init import Init, apply_init
 
-__all__ = ["Delay", "SynapticDelay", "AxonalDelay", "DendriticDelay", "make_delay"]
+__all__ = ["Delay", "SynapticDelay", "AxonalDelay", "DendriticDelay", "make_delay",
+           "DELAY_KINDS", "DELAY_BOUNDS"]  # fmt: skip
 
-_BOUNDS = ("clamp", "sigmoid")
+#: how a parametrisation keeps its delays in [0, max_delay] (see above)
+DELAY_BOUNDS = ("clamp", "sigmoid")
 
 
 class Delay(nn.Module):
@@ -58,8 +60,8 @@ class Delay(nn.Module):
                 f"max_delay must be a finite number of ms >= 0 that {dtype} can hold, got "
                 f"{max_delay}"
             )
-        if bound not in _BOUNDS:
-            raise ValueError(f"bound must be one of {_BOUNDS}, got {bound!r}")
+        if bound not in DELAY_BOUNDS:
+            raise ValueError(f"bound must be one of {DELAY_BOUNDS}, got {bound!r}")
         if bound == "sigmoid" and max_delay <= 0:
             raise ValueError("a sigmoid-bounded delay needs max_delay > 0")
         self.n_out, self.n_in = n_out, n_in
@@ -154,6 +156,8 @@ _KINDS: dict[str, Callable[..., Delay]] = {
     "axonal": AxonalDelay,
     "dendritic": DendriticDelay,
 }
+#: names of the delay parametrisations (``make_delay``)
+DELAY_KINDS: tuple[str, ...] = tuple(_KINDS)
 
 
 def make_delay(kind: str | Delay | None, n_out: int, n_in: int, **kwargs) -> Delay | None:

@@ -18,14 +18,15 @@ Limits (docs/robustness.md):
 from __future__ import annotations
 
 import math
-from numbers import Real
+from numbers import Integral, Real
 
 import torch
 from torch import Tensor
 
 __all__ = [
     "FLOAT_DTYPES", "MAX_GRID_VALUES", "MAX_STEPS", "check_dtype", "check_finite",
-    "check_parameter", "check_positive_finite", "check_delays", "check_grid_size",
+    "check_parameter", "check_positive_finite", "check_nonnegative_finite", "check_limit",
+    "check_choice", "check_delays", "check_grid_size",
 ]  # fmt: skip
 
 #: parameter dtypes the kernels are compiled for
@@ -51,6 +52,29 @@ def check_positive_finite(**values: float) -> None:
             raise ValueError(f"{name} must be a number, got {v!r}")
         if not (v > 0 and math.isfinite(v)):
             raise ValueError(f"{name} must be > 0 and finite, got {v}")
+
+
+def check_nonnegative_finite(**values: float) -> None:
+    """Each named value must be a finite number >= 0 (durations that may be zero: a refractory
+    period, a largest delay)."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, Real):
+            raise ValueError(f"{name} must be a number, got {v!r}")
+        if not (v >= 0 and math.isfinite(v)):
+            raise ValueError(f"{name} must be >= 0 and finite, got {v}")
+
+
+def check_limit(**values: int | None) -> None:
+    """Each named value must be a positive integer or None (no limit); 0 is not "no limit"."""
+    for name, v in values.items():
+        if v is not None and (isinstance(v, bool) or not isinstance(v, Integral) or v < 1):
+            raise ValueError(f"{name} must be a positive integer or None (no limit), got {v!r}")
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _range(tensor: Tensor) -> tuple[float, float]:
