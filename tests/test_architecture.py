@@ -33,8 +33,9 @@ LAYERS: dict[str, int] = {
     # engines: time grid (grid and precise mode), exact (EventProp and timing backward)
     "delayprop.functional": 2,
     "delayprop.exact": 2,
-    # modules
+    # modules and their options
     "delayprop.nn": 3,
+    "delayprop.options": 3,
     # training methods
     "delayprop.methods": 4,
     # tools built on modules and methods

@@ -12,7 +12,7 @@ from problems import random_spikes
 
 def _grads(kind: str, values: torch.Tensor, bound: str = "clamp"):
     torch.manual_seed(0)
-    layer = dp.LIF(6, 5, max_delay=12.0, delay=kind, weight_init=dp.Normal(0.6, 0.3),
+    layer = dp.LIF(6, 5, max_delay=12.0, delay_kind=kind, weight_init=dp.Normal(0.6, 0.3),
                    delay_bound=bound, dtype=torch.float64)  # fmt: skip
     with torch.no_grad():
         layer.delay.raw.copy_(layer.delay._to_raw(values))

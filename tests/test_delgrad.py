@@ -87,7 +87,7 @@ def test_closed_form_gradients_equal_implicit_and_finite_differences(tau_mem, ta
 @pytest.mark.parametrize("kind", ["synaptic", "axonal", "dendritic"])
 def test_delay_kinds_in_a_layer(kind):
     torch.manual_seed(0)
-    layer = TTFSLayer(6, 7, tau_syn=5.0, tau_ratio=2.0, delay=kind, max_delay=5.0,
+    layer = TTFSLayer(6, 7, tau_syn=5.0, tau_ratio=2.0, delay_kind=kind, max_delay=5.0,
                       delay_init=(0.5, 4.5), weight_init=dp.Normal(2.0, 1.5))  # fmt: skip
     t_in, _, _ = _problem(2)
     t = layer(t_in)
@@ -154,7 +154,7 @@ def test_network_maps_spikes_to_spikes_with_hardware_noise():
     hw = HardwareModel(threshold_fixed_sd=0.08, threshold_trial_sd=0.04, multiplex=2)
     torch.manual_seed(0)
     net = TTFSNetwork([TTFSLayer(8, 10, weight_init=dp.Normal(2.5, 1.0), hardware=hw,
-                                 delay="axonal", max_delay=4.0, delay_init=1.0),
+                                 delay_kind="axonal", max_delay=4.0, delay_init=1.0),
                        TTFSLayer(10, 3, weight_init=dp.Normal(2.0, 0.5))], hardware=hw)  # fmt: skip
     x = dp.Spikes.from_lists([([1.0, 2.0, 3.0, 4.0], [0, 1, 2, 3]), ([0.5], [1])], 4, 40.0)
     out = net(x)

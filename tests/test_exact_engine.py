@@ -219,19 +219,19 @@ def test_bad_input_is_named():
         layer(x)
     with pytest.raises(ValueError, match="input has 5 units but the weight matrix expects 8"):
         _layer()(random_spikes(1, 5, 30.0, 5, seed=9))
-    with pytest.raises(ValueError, match="need the exact engine"):
+    with pytest.raises(ValueError, match="refractory=2.0 needs the exact engine"):
         dp.LIF(4, 3, dt=1.0, refractory=2.0)
-    with pytest.raises(ValueError, match="need the exact engine"):
+    with pytest.raises(ValueError, match="max_spikes=1 needs the exact engine"):
         dp.LIF(4, 3, dt=0.1, max_spikes=1)
     with pytest.raises(ValueError, match="max_spikes must be a positive integer"):
         dp.LIF(4, 3, dt=None, max_spikes=0)
     for bad in (0, -1, 1.5, True):  # "no limit" is None on the layers and in the engine alike
         with pytest.raises(ValueError, match="max_spikes must be a positive integer or None"):
             exact.ExactSettings(20.0, 5.0, max_spikes=bad)
-    with pytest.raises(ValueError, match="sample_dt is for the exact engine"):
+    with pytest.raises(ValueError, match="sample_dt=0.5 needs the exact engine"):
         dp.LIReadout(4, 3, dt=1.0, sample_dt=0.5)
-    with pytest.raises(ValueError, match="needs sample_dt"):
-        dp.LIReadout(8, 3, dt=None)(x)
+    with pytest.raises(ValueError, match="needs settings.sample_dt"):
+        dp.LIReadout(8, 3, dt=None, sample_dt=None)(x)
     with pytest.raises(ValueError, match="refractory must be"):
         exact.ExactSettings(20.0, 5.0, refractory=-1.0)
     with pytest.raises(ValueError, match="tau_syn must be > 0"):

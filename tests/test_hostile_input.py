@@ -197,7 +197,7 @@ def test_spike_limit_must_be_a_positive_integer(bad):
 
 
 def test_spike_limit_is_refused_by_the_grid_engine():
-    with pytest.raises(ValueError, match="spike_limit need the exact engine"):
+    with pytest.raises(ValueError, match="spike_limit=10 needs the exact engine"):
         dp.LIF(2, 2, dt=1.0, spike_limit=10)
 
 

@@ -15,22 +15,29 @@ from delayprop.methods import build_model
 from delayprop.methods.factory import _OPTION_DEFAULTS
 from delayprop.methods.hardware import HardwareModel
 from delayprop.methods.registry import LIF_TRAINING_OPTIONS, METHODS, REGISTRY
+from delayprop.options import LayerOptions
 
 #: a value other than the default for every option some method does not support
 NON_DEFAULT_CONFIG = {
     "dt": 0.5,
     "recurrent": True,
     "rec_max_delay": 3.0,
+    "rec_delay_kind": "axonal",
     "rec_delay_init": 1.0,
     "rec_weight_init": [0.0, 0.1],
     "sample_dt": 0.5,
     "max_spikes": 3,
     "refractory": 1.0,
+    "spike_limit": 100,
+    "backward": "timing",
     "precise": True,
     "hardware": {"weight_clip": 6.0},
     "hardware_profile": "loihi",
     "max_delay": 5.0,
     "readout_max_delay": 5.0,
+    "delay_kind": "axonal",
+    "delay_bound": "sigmoid",
+    "learn_delays": False,
 }
 NON_DEFAULT_TRAIN = {
     "reg_target": 14.0,
@@ -131,14 +138,36 @@ def test_lif_layers_match_the_built_networks():
 
 def test_registry_rejects_what_each_method_lacks():
     """Written out independently of the registry, so that dropping an entry fails."""
-    recurrence = {"recurrent", "rec_max_delay", "rec_delay_init", "rec_weight_init"}
-    event_engine = {"max_spikes", "refractory", "precise", "sample_dt"}
+    recurrence = {"recurrent", "rec_max_delay", "rec_delay_kind", "rec_delay_init",
+                  "rec_weight_init"}  # fmt: skip
+    event_engine = {"max_spikes", "refractory", "spike_limit", "backward", "precise", "sample_dt"}
+    delays = {"max_delay", "readout_max_delay", "delay_kind", "delay_bound", "learn_delays"}
     expected = {
         "eventprop": {"hardware", "surrogate_alpha"},
-        "bptt": recurrence | event_engine | {"hardware", "hardware_profile", "max_delay",
-                                             "readout_max_delay"},
+        "bptt": recurrence | event_engine | delays | {"hardware", "hardware_profile"},
         "dcls": recurrence | event_engine | {"hardware", "hardware_profile"},
         "delgrad": recurrence | event_engine | {"dt", "hardware_profile", "surrogate_alpha"},
     }
     assert {name: set(m.unsupported) for name, m in REGISTRY.items()} == expected
     assert {name for name, m in REGISTRY.items() if m.lif_layers} == {"eventprop"}
+
+
+#: the layer options that each method's networks use (``methods.factory``), written out
+LAYER_OPTIONS_USED = {
+    "eventprop": {f.name for f in dataclasses.fields(LayerOptions)},
+    "bptt": {"tau_mem", "tau_syn", "threshold", "dt"},
+    "dcls": {"tau_mem", "tau_syn", "threshold", "dt", "max_delay", "delay_kind", "delay_bound",
+             "learn_delays"},  # fmt: skip
+    "delgrad": {"tau_mem", "tau_syn", "threshold", "max_delay", "delay_kind", "delay_bound",
+                "learn_delays"},  # fmt: skip
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_layer_option_is_used_or_rejected(method):
+    """A new field of ``LayerOptions`` fails here until each method either uses it or its
+    registry entry rejects it: no layer option is silently ignored by a method."""
+    options = {f.name for f in dataclasses.fields(LayerOptions)}
+    rejected = options & set(REGISTRY[method].unsupported)
+    assert not rejected & LAYER_OPTIONS_USED[method]
+    assert rejected | LAYER_OPTIONS_USED[method] == options

@@ -17,7 +17,7 @@ from delayprop.training.runs import load_run
 def _net(dt: float | None, kind: str = "synaptic", dtype=None) -> torch.nn.Sequential:
     torch.manual_seed(0)
     return torch.nn.Sequential(
-        dp.LIF(5, 8, dt=dt, max_delay=3.0, delay=kind, delay_init=(0.0, 3.0),
+        dp.LIF(5, 8, dt=dt, max_delay=3.0, delay_kind=kind, delay_init=(0.0, 3.0),
                weight_init=dp.Normal(1.5, 0.7), recurrent=True, rec_max_delay=2.0,
                rec_delay_init=(0.0, 2.0), rec_weight_init=dp.Normal(0.0, 0.3), dtype=dtype),
         dp.LIReadout(8, 3, dt=dt, max_delay=1.0, delay_init=(0.0, 1.0),

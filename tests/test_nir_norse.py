@@ -27,9 +27,9 @@ def _net(dt: float) -> torch.nn.Sequential:
                weight_init=dp.Normal(1.5, 0.7), recurrent=True, rec_max_delay=2.0,
                rec_delay_init=(0.0, 2.0), rec_weight_init=dp.Normal(0.0, 0.3),
                dtype=torch.float64),
-        dp.LIF(10, 5, dt=dt, max_delay=1.0, delay="axonal", delay_init=(0.0, 1.0),
+        dp.LIF(10, 5, dt=dt, max_delay=1.0, delay_kind="axonal", delay_init=(0.0, 1.0),
                weight_init=dp.Normal(1.0, 0.5), dtype=torch.float64),
-        dp.LIReadout(5, 3, dt=dt, max_delay=1.0, delay="dendritic", delay_init=(0.0, 1.0),
+        dp.LIReadout(5, 3, dt=dt, max_delay=1.0, delay_kind="dendritic", delay_init=(0.0, 1.0),
                      weight_init=dp.Normal(0.0, 0.5), dtype=torch.float64),
     )  # fmt: skip
     with torch.no_grad():

@@ -94,9 +94,9 @@ def test_axonal_and_dendritic_delays_through_autograd(kinds):
     the synaptic ones (autograd), with first-spike outputs and the Yin-Yang loss."""
     torch.manual_seed(3)
     net = torch.nn.Sequential(
-        dp.LIF(4, 12, dt=None, max_delay=8.0, delay=kinds[0], delay_init=(0.0, 8.0),
+        dp.LIF(4, 12, dt=None, max_delay=8.0, delay_kind=kinds[0], delay_init=(0.0, 8.0),
                weight_init=dp.Normal(3.0, 1.5)),
-        dp.LIF(12, 3, dt=None, max_delay=8.0, delay=kinds[1], delay_init=(0.0, 8.0),
+        dp.LIF(12, 3, dt=None, max_delay=8.0, delay_kind=kinds[1], delay_init=(0.0, 8.0),
                weight_init=dp.Normal(1.5, 1.0)),
     )  # fmt: skip
     x = _inputs(4, 4, 40.0, 6, seed=4)

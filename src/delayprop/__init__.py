@@ -13,6 +13,7 @@ from . import exact, losses  # noqa: E402
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
 from .init import Normal, Uniform
 from .nn import LIF, LIReadout, SpikeRecorder, constrain_, delay_modules, split_parameters
+from .options import EngineOptions, LayerOptions, NeuronOptions
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 from .verify import GradcheckReport, check_gradients
@@ -24,6 +25,9 @@ __all__ = [
     "Spikes",
     "LIF",
     "LIReadout",
+    "LayerOptions",
+    "NeuronOptions",
+    "EngineOptions",
     "SpikeRecorder",
     "Delay",
     "SynapticDelay",

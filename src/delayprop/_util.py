@@ -5,9 +5,11 @@ Everything above the kernels may import this module, and it imports nothing from
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
-__all__ = ["REDUCTION_CHUNKS", "n_chunks", "n_steps_for"]
+__all__ = ["REDUCTION_CHUNKS", "n_chunks", "n_steps_for", "field_defaults"]
 
 #: A batch is split into this many chunks of samples (fewer for smaller batches); each chunk
 #: has its own buffers and gradient accumulators, and the chunks' partial sums are added in
@@ -27,3 +29,11 @@ def n_chunks(batch: int) -> int:
 def n_steps_for(duration: float, dt: float) -> int:
     """Number of grid steps of ``dt`` ms that cover ``duration`` ms (t = 0, dt, ..., (n-1) dt)."""
     return max(1, int(math.ceil(duration / dt - 1e-9)))
+
+
+def field_defaults(cls: type) -> dict[str, Any]:
+    """The default of every field of the dataclass ``cls`` (a ``default_factory`` is called),
+    without building an instance."""
+    return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            for f in dataclasses.fields(cls)}  # fmt: skip
+

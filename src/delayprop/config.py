@@ -3,7 +3,8 @@
 A configuration has four sections::
 
     data:  which data set and how it is encoded / augmented
-    model: network shape, neuron constants, delays, engine (dt = null selects the exact engine)
+    model: network shape and the layers' options (delayprop.LayerOptions: neuron constants,
+           engine, delays; dt = null selects the exact engine)
     loss:  readout and loss
     train: optimiser, schedule, regularisation, protocol
 
@@ -25,7 +26,10 @@ from typing import Any
 
 import yaml
 
+from ._util import field_defaults
 from .methods.registry import METHODS, UnsupportedOption, get_method
+from .options import LayerOptions
+from .validation import check_choice, check_nonnegative_finite
 
 __all__ = [
     "DataConfig",
@@ -63,50 +67,59 @@ class DataConfig:
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(LayerOptions):
     """Network: input -> hidden LIF layers -> readout (LI voltage or LIF first spikes).
 
-    ``method``: eventprop (this library's engine; ``dt: null`` = exact continuous time), bptt
-    and dcls (surrogate-gradient baselines), delgrad (single-spike closed forms; ``hardware``
-    holds the ``HardwareModel`` fields for chip-aware training).  An option that the method
-    does not support (``delayprop.methods.registry``) is an error unless left at its default.
-    ``max_spikes`` and ``refractory`` (ms) apply to every LIF layer and need the exact engine.
-    Times in ms.
+    The options of the layers are the fields of ``delayprop.LayerOptions`` (neuron constants,
+    engine, delays and recurrence), under their names, with their defaults, units and checks;
+    they apply to every hidden layer and to the readout, which has its own delays
+    (``readout_max_delay``) and no recurrence.  ``dt: null`` selects the exact engine.  The
+    fields below describe the network.  Times in ms.
+
+    ``method``: eventprop (this library's engine), bptt and dcls (surrogate-gradient
+    baselines), delgrad (single-spike closed forms; ``hardware`` holds the ``HardwareModel``
+    fields for chip-aware training).  An option that the method does not support
+    (``delayprop.methods.registry``) is an error unless left at its default.
     ``weight_init`` lists one ``[mean, std]`` per feed-forward projection (input -> first
     hidden, ..., last hidden -> readout); empty means the default N(0, 1/n_in).
-    ``delay_init`` is a constant, a ``[low, high]`` uniform range or an explicit matrix.
+    ``delay_init`` is a constant, a ``[low, high]`` uniform range or an explicit matrix (also
+    ``rec_delay_init``, ``readout_delay_init``).
     ``hardware_profile`` (eventprop): train for a target (``float``, ``loihi``, ``spinnaker``;
     ``delayprop.hardware``): quantised weights and integer delays in the forward pass, on the
-    time-stepped engine at the model's dt (1 ms when ``dt`` is null).  ``precise`` (eventprop,
-    ``dt`` > 0): arrivals and spikes at their exact times on the grid (the precise mode).
+    time-stepped engine at the model's dt (1 ms when ``dt`` is null).
     """
 
     method: str = "eventprop"
-    dt: float | None = 1.0
-    tau_mem: float = 20.0
-    tau_syn: float = 5.0
-    threshold: float = 1.0
     hidden: list[int] = field(default_factory=lambda: [30])
-    recurrent: bool = False
     readout: str = "li"
-    delay_kind: str = "synaptic"
-    delay_bound: str = "clamp"
-    learn_delays: bool = True
     learn_weights: bool = True
-    max_delay: float = 0.0
     delay_init: Any = 0.0
-    rec_max_delay: float = 0.0
     rec_delay_init: Any = 0.0
     readout_max_delay: float = 0.0
     readout_delay_init: Any = 0.0
     weight_init: list[list[float]] = field(default_factory=list)
     rec_weight_init: list[float] | None = None
-    sample_dt: float = 1.0
-    max_spikes: int | None = None
-    refractory: float = 0.0
     hardware: dict[str, Any] = field(default_factory=dict)
     hardware_profile: str | None = None
-    precise: bool = False
+
+    def __post_init__(self) -> None:
+        """The method and the options it does not support first (such an option is named as
+        unsupported, not as failing its own check), then the layer options, then the
+        network."""
+        check_choice("method", self.method, METHODS)
+        get_method(self.method).check(dataclasses.asdict(self), field_defaults(ModelConfig))
+        super().__post_init__()
+        check_choice("readout", self.readout, ("li", "lif"))
+        if any(h <= 0 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
+        check_nonnegative_finite(readout_max_delay=self.readout_max_delay)
+        if self.weight_init and len(self.weight_init) != len(self.hidden) + 1:
+            raise ValueError(
+                f"weight_init needs one [mean, std] per projection ({len(self.hidden) + 1}), "
+                f"got {len(self.weight_init)}"
+            )
+        if any(len(p) != 2 for p in self.weight_init):
+            raise ValueError("weight_init entries must be [mean, std]")
 
 
 @dataclass
@@ -211,7 +224,10 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
             raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         else:
             kwargs[name] = float(value) if tp is float else value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as err:  # a dataclass's own checks, which name the field
+        raise ConfigError(f"{where}.{err}" if where else str(err)) from None
 
 
 def _type_name(tp: Any) -> str:
@@ -230,30 +246,14 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 
 def validate(cfg: RunConfig) -> None:
-    """Value checks that types alone cannot express."""
+    """Value checks across sections and of the training section (the model section checks
+    itself: ``ModelConfig``)."""
     m, t, loss = cfg.model, cfg.train, cfg.loss
-    if m.method not in METHODS:
-        raise ConfigError(f"model.method must be one of {', '.join(METHODS)}, got {m.method!r}")
-    _check_method_options(cfg)
-    if m.readout not in ("li", "lif"):
-        raise ConfigError(f"model.readout must be 'li' or 'lif', got {m.readout!r}")
-    if m.dt is not None and m.dt <= 0:
-        raise ConfigError(f"model.dt must be > 0 ms or null (exact engine), got {m.dt}")
-    for name in ("tau_mem", "tau_syn", "threshold"):
-        if getattr(m, name) <= 0:
-            raise ConfigError(f"model.{name} must be > 0")
-    if any(h <= 0 for h in m.hidden):
-        raise ConfigError(f"model.hidden sizes must be positive, got {m.hidden}")
-    for name in ("max_delay", "rec_max_delay", "readout_max_delay"):
-        if getattr(m, name) < 0:
-            raise ConfigError(f"model.{name} must be >= 0 ms")
-    if m.weight_init and len(m.weight_init) != len(m.hidden) + 1:
-        raise ConfigError(
-            f"model.weight_init needs one [mean, std] per projection ({len(m.hidden) + 1}), "
-            f"got {len(m.weight_init)}"
-        )
-    if any(len(p) != 2 for p in m.weight_init):
-        raise ConfigError("model.weight_init entries must be [mean, std]")
+    try:
+        get_method(m.method).check(dataclasses.asdict(t), field_defaults(TrainConfig), "train.",
+                                   training=True)  # fmt: skip
+    except UnsupportedOption as err:
+        raise ConfigError(str(err)) from None
     valid_losses = {"li": ("cross_entropy",), "lif": ("time_invariant_mse", "ttfs_cross_entropy")}
     if loss.kind not in valid_losses[m.readout]:
         raise ConfigError(
@@ -275,23 +275,6 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"train.seed must be >= 0, got {t.seed}")
     if t.average_decay is not None and not 0 <= t.average_decay < 1:
         raise ConfigError(f"train.average_decay must be in [0, 1) or null, got {t.average_decay}")
-
-
-def _check_method_options(cfg: RunConfig) -> None:
-    """Reject every option that ``cfg.model.method`` does not support (and that differs from
-    its default), naming the option and the method."""
-    spec = get_method(cfg.model.method)
-    train_values = dataclasses.asdict(cfg.train)
-    try:
-        spec.check(dataclasses.asdict(cfg.model), _defaults(ModelConfig), "model.")
-        spec.check(train_values, _defaults(TrainConfig), "train.", training=True)
-    except UnsupportedOption as err:
-        raise ConfigError(str(err)) from None
-
-
-def _defaults(cls: type) -> dict[str, Any]:
-    """Default value of every field of the dataclass ``cls``."""
-    return dataclasses.asdict(cls())
 
 
 # ---------------------------------------------------------------------------- files and overrides

@@ -115,6 +115,12 @@ def _delay_kind(module) -> str | None:
     return None if module is None else module.kind
 
 
+def _kinds(meta: dict[str, Any], **keys: str) -> dict[str, str]:
+    """The delay-kind options (name -> metadata key) of a layer's metadata; a projection
+    without delays (kind None) takes the default."""
+    return {name: meta[key] for name, key in keys.items() if meta.get(key) is not None}
+
+
 def _neuron_node(layer: LIF | LIReadout, nir, dtype) -> Any:
     n = layer.n_out
     full = lambda v: np.full(n, v, dtype=dtype)  # noqa: E731
@@ -285,16 +291,15 @@ def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn
         node = graph.nodes[name]
         tau_syn, tau_mem = _check_neurons(node, name, scale)
         common = dict(tau_mem=tau_mem, tau_syn=tau_syn, dt=lm["dt"], max_delay=lm["max_delay"],
-                      delay=lm["delay"], dtype=getattr(torch, lm["dtype"]),
-                      precise=lm.get("precise", False))  # fmt: skip
+                      dtype=getattr(torch, lm["dtype"]), precise=lm.get("precise", False),
+                      **_kinds(lm, delay_kind="delay", rec_delay_kind="rec_delay"))  # fmt: skip
         if lm["type"] == "LIReadout":
             layer = LIReadout(lm["n_in"], lm["n_out"], **common, sample_dt=lm["sample_dt"])
         else:
             layer = LIF(lm["n_in"], lm["n_out"], **common,
                         threshold=float(np.asarray(node.v_threshold).flat[0]),
                         recurrent=lm["recurrent"], rec_max_delay=lm["rec_max_delay"],
-                        rec_delay=lm["rec_delay"], refractory=lm["refractory"],
-                        max_spikes=lm["max_spikes"])  # fmt: skip
+                        refractory=lm["refractory"], max_spikes=lm["max_spikes"])  # fmt: skip
         with torch.no_grad():
             w, d = _read_projection(graph, f"layer{k}", lm["delay"], lm["n_out"], lm["n_in"],
                                     scale)  # fmt: skip

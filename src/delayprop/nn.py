@@ -14,92 +14,96 @@ Two engines (docs/architecture.md): ``dt > 0`` selects the time-stepped engine (
 ``dt=None`` the exact event-driven engine in continuous time (``delayprop.exact``, float64
 default), which also offers refractory periods, a spike limit per neuron and the exact peak of
 the readout voltage.
+
+Every option of a layer (neuron constants, engine, delays, recurrence) is a field of
+``delayprop.options.LayerOptions``, documented there with its unit; a layer takes such an object
+or the same names as keywords, and keeps its neuron and engine options as attributes.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from functools import partial
 from numbers import Integral
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from . import exact
 from .delays import Delay, make_delay
-from .exact.functional import BACKWARDS
 from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
+from .options import LayerOptions, state_options
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
-from .validation import check_delays, check_dtype, check_positive_finite
+from .validation import check_delays, check_dtype
 
 __all__ = [
     "LIF", "LIReadout", "SpikeRecorder", "constrain_", "split_parameters", "delay_modules",
 ]  # fmt: skip
 
 
-def _needs_exact(backward: str, dt: float | None) -> str:
-    return (f"backward={backward!r} needs the exact engine (dt=None); the time-stepped engine "
-            f"(dt={dt}) has the EventProp backward only")  # fmt: skip
-
-
 class _Projection(nn.Module):
-    """Shared parts of LIF and LIReadout: weights, delays, neuron constants, time grid."""
+    """Shared parts of LIF and LIReadout: weights, feed-forward delays, the neuron and engine
+    options (attributes of the same names), time grid."""
+
+    #: what the layer returns: ``"spikes"`` (LIF) or ``"trace"`` (LIReadout); the options about
+    #: the other output (``delayprop.options``) do not apply to it
+    output: ClassVar[str]
 
     def __init__(
         self,
         n_in: int,
         n_out: int,
+        options: LayerOptions,
         *,
-        tau_mem: float,
-        tau_syn: float,
-        dt: float | None,
-        max_delay: float,
-        delay: str | Delay | None,
-        delay_init: Init,
-        learn_delays: bool,
-        delay_bound: str,
         weight_init: Init | None,
+        delay: Delay | None,
+        delay_init: Init,
         dtype: torch.dtype | None,
-        backward: str,
-        precise: bool = False,
     ) -> None:
         super().__init__()
-        if precise and dt is None:
-            raise ValueError("precise=True is a mode of the time-stepped engine (dt > 0); the "
-                             "exact engine (dt=None) is continuous already")  # fmt: skip
-        if backward not in BACKWARDS:
-            raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
-        if dt is not None and backward != "eventprop":
-            raise ValueError(_needs_exact(backward, dt))
         if not all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0
                    for n in (n_in, n_out)):  # fmt: skip
             raise ValueError(f"n_in and n_out must be positive integers, got {n_in!r}, {n_out!r}")
         n_in, n_out = int(n_in), int(n_out)
-        if not (max_delay >= 0 and math.isfinite(max_delay)):
-            raise ValueError(f"max_delay must be a finite number of ms >= 0, got {max_delay}")
-        check_positive_finite(tau_mem=tau_mem, tau_syn=tau_syn)
-        if dt is not None:
-            check_positive_finite(dt=dt)
         if dtype is None:
-            dtype = torch.float32 if dt is not None else torch.float64
+            dtype = torch.float32 if options.dt is not None else torch.float64
         check_dtype(type(self).__name__, dtype)
         self.n_in, self.n_out = n_in, n_out
-        self.tau_mem, self.tau_syn, self.dt = float(tau_mem), float(tau_syn), dt
-        self.backward = backward
-        self.precise = bool(precise)
+        for name in state_options(self.output):
+            setattr(self, name, getattr(options, name))
         self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
         default = Normal(0.0, 1.0 / n_in**0.5)
         apply_init(self.weight, default if weight_init is None else weight_init)
-        self.delay = make_delay(
-            delay, n_out, n_in, max_delay=max_delay, init=delay_init, learn=learn_delays,
-            bound=delay_bound, dtype=dtype,
-        )  # fmt: skip
+        self.delay = self._delays(delay, options.delay_kind, options.max_delay, (n_out, n_in),
+                                  delay_init, options, dtype)  # fmt: skip
         #: hardware constraint (``delayprop.hardware.apply_profile``): maps (weight, delay,
         #: max_delay) to what the target runs; None runs the parameters as they are.
         self.constraint: nn.Module | None = None
+
+    def _delays(self, module: Delay | None, kind: str, max_delay: float, shape: tuple[int, int],
+                init: Init, options: LayerOptions, dtype: torch.dtype) -> Delay | None:  # fmt: skip
+        """The delay parametrisation of a projection of ``shape`` [n_out, n_in]: ``module`` if
+        one is given, else one of ``kind`` with delays in [0, max_delay] ms, None when
+        ``max_delay`` is 0."""
+        if module is not None:
+            if not isinstance(module, Delay):
+                raise TypeError(f"{type(self).__name__}: delay and rec_delay take a Delay "
+                                f"module, got {module!r}; the kind of delays is the option "
+                                "delay_kind (rec_delay_kind)")  # fmt: skip
+            return make_delay(module, *shape)
+        if max_delay == 0:
+            return None
+        return make_delay(kind, *shape, max_delay=max_delay, init=init, learn=options.learn_delays,
+                          bound=options.delay_bound, dtype=dtype)  # fmt: skip
+
+    def _check_options(self) -> None:
+        """The neuron and engine options as they stand (they may have been changed since the
+        layer was built, e.g. ``layer.dt = 0.5``) must fit together: ``ValueError`` otherwise,
+        e.g. for ``backward="timing"`` on a time grid."""
+        LayerOptions(**{name: getattr(self, name) for name in state_options(self.output)})
 
     def _constrained(self, weight: Tensor | None, delay: Delay | None, name: str = "delay"
                      ) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
@@ -127,12 +131,12 @@ class _Projection(nn.Module):
         return int(round(max_delay / self.dt))
 
     def _exact_settings(self, threshold: float, **extra) -> exact.ExactSettings:
+        self._check_options()
         return exact.ExactSettings(self.tau_mem, self.tau_syn, threshold,
                                    backward=self.backward, **extra)  # fmt: skip
 
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
-        if self.backward != "eventprop":  # e.g. a network switched to a time grid
-            raise ValueError(_needs_exact(self.backward, self.dt))
+        self._check_options()
         check_input(spikes, self.weight, type(self).__name__)
         return GridSettings(
             tau_mem=self.tau_mem,
@@ -145,109 +149,67 @@ class _Projection(nn.Module):
             **extra,
         )
 
+    def extra_repr(self) -> str:
+        state = (f"{name}={getattr(self, name)!r}" for name in state_options(self.output))
+        return ", ".join((f"n_in={self.n_in}", f"n_out={self.n_out}", *state))
+
 
 class LIF(_Projection):
     """A layer of current-based LIF neurons with learnable weights and delays.
 
     Args:
         n_in, n_out: number of inputs and of neurons.
-        tau_mem, tau_syn: membrane and synaptic time constants, ms.
-        threshold: firing threshold (reset to 0).
-        dt: time step of the time-stepped engine, ms; None selects the exact engine
-            (event-driven, continuous time, delays never rounded).
-        max_delay: largest delay, ms (delays are kept in [0, max_delay] by ``constrain_``).
-        delay: ``"synaptic"`` (default when max_delay > 0), ``"axonal"``, ``"dendritic"``, a
-            ``Delay`` module, or None (no delays; default when max_delay == 0).
-        delay_init: initial delays, ms (constant or ``(low, high)`` uniform).
-        learn_delays: train the delays.  delay_bound: ``"clamp"`` or ``"sigmoid"``.
+        options: the layer's options (``LayerOptions``: neuron constants, engine, delays,
+            recurrence; default: every option at its default).
+        **keywords: options by name, changing those of ``options``: e.g. ``dt=None`` (exact
+            engine), ``max_delay=10.0`` (ms), ``delay_kind="axonal"``, ``recurrent=True``.
+            The options about a readout's trace (``sample_dt``) do not apply.
         weight_init: initial weights (``Normal(mean, std)``, a constant, a range, a callable);
             default N(0, 1/n_in).
-        recurrent: add recurrent weights [n_out, n_out] (and delays if ``rec_max_delay > 0``).
-        rec_max_delay, rec_delay, rec_delay_init, rec_weight_init: the same for the recurrent
-            connections (recurrent delays default to synaptic when ``rec_max_delay > 0``).
+        delay_init: initial delays, ms (a constant, a ``(low, high)`` uniform range, ...).
+        delay: a ``Delay`` module to use as the feed-forward delays (e.g. shared with another
+            layer) instead of one built from the options; its own kind and range apply.
+        rec_weight_init, rec_delay_init, rec_delay: the same for the recurrent connections
+            (default weights N(0, 1/n_out)).
         regularizer: spike-count regulariser applied to this layer's spikes in backward.
-        refractory: after each spike V is held at 0 for this many ms (I keeps integrating).
-            Exact engine only (dt=None).
-        max_spikes: a neuron falls silent after this many spikes (1: first-spike-only neurons
-            as in DelGrad; None: no limit).  Exact engine only (dt=None).
-        spike_limit: spikes per neuron per trial (mean over the layer) beyond which the exact
-            engine stops with an error instead of running without bound (None: the trial's
-            duration / 0.1 ms, see ``exact.ExactSettings``).  Exact engine only.
         dtype: parameter dtype (default float32 with dt, float64 with dt=None).
-        backward: ``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike
-            times of Yamamoto et al. 2022, ``delayprop.exact.timing``: the same gradients by
-            an independent method, slower).  ``"timing"`` needs the exact engine (dt=None).
-        precise: time-stepped engine only: arrivals at their exact times t + d (delays and
-            input times never rounded) and spikes located inside their step by root finding,
-            with the exact adjoint of that forward (``kernels.precise_cpu``).  CPU,
-            feed-forward; default False (the grid mode: times rounded to the grid).
     """
+
+    output = "spikes"
 
     def __init__(
         self,
         n_in: int,
         n_out: int,
+        options: LayerOptions | None = None,
         *,
-        tau_mem: float = 20.0,
-        tau_syn: float = 5.0,
-        threshold: float = 1.0,
-        dt: float | None = 1.0,
-        max_delay: float = 0.0,
-        delay: str | Delay | None = "default",
-        delay_init: Init = 0.0,
-        learn_delays: bool = True,
-        delay_bound: str = "clamp",
         weight_init: Init | None = None,
-        recurrent: bool = False,
-        rec_max_delay: float = 0.0,
-        rec_delay: str | Delay | None = "default",
-        rec_delay_init: Init = 0.0,
+        delay_init: Init = 0.0,
+        delay: Delay | None = None,
         rec_weight_init: Init | None = None,
+        rec_delay_init: Init = 0.0,
+        rec_delay: Delay | None = None,
         regularizer: SpikeCountRegularizer | None = None,
-        refractory: float = 0.0,
-        max_spikes: int | None = None,
         dtype: torch.dtype | None = None,
-        backward: str = "eventprop",
-        precise: bool = False,
-        spike_limit: int | None = None,
+        **keywords: Any,
     ) -> None:
-        if dt is not None and (refractory != 0 or max_spikes is not None or spike_limit):
-            raise ValueError(
-                "refractory, max_spikes, spike_limit need the exact engine (dt=None); the "
-                f"time-stepped engine (dt={dt}) has none of them"
-            )
-        if max_spikes is not None and not (int(max_spikes) == max_spikes and max_spikes >= 1):
-            raise ValueError(f"max_spikes must be a positive integer or None, got {max_spikes!r}")
-        if delay == "default":
-            delay = "synaptic" if max_delay > 0 else None
-        super().__init__(
-            n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
-            delay=delay, delay_init=delay_init, learn_delays=learn_delays,
-            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
-            precise=precise,
-        )  # fmt: skip
-        check_positive_finite(threshold=threshold)
-        self.threshold = float(threshold)
-        self.refractory = float(refractory)
-        self.max_spikes = None if max_spikes is None else int(max_spikes)
-        self.spike_limit = spike_limit
+        options = LayerOptions.build(options, keywords, type(self).__name__, self.output)
+        super().__init__(n_in, n_out, options, weight_init=weight_init, delay=delay,
+                         delay_init=delay_init, dtype=dtype)  # fmt: skip
         self.regularizer = regularizer
-        self.recurrent = bool(recurrent)
+        self.recurrent = options.recurrent
         self.rec_weight: nn.Parameter | None = None
         self.rec_delay: Delay | None = None
-        if recurrent:
+        if self.recurrent:
             dtype = self.weight.dtype  # the engine's default when dtype is None
             self.rec_weight = nn.Parameter(torch.empty(n_out, n_out, dtype=dtype))
             apply_init(
                 self.rec_weight,
                 Normal(0.0, 1.0 / n_out**0.5) if rec_weight_init is None else rec_weight_init,
             )
-            if rec_delay == "default":
-                rec_delay = "synaptic" if rec_max_delay > 0 else None
-            self.rec_delay = make_delay(
-                rec_delay, n_out, n_out, max_delay=rec_max_delay, init=rec_delay_init,
-                learn=learn_delays, bound=delay_bound, dtype=dtype,
-            )  # fmt: skip
+            self.rec_delay = self._delays(rec_delay, options.rec_delay_kind,
+                                          options.rec_max_delay, (n_out, n_out), rec_delay_init,
+                                          options, dtype)  # fmt: skip
         # output buffer size of the next forward pass (a hint sized from the last one's spike
         # counts; a batch that needs more is run again with room for it)
         self._capacity = 4 * n_out
@@ -284,69 +246,43 @@ class LIF(_Projection):
         return out
 
     def extra_repr(self) -> str:
-        return (
-            f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
-            f"tau_syn={self.tau_syn}, threshold={self.threshold}, dt={self.dt}, "
-            f"recurrent={self.recurrent}, refractory={self.refractory}, "
-            f"max_spikes={self.max_spikes}, precise={self.precise}, backward={self.backward!r}"
-        )
+        return f"{super().extra_repr()}, recurrent={self.recurrent}"
 
 
 class LIReadout(_Projection):
     """Leaky-integrator readout: returns the voltage trace [batch, steps, n_out].
 
-    Same arguments as ``LIF`` (``backward`` included) without threshold and recurrence.  Losses
-    on the trace are plain torch code (``delayprop.losses``); their gradient drives the adjoint.
+    Takes the arguments of ``LIF`` without recurrence: the same ``LayerOptions`` (it never
+    spikes, so the options about output spikes, e.g. the threshold, do not apply; given in a
+    shared ``LayerOptions`` they are left unused, as keywords they are an error).  Losses on
+    the trace are plain torch code (``delayprop.losses``); their gradient drives the adjoint.
 
     With ``dt=None`` (exact engine) the trace holds V at t = 0, sample_dt, 2 sample_dt, ... ms
-    (``sample_dt`` is required for ``forward``), and ``max_over_time`` gives the exact maximum of
-    V over the trial and its time, both differentiable.
+    (the option ``sample_dt``, 1 ms by default), and ``max_over_time`` gives the exact maximum
+    of V over the trial and its time, both differentiable.
     """
+
+    output = "trace"
 
     def __init__(
         self,
         n_in: int,
         n_out: int,
+        options: LayerOptions | None = None,
         *,
-        tau_mem: float = 20.0,
-        tau_syn: float = 5.0,
-        dt: float | None = 1.0,
-        max_delay: float = 0.0,
-        delay: str | Delay | None = "default",
-        delay_init: Init = 0.0,
-        learn_delays: bool = True,
-        delay_bound: str = "clamp",
         weight_init: Init | None = None,
-        sample_dt: float | None = None,
+        delay_init: Init = 0.0,
+        delay: Delay | None = None,
         dtype: torch.dtype | None = None,
-        backward: str = "eventprop",
-        precise: bool = False,
+        **keywords: Any,
     ) -> None:
-        if dt is not None and sample_dt is not None:
-            raise ValueError(
-                f"sample_dt is for the exact engine (dt=None); with dt={dt} the trace is "
-                "sampled at every step"
-            )
-        if sample_dt is not None:
-            check_positive_finite(sample_dt=sample_dt)
-        if delay == "default":
-            delay = "synaptic" if max_delay > 0 else None
-        super().__init__(
-            n_in, n_out, tau_mem=tau_mem, tau_syn=tau_syn, dt=dt, max_delay=max_delay,
-            delay=delay, delay_init=delay_init, learn_delays=learn_delays,
-            delay_bound=delay_bound, weight_init=weight_init, dtype=dtype, backward=backward,
-            precise=precise,
-        )  # fmt: skip
-        self.sample_dt = None if sample_dt is None else float(sample_dt)
+        options = LayerOptions.build(options, keywords, type(self).__name__, self.output)
+        super().__init__(n_in, n_out, options, weight_init=weight_init, delay=delay,
+                         delay_init=delay_init, dtype=dtype)  # fmt: skip
 
     def forward(self, spikes: Spikes) -> Tensor:
         weight, delay = self.effective_parameters()
         if self.dt is None:
-            if self.sample_dt is None:
-                raise ValueError(
-                    "LIReadout(dt=None) needs sample_dt (ms between voltage samples) for its "
-                    "trace; or use max_over_time()"
-                )
             settings = self._exact_settings(float("inf"), sample_dt=self.sample_dt)
             return exact.li_readout(spikes, weight, delay, settings)
         settings = self._settings(spikes, threshold=float("inf"))
@@ -365,13 +301,6 @@ class LIReadout(_Projection):
         """
         settings = self._exact_settings(float("inf"))
         return exact.li_peak(spikes, *self.effective_parameters(), settings)
-
-    def extra_repr(self) -> str:
-        return (
-            f"n_in={self.n_in}, n_out={self.n_out}, tau_mem={self.tau_mem}, "
-            f"tau_syn={self.tau_syn}, dt={self.dt}, sample_dt={self.sample_dt}, "
-            f"precise={self.precise}, backward={self.backward!r}"
-        )
 
 
 # ---------------------------------------------------------------------- model-level helpers

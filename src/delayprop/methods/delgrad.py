@@ -239,8 +239,9 @@ class TTFSLayer(nn.Module):
     Args:
         n_in, n_out: sizes.  tau_syn: ms; ``tau_ratio`` = tau_mem / tau_syn, 1 or 2.
         threshold: firing threshold.
-        delay: "synaptic", "axonal", "dendritic" or None; ``max_delay`` ms; ``delay_bound``
-            "sigmoid" (DelGrad's d = max_delay sigmoid(raw)) or "clamp".
+        max_delay: largest delay, ms; 0: no delays.  delay_kind: "synaptic", "axonal" or
+            "dendritic" (as ``delayprop.LayerOptions.delay_kind``); ``delay_bound`` "sigmoid"
+            (DelGrad's d = max_delay sigmoid(raw)) or "clamp".
         weight_init: initialiser (see ``delayprop.init``).
         hardware: optional ``HardwareModel`` (noise, quantisation, clipping) applied in forward.
     """
@@ -253,7 +254,7 @@ class TTFSLayer(nn.Module):
         tau_syn: float = 5.0,
         tau_ratio: float = 2.0,
         threshold: float = 1.0,
-        delay: str | None = None,
+        delay_kind: str = "synaptic",
         max_delay: float = 0.0,
         delay_init: Init = 0.0,
         delay_bound: str = "sigmoid",
@@ -270,10 +271,9 @@ class TTFSLayer(nn.Module):
         self.weight = nn.Parameter(torch.empty(n_out, n_in, dtype=dtype))
         default = Normal(1.0, 1.0 / n_in**0.5)
         apply_init(self.weight, default if weight_init is None else weight_init)
-        if delay is not None and max_delay <= 0:
-            raise ValueError("delays need max_delay > 0")
-        self.delay = make_delay(delay, n_out, n_in, max_delay=max_delay, init=delay_init,
-                                bound=delay_bound, dtype=dtype)  # fmt: skip
+        self.delay = make_delay(delay_kind if max_delay > 0 else None, n_out, n_in,
+                                max_delay=max_delay, init=delay_init, bound=delay_bound,
+                                dtype=dtype)  # fmt: skip
         self.hardware = hardware
         if hardware is not None:
             self.register_buffer("threshold_offset", hardware.fixed_pattern(n_out, dtype))

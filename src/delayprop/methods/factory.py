@@ -10,13 +10,17 @@ event-based engine.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+from typing import Any
 
 import torch
 from torch import nn
 
+from .._util import field_defaults
 from ..init import Init
 from ..nn import LIF, LIReadout
+from ..options import LayerOptions
 from ._dense import DenseNetwork
 from .bptt import BPTTNetwork
 from .dcls import DCLSNetwork
@@ -33,31 +37,19 @@ def build_model(
     n_in: int,
     hidden: list[int],
     n_out: int,
-    dt: float | None = 1.0,
-    tau_mem: float = 20.0,
-    tau_syn: float = 5.0,
-    threshold: float = 1.0,
-    max_delay: float = 0.0,
-    delay_init: Init | None = 0.0,
-    weight_init: list[Init | None] | None = None,
-    recurrent: bool = False,
-    rec_max_delay: float = 0.0,
-    rec_delay_init: Init = 0.0,
-    rec_weight_init: Init | None = None,
+    options: LayerOptions | None = None,
     readout: str = "li",
     readout_max_delay: float = 0.0,
+    weight_init: list[Init | None] | None = None,
+    delay_init: Init | None = 0.0,
+    rec_weight_init: Init | None = None,
+    rec_delay_init: Init = 0.0,
     readout_delay_init: Init | None = 0.0,
-    delay_bound: str = "clamp",
-    delay_kind: str = "synaptic",
-    learn_delays: bool = True,
     learn_weights: bool = True,
-    sample_dt: float | None = 1.0,
-    max_spikes: int | None = None,
-    refractory: float = 0.0,
     surrogate_alpha: float = 5.0,
     hardware: HardwareModel | None = None,
     dtype: torch.dtype | None = None,
-    precise: bool = False,
+    **keywords: Any,
 ) -> nn.Module:
     """input -> LIF hidden layers -> readout, for ``method`` in ``METHODS``.
 
@@ -70,20 +62,25 @@ def build_model(
       (tau_mem = tau_syn or 2 tau_syn), first-spike readout (``readout="lif"``), optional
       ``hardware`` model.
 
-    Times in ms.  ``delay_kind``: synaptic, axonal or dendritic (eventprop, delgrad); an eventprop
-    network may have no hidden layer (``hidden=[]``); ``sample_dt`` is the readout sampling
-    interval of the exact engine (``dt=None``); ``max_spikes`` and ``refractory`` (ms) apply to
-    every LIF layer of an eventprop network (exact engine); ``dtype`` defaults to float32 on a
-    time grid and float64 otherwise.  ``weight_init`` has one entry per feed-forward
-    projection (input -> first hidden, ..., last hidden -> readout), None for the default
-    N(0, 1/n_in).  For DCLS a ``delay_init`` of None means uniform over [0, max_delay] (the
-    paper's initialisation).  ``precise`` selects the precise mode of the time-stepped engine
-    (eventprop).  Raises ``ValueError`` for a combination the method does not support, naming
-    the option and the method for an option it does not have (``methods.registry``).
+    ``options`` (``LayerOptions``), changed by the keyword options (any of its fields, e.g.
+    ``dt=0.5, max_delay=10.0``), are the options of every layer: the hidden layers take them
+    as they are, the readout with ``readout_max_delay`` (ms) as its largest delay and without
+    recurrence.  The other arguments describe the network: an eventprop network may have no
+    hidden layer (``hidden=[]``); ``weight_init`` has one entry per feed-forward projection
+    (input -> first hidden, ..., last hidden -> readout), None for the default N(0, 1/n_in);
+    ``delay_init``, ``rec_delay_init`` and ``readout_delay_init`` are the initial delays (ms) of
+    the hidden, recurrent and readout projections, and for DCLS a ``delay_init`` of None means
+    uniform over [0, max_delay] (the paper's initialisation); ``surrogate_alpha`` is the
+    steepness of the baselines' surrogate gradient; ``dtype`` defaults to float32 on a time
+    grid and float64 otherwise.  Raises ``ValueError`` for a combination the method does not
+    support, naming the option and the method for an option it does not have
+    (``methods.registry``), and ``TypeError`` for a keyword that is no option.
     """
-    options = {k: v for k, v in locals().items() if k in _OPTION_DEFAULTS}  # the arguments
+    network = {k: v for k, v in locals().items() if k in _NETWORK_DEFAULTS}  # the arguments
     spec = get_method(method)
-    spec.check(options, _OPTION_DEFAULTS)
+    given = {} if options is None else dataclasses.asdict(LayerOptions.of(options))
+    spec.check({**given, **keywords, **network}, _OPTION_DEFAULTS)
+    options = LayerOptions.build(options, keywords, "build_model")
     if (not hidden and method != "eventprop") or any(h <= 0 for h in hidden):
         raise ValueError(f"hidden must list positive layer sizes, got {hidden}")
     if readout not in ("li", "lif"):
@@ -95,34 +92,26 @@ def build_model(
         )
     if method == "eventprop":
         model = _eventprop(
-            n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
-            max_delay=max_delay, delay_init=0.0 if delay_init is None else delay_init,
-            weight_init=weight_init or [None] * n_proj, recurrent=recurrent,
-            rec_max_delay=rec_max_delay, rec_delay_init=rec_delay_init,
-            rec_weight_init=rec_weight_init, readout=readout, readout_max_delay=readout_max_delay,
+            options, n_in, hidden, n_out, readout=readout, readout_max_delay=readout_max_delay,
+            weight_init=weight_init or [None] * n_proj,
+            delay_init=0.0 if delay_init is None else delay_init,
+            rec_weight_init=rec_weight_init, rec_delay_init=rec_delay_init,
             readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
-            delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
-            sample_dt=sample_dt, max_spikes=max_spikes, refractory=refractory, dtype=dtype,
-            precise=precise,
+            dtype=dtype,
         )  # fmt: skip
     elif method == "delgrad":
         model = _delgrad(
-            n_in, hidden, n_out, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold,
-            readout=readout, max_delay=max_delay,
+            options, n_in, hidden, n_out, readout=readout, readout_max_delay=readout_max_delay,
             delay_init=0.0 if delay_init is None else delay_init,
-            readout_max_delay=readout_max_delay,
             readout_delay_init=0.0 if readout_delay_init is None else readout_delay_init,
-            delay_kind=delay_kind, delay_bound=delay_bound, learn_delays=learn_delays,
             weight_init=weight_init or [None] * n_proj, hardware=hardware,
             dtype=dtype or torch.float64,
         )  # fmt: skip
     else:
         model = _dense(
-            method, n_in, hidden, n_out, dt=dt, tau_mem=tau_mem, tau_syn=tau_syn,
-            threshold=threshold, max_delay=max_delay, delay_init=delay_init,
-            readout_max_delay=readout_max_delay, readout_delay_init=readout_delay_init,
-            weight_init=weight_init, readout=readout,
-            delay_bound=delay_bound, delay_kind=delay_kind, learn_delays=learn_delays,
+            method, options, n_in, hidden, n_out, readout=readout,
+            readout_max_delay=readout_max_delay, delay_init=delay_init,
+            readout_delay_init=readout_delay_init, weight_init=weight_init,
             surrogate_alpha=surrogate_alpha, dtype=dtype or torch.float32,
         )  # fmt: skip
     if not learn_weights:
@@ -132,93 +121,90 @@ def build_model(
     return model
 
 
-#: default of every option of ``build_model`` (an option left at it is not "set")
-_OPTION_DEFAULTS = {
+#: default of every network argument of ``build_model`` (an option left at it is not "set")
+_NETWORK_DEFAULTS = {
     name: p.default
     for name, p in inspect.signature(build_model).parameters.items()
-    if p.default is not inspect.Parameter.empty
+    if p.default is not inspect.Parameter.empty and name != "options"
 }
+#: default of every option of ``build_model``: the layer options and the network arguments
+_OPTION_DEFAULTS = {**field_defaults(LayerOptions), **_NETWORK_DEFAULTS}
 
 
-def _dense(method, n_in, hidden, n_out, *, dt, tau_mem, tau_syn, threshold, max_delay,
-           delay_init, readout_max_delay, readout_delay_init, weight_init, readout,
-           delay_bound, delay_kind, learn_delays, surrogate_alpha,
-           dtype) -> DenseNetwork:  # fmt: skip
-    _check_dense(method, dt=dt, readout=readout, delay_bound=delay_bound)
-    if delay_kind != "synaptic":
-        raise ValueError(f"the {method} baseline has synaptic delays only, got {delay_kind!r}")
+def _dense(method: str, options: LayerOptions, n_in: int, hidden: list[int], n_out: int, *,
+           readout: str, readout_max_delay: float, delay_init: Init | None,
+           readout_delay_init: Init | None, weight_init: list[Init | None] | None,
+           surrogate_alpha: float, dtype: torch.dtype) -> DenseNetwork:  # fmt: skip
+    _check_dense(method, options, readout)
     common = dict(
-        dt=dt, tau_mem=tau_mem, tau_syn=tau_syn, threshold=threshold, weight_init=weight_init,
-        surrogate_alpha=surrogate_alpha, dtype=dtype,
+        dt=options.dt, tau_mem=options.tau_mem, tau_syn=options.tau_syn,
+        threshold=options.threshold, weight_init=weight_init, surrogate_alpha=surrogate_alpha,
+        dtype=dtype,
     )  # fmt: skip
     if method == "bptt":  # no delays: the registry rejects max_delay and readout_max_delay
         return BPTTNetwork(n_in, hidden, n_out, **common)
     return DCLSNetwork(
-        n_in, hidden, n_out, max_delay=max_delay, readout_max_delay=readout_max_delay,
-        delay_init=delay_init, readout_delay_init=readout_delay_init, learn_delays=learn_delays,
-        **common,
+        n_in, hidden, n_out, max_delay=options.max_delay, readout_max_delay=readout_max_delay,
+        delay_init=delay_init, readout_delay_init=readout_delay_init,
+        learn_delays=options.learn_delays, **common,
     )  # fmt: skip
 
 
-def _check_dense(method: str, *, dt, readout: str, delay_bound: str) -> None:
-    if dt is None or not dt > 0:
-        raise ValueError(f"the {method} baseline is time-stepped: dt must be > 0 ms, got {dt}")
+def _check_dense(method: str, options: LayerOptions, readout: str) -> None:
+    if options.dt is None:
+        raise ValueError(f"the {method} baseline is time-stepped: dt must be > 0 ms, got None")
     if readout != "li":
         raise ValueError(f"the {method} baseline has an LI (voltage) readout only, got {readout!r}")
-    if method == "dcls" and delay_bound != "clamp":
+    if options.delay_kind != "synaptic":
         raise ValueError(
-            f"DCLS clamps its delays to the kernel (delay_bound='clamp'), got {delay_bound!r}"
+            f"the {method} baseline has synaptic delays only, got {options.delay_kind!r}"
+        )
+    if method == "dcls" and options.delay_bound != "clamp":
+        raise ValueError(
+            "DCLS clamps its delays to the kernel (delay_bound='clamp'), got "
+            f"{options.delay_bound!r}"
         )
 
 
-def _delay_kind(kind: str, max_delay: float) -> str | None:
-    return kind if max_delay > 0 else None
-
-
-def _eventprop(n_in, hidden, n_out, *, weight_init, readout, readout_max_delay,
-               readout_delay_init, delay_kind, sample_dt, max_spikes, refractory,
-               **kw) -> nn.Sequential:  # fmt: skip
-    common = {k: kw[k] for k in ("dt", "tau_mem", "tau_syn", "delay_bound", "learn_delays",
-                                 "dtype", "precise")}  # fmt: skip
-    spiking = {"threshold": kw["threshold"], "max_spikes": max_spikes, "refractory": refractory}
+def _eventprop(options: LayerOptions, n_in: int, hidden: list[int], n_out: int, *,
+               readout: str, readout_max_delay: float, weight_init: list[Init | None],
+               delay_init: Init, rec_weight_init: Init | None, rec_delay_init: Init,
+               readout_delay_init: Init, dtype: torch.dtype | None) -> nn.Sequential:  # fmt: skip
     layers: list[nn.Module] = []
     size = n_in
     for k, width in enumerate(hidden):
-        layers.append(LIF(
-            size, width, **spiking, max_delay=kw["max_delay"],
-            delay=_delay_kind(delay_kind, kw["max_delay"]), delay_init=kw["delay_init"],
-            weight_init=weight_init[k], recurrent=kw["recurrent"],
-            rec_max_delay=kw["rec_max_delay"], rec_delay_init=kw["rec_delay_init"],
-            rec_weight_init=kw["rec_weight_init"], **common,
-        ))  # fmt: skip
+        layers.append(LIF(size, width, options, weight_init=weight_init[k], delay_init=delay_init,
+                          rec_weight_init=rec_weight_init, rec_delay_init=rec_delay_init,
+                          dtype=dtype))  # fmt: skip
         size = width
-    out = dict(max_delay=readout_max_delay, delay=_delay_kind(delay_kind, readout_max_delay),
-               delay_init=readout_delay_init, weight_init=weight_init[-1], **common)  # fmt: skip
-    if readout == "lif":
-        layers.append(LIF(size, n_out, **spiking, **out))
-    else:
-        extra = {} if kw["dt"] is not None else {"sample_dt": sample_dt or 1.0}
-        layers.append(LIReadout(size, n_out, **out, **extra))
+    last = LIF if readout == "lif" else LIReadout
+    layers.append(last(
+        size, n_out, dataclasses.replace(options, max_delay=readout_max_delay, recurrent=False),
+        weight_init=weight_init[-1], delay_init=readout_delay_init, dtype=dtype,
+    ))  # fmt: skip
     return nn.Sequential(*layers)
 
 
-def _delgrad(n_in, hidden, n_out, *, tau_mem, tau_syn, threshold, readout, max_delay,
-             delay_init, readout_max_delay, readout_delay_init, delay_kind, delay_bound,
-             learn_delays, weight_init, hardware, dtype) -> TTFSNetwork:  # fmt: skip
+def _delgrad(options: LayerOptions, n_in: int, hidden: list[int], n_out: int, *, readout: str,
+             readout_max_delay: float, delay_init: Init, readout_delay_init: Init,
+             weight_init: list[Init | None], hardware: HardwareModel | None,
+             dtype: torch.dtype) -> TTFSNetwork:  # fmt: skip
     if readout != "lif":
         raise ValueError("DelGrad networks have a first-spike readout: set readout='lif'")
-    if not learn_delays and (max_delay > 0 or readout_max_delay > 0):
+    if not options.learn_delays and (options.max_delay > 0 or readout_max_delay > 0):
         raise ValueError("DelGrad delays are always learned; use max_delay=0 for none")
     sizes = [n_in * (hardware.multiplex if hardware else 1), *hidden, n_out]
     layers = []
     for k in range(len(sizes) - 1):
         last = k == len(sizes) - 2
-        md = readout_max_delay if last else max_delay
         layers.append(TTFSLayer(
-            sizes[k], sizes[k + 1], tau_syn=tau_syn, tau_ratio=tau_mem / tau_syn,
-            threshold=threshold, delay=_delay_kind(delay_kind, md), max_delay=md,
-            delay_init=readout_delay_init if last else delay_init, delay_bound=delay_bound,
-            weight_init=weight_init[k], hardware=hardware, dtype=dtype,
+            sizes[k], sizes[k + 1], tau_syn=options.tau_syn,
+            tau_ratio=options.tau_mem / options.tau_syn, threshold=options.threshold,
+            delay_kind=options.delay_kind,
+            max_delay=readout_max_delay if last else options.max_delay,
+            delay_init=readout_delay_init if last else delay_init,
+            delay_bound=options.delay_bound, weight_init=weight_init[k], hardware=hardware,
+            dtype=dtype,
         ))  # fmt: skip
     return TTFSNetwork(layers, hardware)
 

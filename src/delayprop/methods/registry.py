@@ -3,8 +3,11 @@
 
 Each ``Method`` names the model options it does not support (with the reason) and says whether
 its hidden layers are ``delayprop.nn.LIF`` modules: the trainer's spike-count regulariser, weight
-bumping and spike statistics act on those only.  An option that a method does not support is an
-error when it differs from its default, so that no option is silently ignored.
+bumping and spike statistics act on those only.  The model options are the layer options
+(``delayprop.LayerOptions``) and the network's own (the other fields of
+``config.ModelConfig``, the other arguments of ``build_model``); an option that a method does
+not support is an error when it differs from its default, so that no option is silently
+ignored.  A new layer option that a method cannot honour gets an entry here.
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ def _differs(value: Any, default: Any) -> bool:
 class Method:
     """One training method.
 
-    ``unsupported`` maps each model option (a ``ModelConfig`` field and ``build_model``
-    argument) that the method does not support to the reason; ``lif_layers`` is whether the
-    hidden layers are ``delayprop.nn.LIF`` modules.
+    ``unsupported`` maps each model option (a ``LayerOptions`` field, or a network field of
+    ``ModelConfig`` or argument of ``build_model``) that the method does not support to the
+    reason; ``lif_layers`` is whether the hidden layers are ``delayprop.nn.LIF`` modules.
     """
 
     name: str
@@ -83,6 +86,7 @@ class Method:
 _EXACT_ONLY = "needs the exact or time-stepped event engine of method 'eventprop'"
 _NO_PROFILE = "hardware profiles are for method eventprop (DelGrad's hardware model is hardware)"
 _DENSE_FF = "is feed-forward only; use method 'eventprop' for recurrent layers"
+_NO_DELAYS = "the bptt baseline has no delays (use method 'dcls' or 'eventprop' to learn delays)"
 
 
 def _dense(name: str) -> dict[str, str]:
@@ -90,11 +94,14 @@ def _dense(name: str) -> dict[str, str]:
     return {
         "recurrent": ff,
         "rec_max_delay": ff,
+        "rec_delay_kind": ff,
         "rec_delay_init": ff,
         "rec_weight_init": ff,
         "sample_dt": f"the {name} baseline samples its readout at every step of dt",
         "max_spikes": _EXACT_ONLY,
         "refractory": _EXACT_ONLY,
+        "spike_limit": _EXACT_ONLY,
+        "backward": _EXACT_ONLY,
         "precise": _EXACT_ONLY,
         "hardware": "a hardware model is supported by method 'delgrad'",
         "hardware_profile": _NO_PROFILE,
@@ -120,10 +127,8 @@ REGISTRY: dict[str, Method] = {
             lif_layers=False,
             unsupported={
                 **_dense("bptt"),
-                "max_delay": "the bptt baseline has no delays (use method 'dcls' or "
-                "'eventprop' to learn delays)",
-                "readout_max_delay": "the bptt baseline has no delays (use method 'dcls' or "
-                "'eventprop' to learn delays)",
+                **dict.fromkeys(("max_delay", "readout_max_delay", "delay_kind", "delay_bound",
+                                 "learn_delays"), _NO_DELAYS),  # fmt: skip
             },
         ),
         Method(
@@ -140,11 +145,14 @@ REGISTRY: dict[str, Method] = {
                 "dt": "DelGrad computes spike times in closed form, without a time grid",
                 "recurrent": "DelGrad networks are feed-forward",
                 "rec_max_delay": "DelGrad networks are feed-forward",
+                "rec_delay_kind": "DelGrad networks are feed-forward",
                 "rec_delay_init": "DelGrad networks are feed-forward",
                 "rec_weight_init": "DelGrad networks are feed-forward",
                 "sample_dt": "DelGrad has a first-spike readout",
                 "max_spikes": "DelGrad neurons spike once",
                 "refractory": "DelGrad neurons spike once",
+                "spike_limit": "DelGrad neurons spike once",
+                "backward": "DelGrad's gradients are those of its closed forms",
                 "precise": _EXACT_ONLY,
                 "hardware_profile": _NO_PROFILE,
                 "surrogate_alpha": "DelGrad's gradients are exact, it has no surrogate",

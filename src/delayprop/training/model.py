@@ -13,6 +13,7 @@ from ..init import Init, Normal
 from ..methods import build_model
 from ..methods.hardware import HardwareModel
 from ..nn import LIF
+from ..options import LayerOptions
 
 __all__ = ["build_network", "as_init", "hidden_layers"]
 
@@ -31,7 +32,8 @@ def as_init(value: Any) -> Init:
 
 def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
     """The network of ``cfg`` for ``n_in`` input channels and ``n_out`` classes, for any
-    training method (see ``delayprop.methods.build_model``)."""
+    training method (see ``delayprop.methods.build_model``): the layer options of ``cfg``
+    pass through as one ``LayerOptions``; the network's own fields become its arguments."""
     weight_init = [Normal(float(m), float(s)) for m, s in cfg.weight_init] or None
     rec_init = None if cfg.rec_weight_init is None else Normal(*cfg.rec_weight_init)
     try:
@@ -40,16 +42,13 @@ def build_network(cfg: ModelConfig, n_in: int, n_out: int) -> nn.Module:
         raise ConfigError(f"model.hardware: {err}") from None
     try:
         model = build_model(
-            cfg.method, n_in=n_in, hidden=list(cfg.hidden), n_out=n_out, dt=cfg.dt,
-            tau_mem=cfg.tau_mem, tau_syn=cfg.tau_syn, threshold=cfg.threshold,
-            max_delay=cfg.max_delay, delay_init=as_init(cfg.delay_init),
-            weight_init=weight_init, recurrent=cfg.recurrent, rec_max_delay=cfg.rec_max_delay,
-            rec_delay_init=as_init(cfg.rec_delay_init), rec_weight_init=rec_init,
-            readout=cfg.readout, readout_max_delay=cfg.readout_max_delay,
-            readout_delay_init=as_init(cfg.readout_delay_init), delay_bound=cfg.delay_bound,
-            delay_kind=cfg.delay_kind, learn_delays=cfg.learn_delays,
-            learn_weights=cfg.learn_weights, sample_dt=cfg.sample_dt, hardware=hardware,
-            max_spikes=cfg.max_spikes, refractory=cfg.refractory, precise=cfg.precise,
+            cfg.method, n_in=n_in, hidden=list(cfg.hidden), n_out=n_out,
+            options=LayerOptions.of(cfg), readout=cfg.readout,
+            readout_max_delay=cfg.readout_max_delay, weight_init=weight_init,
+            delay_init=as_init(cfg.delay_init), rec_weight_init=rec_init,
+            rec_delay_init=as_init(cfg.rec_delay_init),
+            readout_delay_init=as_init(cfg.readout_delay_init), learn_weights=cfg.learn_weights,
+            hardware=hardware,
         )  # fmt: skip
         if cfg.hardware_profile is not None:
             apply_profile(model, cfg.hardware_profile)

@@ -1,0 +1,238 @@
+"""The options of a layer, each described once: its name, default, unit and check.
+
+``LayerOptions`` is what the layer modules (``nn.LIF``, ``nn.LIReadout``) are built from, what
+``methods.build_model`` gives every layer of a network, and what the ``model`` section of a run
+configuration sets under the same names (``config.ModelConfig`` is a ``LayerOptions`` with the
+network's own fields added).  Nothing else lists the options: a field added here is at once a
+keyword of the modules and of ``build_model``, a key of the configuration
+(``--set model.NAME=...``) and an attribute of a built layer.
+
+The options come in three groups:
+
+* ``NeuronOptions``: the neuron model (time constants, threshold, refractory period, spikes
+  per neuron);
+* ``EngineOptions``: how a layer is simulated (time grid or exact engine, precise mode,
+  backward, the exact engine's limits and sampling);
+* the fields of ``LayerOptions`` itself: the layer's connections (delays, recurrence), which
+  shape its parameters when it is built.
+
+A built layer keeps its neuron and engine options as attributes of the same names
+(``layer.tau_mem``, ``layer.dt``), read at every forward pass and open to change
+(``layer.dt = None`` moves a layer to the exact engine; the options are checked together again
+at the next forward pass); its connections live in its parameters and delay modules
+(``layer.max_delay``, ``layer.delay.kind``).
+
+Fields declared with ``option(...)`` carry two marks in their metadata:
+
+* ``output``: the option concerns only one kind of layer output: ``"spikes"`` (threshold,
+  refractory period, spike limits, recurrence: LIF layers; an LI readout never spikes) or
+  ``"trace"`` (``sample_dt``: the voltage trace of an LI readout).  A layer built from shared
+  options leaves the ones about the other output unused and refuses them as keywords.
+* ``exact_only``: the time-stepped engine (``dt`` > 0) does not have the option; there it must
+  be None or its default.
+
+Times are in ms.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any
+
+from .delays import DELAY_BOUNDS, DELAY_KINDS
+from .exact.functional import BACKWARDS
+from .validation import (
+    check_choice,
+    check_limit,
+    check_nonnegative_finite,
+    check_positive_finite,
+)
+
+__all__ = ["NeuronOptions", "EngineOptions", "LayerOptions", "OUTPUTS", "option", "state_options"]
+
+#: the outputs a layer can have, and how an error names them
+OUTPUTS: Mapping[str, str] = {"spikes": "output spikes", "trace": "a voltage trace"}
+
+
+def option(default: Any, *, output: str | None = None, exact_only: bool = False) -> Any:
+    """A field of an options class with its default and its marks (module docstring):
+    ``output`` ("spikes" or "trace") if it concerns only that output, ``exact_only`` if the
+    time-stepped engine does not have it."""
+    if output is not None and output not in OUTPUTS:
+        raise ValueError(f"output must be one of {sorted(OUTPUTS)}, got {output!r}")
+    return dataclasses.field(default=default,
+                             metadata={"output": output, "exact_only": exact_only})  # fmt: skip
+
+
+class _Options:
+    """What the option classes share: integers given for ms values become floats."""
+
+    def _floats(self) -> None:
+        """Every option whose default is a float holds a float (an integer given, e.g.
+        ``tau_mem=20``, is converted)."""
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if (isinstance(f.default, float) and isinstance(value, Integral)
+                    and not isinstance(value, bool)):  # fmt: skip
+                setattr(self, f.name, float(value))
+
+
+@dataclass
+class NeuronOptions(_Options):
+    """The neuron model: tau_mem dV/dt = -V + I, tau_syn dI/dt = -I; a spike when V reaches the
+    threshold, then V = 0 (I is not reset); a presynaptic spike at t makes I jump by its weight
+    at t + delay.  Times in ms."""
+
+    tau_mem: float = 20.0
+    """Membrane time constant, ms."""
+    tau_syn: float = 5.0
+    """Synaptic time constant, ms."""
+    threshold: float = option(1.0, output="spikes")
+    """Firing threshold; V is reset to 0 at a spike."""
+    refractory: float = option(0.0, output="spikes", exact_only=True)
+    """After each spike V is held at 0 for this many ms (I keeps integrating)."""
+    max_spikes: int | None = option(None, output="spikes", exact_only=True)
+    """A neuron falls silent after this many spikes (1: first-spike neurons as in DelGrad);
+    None: no limit."""
+
+    def __post_init__(self) -> None:
+        self._check_neuron()
+        self._floats()
+
+    def _check_neuron(self) -> None:
+        check_positive_finite(tau_mem=self.tau_mem, tau_syn=self.tau_syn,
+                              threshold=self.threshold)  # fmt: skip
+        check_nonnegative_finite(refractory=self.refractory)
+        check_limit(max_spikes=self.max_spikes)
+
+
+@dataclass
+class EngineOptions(_Options):
+    """How a layer is simulated: on a time grid of step ``dt`` ms (float32 by default) or, with
+    ``dt=None``, by the exact event-driven engine in continuous time (float64 by default)."""
+
+    dt: float | None = 1.0
+    """Step of the time-stepped engine, ms; None selects the exact engine (event-driven,
+    continuous time, delays never rounded)."""
+    precise: bool = False
+    """Time-stepped engine: arrivals at their exact times t + d (delays and input times never
+    rounded) and spikes located inside their step by root finding, with the exact adjoint of
+    that forward (the precise mode, ``kernels.precise_cpu``; CPU, feed-forward).  False: the
+    grid mode, times rounded to the grid."""
+    backward: str = option("eventprop", exact_only=True)
+    """``"eventprop"`` (the adjoint) or ``"timing"`` (the chain rule over spike times of
+    Yamamoto et al. 2022, ``delayprop.exact.timing``: the same gradients by an independent
+    method, slower)."""
+    spike_limit: int | None = option(None, output="spikes", exact_only=True)
+    """Spikes per neuron per trial (mean over the layer) beyond which the forward pass stops
+    with an error instead of running without bound; None: the trial's duration / 0.1 ms
+    (``exact.functional.default_spike_limit``)."""
+    sample_dt: float | None = option(1.0, output="trace", exact_only=True)
+    """ms between the samples of a readout's voltage trace (t = 0, sample_dt, 2 sample_dt, ...);
+    the time grid samples at every step of ``dt``.  None: no trace (an exact readout then
+    offers ``max_over_time`` only)."""
+
+    def __post_init__(self) -> None:
+        self._check_engine()
+        self._floats()
+
+    def _check_engine(self) -> None:
+        """Checks the engine options and that every exact-only option of ``self`` (the neuron
+        options too, in a ``LayerOptions``) fits the engine."""
+        if self.dt is not None:
+            check_positive_finite(dt=self.dt)
+        check_choice("backward", self.backward, BACKWARDS)
+        check_limit(spike_limit=self.spike_limit)
+        if self.sample_dt is not None:
+            check_positive_finite(sample_dt=self.sample_dt)
+        if self.dt is None:
+            if self.precise:
+                raise ValueError("precise=True is a mode of the time-stepped engine (dt > 0); "
+                                 "the exact engine (dt=None) is continuous already")  # fmt: skip
+            return
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("exact_only") and value is not None and value != f.default:
+                raise ValueError(f"{f.name}={value!r} needs the exact engine (dt=None); on the "
+                                 f"time-stepped engine (dt={self.dt} ms) leave {f.name} at "
+                                 f"{f.default!r}")  # fmt: skip
+
+
+@dataclass
+class LayerOptions(EngineOptions, NeuronOptions):
+    """Every option of a layer: its neuron model (``NeuronOptions``), its engine
+    (``EngineOptions``) and its connections (the fields below).  Times in ms.
+
+    Build it with keywords (``LayerOptions(dt=None, max_delay=10.0)``) and derive variants
+    with ``dataclasses.replace``; both check the values.  A layer module takes it whole, or
+    the same keywords: ``LIF(4, 30, dt=0.05, max_delay=10.0)``.
+    """
+
+    max_delay: float = 0.0
+    """Largest feed-forward delay, ms: delays lie in [0, max_delay] (``constrain_`` keeps them
+    there); 0: no delays."""
+    delay_kind: str = "synaptic"
+    """Parametrisation of the feed-forward delays (when ``max_delay`` > 0): ``"synaptic"`` (one
+    per synapse), ``"axonal"`` (one per input, shared by its targets) or ``"dendritic"`` (one
+    per neuron, shared by its inputs)."""
+    delay_bound: str = "clamp"
+    """How delays stay in [0, max_delay]: ``"clamp"`` (the parameter is the delay, clamped by
+    ``constrain_``) or ``"sigmoid"`` (delay = max_delay sigmoid(parameter))."""
+    learn_delays: bool = True
+    """Train the delays (feed-forward and recurrent)."""
+    recurrent: bool = option(False, output="spikes")
+    """Add recurrent connections [n_out, n_out] from the layer's own spikes."""
+    rec_max_delay: float = option(0.0, output="spikes")
+    """Largest recurrent delay, ms; 0: none."""
+    rec_delay_kind: str = option("synaptic", output="spikes")
+    """Parametrisation of the recurrent delays (when ``rec_max_delay`` > 0), as
+    ``delay_kind``."""
+
+    def __post_init__(self) -> None:
+        self._check_neuron()
+        self._check_engine()
+        check_nonnegative_finite(max_delay=self.max_delay, rec_max_delay=self.rec_max_delay)
+        check_choice("delay_kind", self.delay_kind, DELAY_KINDS)
+        check_choice("rec_delay_kind", self.rec_delay_kind, DELAY_KINDS)
+        check_choice("delay_bound", self.delay_bound, DELAY_BOUNDS)
+        self._floats()
+
+    @classmethod
+    def of(cls, source: Any) -> LayerOptions:
+        """The options held by ``source`` (any object with an attribute per option, e.g. a
+        ``config.ModelConfig``), as a checked ``LayerOptions``."""
+        return cls(**{f.name: getattr(source, f.name) for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def build(cls, options: LayerOptions | None, changes: Mapping[str, Any], owner: str,
+              output: str | None = None) -> LayerOptions:  # fmt: skip
+        """``options`` (None: every option at its default) with the keyword options
+        ``changes`` applied, checked.  A keyword that is no option, or one that concerns an
+        ``output`` other than ``owner``'s, is a ``TypeError`` naming it and ``owner``."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for name in changes:
+            if name not in fields:
+                raise TypeError(f"{owner}: unknown option {name!r}; the options are "
+                                f"{', '.join(fields)} (delayprop.LayerOptions)")  # fmt: skip
+            concerns = fields[name].metadata.get("output")
+            if output is not None and concerns not in (None, output):
+                raise TypeError(f"{owner}: option {name!r} concerns {OUTPUTS[concerns]}, which "
+                                f"{owner} does not have")  # fmt: skip
+        base = options if options is not None else cls()
+        return cls(**{**{name: getattr(base, name) for name in fields}, **changes})
+
+
+def state_options(output: str) -> tuple[str, ...]:
+    """Names of the neuron and engine options that a layer with this output ("spikes" or
+    "trace") uses and keeps as attributes."""
+    return _STATE[output]
+
+
+_STATE = {
+    output: tuple(f.name for cls in (NeuronOptions, EngineOptions) for f in dataclasses.fields(cls)
+                  if f.metadata.get("output") in (None, output))
+    for output in OUTPUTS
+}  # fmt: skip
