@@ -6,10 +6,12 @@ Everything above the kernels may import this module, and it imports nothing from
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
+from types import ModuleType
 from typing import Any
 
-__all__ = ["REDUCTION_CHUNKS", "n_chunks", "n_steps_for", "field_defaults"]
+__all__ = ["REDUCTION_CHUNKS", "n_chunks", "n_steps_for", "field_defaults", "optional_import"]
 
 #: A batch is split into this many chunks of samples (fewer for smaller batches); each chunk
 #: has its own buffers and gradient accumulators, and the chunks' partial sums are added in
@@ -37,3 +39,12 @@ def field_defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
             for f in dataclasses.fields(cls)}  # fmt: skip
 
+
+def optional_import(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``module``, a dependency of an optional part of delayprop (``purpose``), or raise
+    ``ImportError`` naming the extra of the package that installs it (pyproject.toml)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"{purpose} needs the module {module}, which is not installed: "
+                          f"pip install 'delayprop[{extra}]'") from err  # fmt: skip

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ._util import optional_import
 from .nn import LIF, LIReadout
 
 if TYPE_CHECKING:
@@ -56,13 +57,7 @@ _FORMAT = "delayprop-nir-1"
 
 
 def _nir():
-    try:
-        import nir
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "NIR export and import need the 'nir' package: pip install 'delayprop[nir]'"
-        ) from None
-    return nir
+    return optional_import("nir", "nir", "NIR export and import")
 
 
 def _array(x: Tensor) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Figures of a training run: learning curves, spike rasters, delay distributions, activity.
 
 Every function takes plain data and returns a matplotlib Figure; ``plot_run`` draws them all
-for a run directory and saves PNG and PDF files.
+for a run directory and saves PNG and PDF files.  Needs matplotlib (``delayprop[plot]``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from ._util import optional_import
 
-matplotlib.use("Agg")
+optional_import("matplotlib", "plot", "plotting").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

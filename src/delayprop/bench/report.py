@@ -12,6 +12,8 @@ import numba
 import numpy as np
 import torch
 
+from .._util import optional_import
+
 __all__ = ["machine_info", "ratio", "markdown", "write_report", "plot"]
 
 METHOD_ORDER = ("eventprop", "precise", "bptt", "dcls")
@@ -214,9 +216,7 @@ def markdown(results: list[dict], machine: dict, command: str) -> str:
 def plot(results: list[dict], path: Path) -> None:
     """Time per step and peak RSS against max delay (1 ms grid), log-log, one line per method
     and network."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    optional_import("matplotlib", "plot", "the benchmark figure").use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..plotting import plot_run
-
 __all__ = ["register", "run"]
 
 
@@ -26,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..plotting import plot_run  # matplotlib: an extra, imported when a plot is drawn
+
     for path in plot_run(args.run_dir, args.out, args.samples, tuple(args.formats),
                          data_dir=args.data_dir):  # fmt: skip
         print(path)

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from .._util import optional_import
 from .base import EventDataset
 from .splits import check_split, stratified_part
 
@@ -24,13 +25,8 @@ _MAX_INTENSITY = 16.0
 
 def digit_images() -> tuple[np.ndarray, np.ndarray]:
     """``(pixels float64 [1797, 64] in 0..16, labels int64 [1797])`` from scikit-learn."""
-    try:
-        from sklearn.datasets import load_digits as _sklearn_digits
-    except ImportError as err:
-        raise ImportError(
-            "the digits data set ships with scikit-learn: pip install scikit-learn"
-        ) from err
-    bunch = _sklearn_digits()
+    datasets = optional_import("sklearn.datasets", "data", "the digits data set")
+    bunch = datasets.load_digits()
     return np.asarray(bunch.data, np.float64), np.asarray(bunch.target, np.int64)
 
 

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
 import numpy as np
 
+from .._util import optional_import
 from .braille import LETTERS
 
 __all__ = [
@@ -105,6 +105,7 @@ def write_heidelberg_h5(
     meta_info: bool = True,
 ) -> Path:
     """Write ``trains`` as a Heidelberg HDF5 file; ``meta_info`` adds SHD's per-speaker table."""
+    h5py = optional_import("h5py", "data", "writing Heidelberg files")
     path = Path(path)
     n = len(trains.labels)
     with h5py.File(path, "w") as f:

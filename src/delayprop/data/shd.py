@@ -31,10 +31,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
+from .._util import optional_import
 from .base import EventDataset
 from .cache import cache_path, cached, resolve_cache_dir
 from .download import md5sum, published_md5, resolve_data_dir, verify_md5
@@ -45,8 +47,15 @@ from .transforms import bin_channels, crop_time
 __all__ = ["N_CHANNELS", "HeidelbergSpec", "SHD", "SSC", "read_heidelberg_h5",
            "load_heidelberg_file", "load_shd", "load_ssc"]  # fmt: skip
 
+if TYPE_CHECKING:
+    import h5py
+
 N_CHANNELS = 700
 _CONVERTER_VERSION = "1"
+
+
+def _h5py() -> ModuleType:
+    return optional_import("h5py", "data", "reading SHD and SSC files")
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ def _vlen_base(f: h5py.File, key: str, kind: str) -> h5py.Dataset:
     if key not in f:
         raise ValueError(f"missing dataset {key!r}: not a Heidelberg spike file")
     ds = f[key]
+    h5py = _h5py()
     base = h5py.check_vlen_dtype(ds.dtype) if isinstance(ds, h5py.Dataset) else None
     if base is None or base.kind not in kind or ds.ndim != 1:
         raise ValueError(
@@ -113,7 +123,7 @@ def read_heidelberg_h5(path: Path, spec: HeidelbergSpec, source: str | None = No
     source = source or str(path)
     with prefix_errors(source):
         try:
-            f = h5py.File(path, "r")
+            f = _h5py().File(path, "r")
         except OSError as err:
             raise ValueError(f"not a readable HDF5 file, truncated or corrupt ({err})") from err
         try:
