@@ -48,6 +48,10 @@ a data-dependent select.  Gradients come out in that sorted layout.  The carry t
 
 ``consts`` is ``_grid_math.precise_constants``.  The in-step integration and the root finding
 run in float64 whatever the kernel's float type.
+
+The scalar helpers (``_superpose``, ``_may_cross``, ``_advance``, ``_offset``, ``_spike_jump``,
+``_adjoint_at``, ...) are shared with the CUDA kernels (``kernels.precise_cuda``), which call
+them as they are or compile their Python source for the device.
 """
 
 from __future__ import annotations
