@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import cuda_checks
-from delayprop.kernels import grid_backend
+from delayprop.kernels import grid_backend, precise_backend
 
 HERE = Path(__file__).resolve().parent
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
@@ -157,11 +157,12 @@ def test_cuda_tensors_without_numba_cuda_raise_clear_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "numba.cuda", None)
     monkeypatch.delattr(numba, "cuda", raising=False)
-    for name in ("grid_cuda", "cuda"):
+    for name in ("grid_cuda", "cuda", "precise_cuda_host", "precise_cuda"):
         monkeypatch.delitem(sys.modules, f"delayprop.kernels.{name}", raising=False)
         monkeypatch.delattr(kernels, name, raising=False)
-    with pytest.raises(RuntimeError, match="numba-cuda"):
-        grid_backend(torch.device("cuda"))
+    for backend in (grid_backend, precise_backend):
+        with pytest.raises(RuntimeError, match="numba-cuda"):
+            backend(torch.device("cuda"))
 
 
 @needs_numba_cuda
@@ -174,6 +175,9 @@ def test_cuda_backend_without_gpu_raises_clear_error():
         backend.li_forward(
             p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, 5, cuda_checks.CONSTS
         )
+    q = cuda_checks.make_precise_problem(torch.float32, **cuda_checks.PRECISE_TINY)
+    with pytest.raises(RuntimeError, match="no usable CUDA driver or GPU"):
+        q.prepare(precise_backend(torch.device("cuda")))
 
 
 def test_package_and_cpu_paths_work_without_numba_cuda():
