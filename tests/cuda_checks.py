@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import torch
 
 import delayprop as dp
-from delayprop import functional
-from delayprop.kernels import grid_constants, grid_cpu
+from delayprop import functional, losses
+from delayprop.kernels import grid_constants, grid_cpu, precise_host
+from delayprop.kernels.precise_host import PreciseGrid
 from problems import random_spikes
 
 RESULTS_MARK = "RESULTS "
@@ -38,6 +39,13 @@ def cuda_backend():
     from delayprop.kernels import grid_cuda
 
     return grid_cuda
+
+
+def precise_cuda_host():
+    """``delayprop.kernels.precise_cuda_host``, imported only when a check runs."""
+    from delayprop.kernels import precise_cuda_host
+
+    return precise_cuda_host
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -270,12 +278,202 @@ def check_bad_input(device: torch.device) -> None:
         raise AssertionError("no error for a grad_v of the wrong shape")
 
 
+# ----------------------------------------------------------------------------- precise mode
+@dataclass(frozen=True)
+class PreciseProblem:
+    """One precise layer call: input spikes at any times (ms), w and d [n_out, n_in] (d in ms,
+    never rounded), the layer's grid and constants."""
+
+    times: torch.Tensor
+    units: torch.Tensor
+    offsets: torch.Tensor
+    w: torch.Tensor
+    d: torch.Tensor
+    grid: PreciseGrid
+
+    def to(self, device: torch.device) -> PreciseProblem:
+        moved = (t.to(device) for t in (self.times, self.units, self.offsets, self.w, self.d))
+        return PreciseProblem(*moved, self.grid)
+
+    def prepare(self, host):
+        return host.prepare(self.times, self.units, self.offsets, self.w, self.d, self.grid)
+
+
+def make_precise_problem(
+    dtype: torch.dtype, *, batch: int, n_in: int, n_out: int, n_steps: int, per_sample: int,
+    max_delay: float, dt: float = 1.0, w_mean: float = 1.0, w_std: float = 0.8, seed: int = 0,
+    late_inputs: bool = False, empty_sample: bool = False,
+) -> PreciseProblem:  # fmt: skip
+    """Random input times and delays (tau_mem 20 ms, tau_syn 5 ms, threshold 1); delays of
+    neuron 0 on whole steps (remainder 0); with ``late_inputs``, spikes within the last step
+    (most of their arrivals fall after the trial); ``empty_sample`` silences the second
+    sample."""
+    g = torch.Generator().manual_seed(seed)
+    duration = n_steps * dt
+    x = random_spikes(batch, n_in, duration, per_sample, seed)
+    trains = [(t.tolist(), u.tolist()) for t, u in x.to_lists()]
+    if late_inputs:
+        trains[0][0].extend([duration - 0.3 * dt, duration - 1e-6 * dt])
+        trains[0][1].extend([0, n_in - 1])
+    if empty_sample and batch > 1:
+        trains[1] = ([], [])
+    x = dp.Spikes.from_lists(trains, n_in, duration, dtype=dtype)
+    w = (torch.randn(n_out, n_in, generator=g, dtype=torch.float64) * w_std + w_mean).to(dtype)
+    d = torch.rand(n_out, n_in, generator=g, dtype=torch.float64) * max_delay
+    d[0] = torch.randint(0, int(max_delay / dt) + 1, (n_in,), generator=g) * dt
+    settings = functional.GridSettings(tau_mem=20.0, tau_syn=5.0, threshold=1.0, dt=dt,
+                                       n_steps=n_steps, max_delay_steps=0, precise=True)
+    return PreciseProblem(x.times, x.units, x.offsets, w, d.to(dtype),
+                          settings.precise_grid(dtype))  # fmt: skip
+
+
+def spike_time_tolerance(dtype: torch.dtype) -> float:
+    """Largest difference (ms) of spike offsets: float64 root finding to a few ulp on both, the
+    exponentials of libdevice and of the CPU differing by an ulp; float32 stored offsets."""
+    return 1e-10 if dtype == torch.float64 else 1e-4
+
+
+def check_precise_lif(device: torch.device, dtype: torch.dtype, capacity: int,
+                      per_step: int = 1, drops: bool = False, **sizes) -> None:  # fmt: skip
+    """Precise LIF forward and backward (with a spike-count kick) on both backends; at least
+    one neuron fires ``per_step`` times within one step, and with ``drops`` some crossings
+    beyond ``MAX_SPIKES_PER_STEP`` are dropped."""
+    p = make_precise_problem(dtype, **sizes)
+    q = p.to(device)
+    cuda_host = precise_cuda_host()
+    n_out = p.w.shape[0]
+    prep_cpu, prep_gpu = p.prepare(precise_host), q.prepare(cuda_host)
+    fwd_cpu = precise_host.lif_forward(prep_cpu, n_out, p.grid, capacity)
+    fwd_gpu = cuda_host.lif_forward(prep_gpu, n_out, p.grid, capacity)
+    steps, units, offsets, s, vdot, dropped = fwd_cpu
+    batch = offsets.numel() - 1
+    assert steps.numel() >= batch * n_out, f"too few spikes to test: {steps.numel()}"
+    sample = torch.repeat_interleave(torch.arange(batch), torch.diff(offsets))
+    key = (sample * p.grid.n_steps + steps.long()) * n_out + units.long()
+    most = int(torch.unique(key, return_counts=True)[1].max())
+    assert most >= per_step, f"at most {most} spikes of a neuron in a step, wanted {per_step}"
+    for name, a, b in zip(("steps", "units", "offsets"), fwd_cpu[:3], fwd_gpu[:3]):
+        assert torch.equal(a, b.cpu()), f"output spike {name} differ"
+    assert fwd_gpu[5] == dropped and (dropped > 0) == drops, f"dropped: {fwd_gpu[5]}, {dropped}"
+    gap = float((fwd_gpu[3].cpu().double() - s.double()).abs().max())
+    assert gap <= spike_time_tolerance(dtype), f"spike offsets differ by {gap:.2e} ms"
+    assert rel_err(fwd_gpu[4], vdot) < tolerance(dtype), "I - threshold at spikes differ"
+
+    g = torch.Generator().manual_seed(99)
+    grad_out = torch.randn(steps.numel(), generator=g, dtype=torch.float64).to(dtype)
+    kick = (0.05 * torch.rand(n_out, generator=g, dtype=torch.float64)).to(dtype)
+    args = (steps, units, offsets, s, vdot, grad_out, kick)
+    bwd_cpu = precise_host.lif_backward(prep_cpu, n_out, *args, p.grid)
+    bwd_gpu = cuda_host.lif_backward(prep_gpu, n_out, *(a.to(device) for a in args), p.grid)
+    _compare_gradients(bwd_cpu, bwd_gpu, dtype)
+
+
+def _compare_gradients(cpu: tuple, gpu: tuple, dtype: torch.dtype) -> None:
+    for name, a, b in zip(("dL/d input times", "dL/dw", "delay sums"), cpu, gpu):
+        assert a.shape == b.shape, f"{name}: shape {tuple(b.shape)} != {tuple(a.shape)}"
+        assert float(a.abs().max()) > 0, f"{name}: all zero, the check would be empty"
+        err = rel_err(b, a)
+        assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
+
+
+def check_precise_li(device: torch.device, dtype: torch.dtype, **sizes) -> None:
+    """Precise LI readout forward and backward on both backends."""
+    p = make_precise_problem(dtype, **sizes)
+    q = p.to(device)
+    cuda_host = precise_cuda_host()
+    n_out = p.w.shape[0]
+    prep_cpu, prep_gpu = p.prepare(precise_host), q.prepare(cuda_host)
+    v_cpu = precise_host.li_forward(prep_cpu, n_out, p.grid)
+    v_gpu = cuda_host.li_forward(prep_gpu, n_out, p.grid)
+    assert v_gpu.shape == v_cpu.shape and v_gpu.dtype == v_cpu.dtype
+    gap = float((v_gpu.cpu() - v_cpu).abs().max() / v_cpu.abs().max())
+    assert gap < tolerance(dtype), f"voltage traces differ by {gap:.2e} relative"
+    grad_v = torch.randn(v_cpu.shape, generator=torch.Generator().manual_seed(5)).to(dtype)
+    bwd_cpu = precise_host.li_backward(prep_cpu, n_out, grad_v, p.grid)
+    bwd_gpu = cuda_host.li_backward(prep_gpu, n_out, grad_v.to(device), p.grid)
+    _compare_gradients(bwd_cpu, bwd_gpu, dtype)
+
+
+def check_precise_network(device: torch.device, dtype: torch.dtype) -> None:
+    """A precise LIF layer (spike-count regulariser) into a precise LI readout through the
+    public modules and autograd, loss on the maximum over time and the mean of the trace: the
+    loss, every parameter gradient and the input-time gradient agree with the CPU run."""
+    torch.manual_seed(5)
+    kw = {"dt": 1.0, "precise": True, "dtype": dtype}
+    hidden = dp.LIF(6, 5, max_delay=4.0, delay_init=(0.0, 4.0), weight_init=dp.Normal(1.5, 0.8),
+                    regularizer=dp.SpikeCountRegularizer(1.0, 1e-3, 1e-3), **kw)  # fmt: skip
+    readout = dp.LIReadout(5, 2, max_delay=3.0, delay_init=(0.0, 3.0),
+                           weight_init=dp.Normal(0.3, 0.5), **kw)  # fmt: skip
+    x = random_spikes(2, 6, 16.0, 14, seed=6)
+
+    def run(dev: torch.device):
+        net = torch.nn.Sequential(hidden, readout).to(dev)
+        net.zero_grad()
+        xs = x.to(dev)
+        xs = xs.with_times(xs.times.to(dtype).requires_grad_())
+        v = net(xs)
+        loss = losses.max_over_time(v).square().sum() + v.mean()
+        loss.backward()
+        grads = {n: p.grad.detach().cpu().clone() for n, p in net.named_parameters()}
+        return float(loss.detach()), grads, xs.times.grad.detach().cpu()
+
+    loss_cpu, grads_cpu, gx_cpu = run(torch.device("cpu"))
+    with _precise_backend_on(device):
+        loss_gpu, grads_gpu, gx_gpu = run(device)
+    assert abs(loss_gpu - loss_cpu) <= tolerance(dtype) * abs(loss_cpu), "losses differ"
+    assert rel_err(gx_gpu, gx_cpu) < tolerance(dtype), "input-time gradients differ"
+    assert grads_cpu.keys() == grads_gpu.keys()
+    for name, a in grads_cpu.items():
+        assert float(a.abs().max()) > 0, f"{name}: zero gradient, the check would be empty"
+        assert rel_err(grads_gpu[name], a) < tolerance(dtype), f"gradient of {name} differs"
+
+
+def check_precise_empty_batch(device: torch.device) -> None:
+    """A batch of no samples: empty outputs and zero gradients, no launch."""
+    cuda_host = precise_cuda_host()
+    p = make_precise_problem(torch.float32, **dict(PRECISE_TINY, batch=1)).to(device)
+    none = torch.zeros(1, dtype=torch.int64, device=device)
+    times, units = p.times[:0], p.units[:0]
+    prep = cuda_host.prepare(times, units, none, p.w, p.d, p.grid)
+    n_out = p.w.shape[0]
+    steps, units_out, offsets, s, vdot, dropped = cuda_host.lif_forward(prep, n_out, p.grid, 4)
+    assert steps.numel() == s.numel() == 0 and offsets.tolist() == [0] and dropped == 0
+    kick = torch.zeros(n_out, device=device)
+    grads = cuda_host.lif_backward(prep, n_out, steps, units_out, offsets, s, vdot, s, kick,
+                                   p.grid)  # fmt: skip
+    assert grads[0].numel() == 0 and not grads[1].any() and grads[2].shape == (6, n_out)
+    v = cuda_host.li_forward(prep, n_out, p.grid)
+    assert v.shape == (0, p.grid.n_steps, n_out)
+    assert not cuda_host.li_backward(prep, n_out, v, p.grid)[1].any()
+
+
+@contextmanager
+def _precise_backend_on(device: torch.device):
+    """Route precise layer calls to the CUDA host (as ``_backend_on`` for the grid)."""
+    if device.type == "cuda":
+        yield
+        return
+    original = functional.precise_backend
+    cuda_host = precise_cuda_host()
+    functional.precise_backend = lambda _device: cuda_host
+    try:
+        yield
+    finally:
+        functional.precise_backend = original
+
+
 # ----------------------------------------------------------------------------- cases
 TINY = dict(batch=3, n_in=10, n_out=6, n_steps=30, per_sample=25, max_delay=5)
 #: 40 neurons: two words of the spike bitmask, five neurons per thread with 8 threads.
 TWO_WORDS = dict(
     batch=2, n_in=12, n_out=40, n_steps=20, per_sample=30, max_delay=4, rec_max_delay=2, w_mean=0.5
 )
+
+#: Precise mode: 5 neurons, 1-2 spikes per neuron and step at dt = 1 ms; with dt = 2 ms and
+#: strong weights up to MAX_SPIKES_PER_STEP (8) in one step, and some crossings dropped.
+PRECISE_TINY = dict(batch=3, n_in=6, n_out=5, n_steps=12, per_sample=14, max_delay=4.0, w_mean=2.0)
+PRECISE_BURSTS = dict(batch=2, n_in=4, n_out=5, n_steps=8, per_sample=8, max_delay=4.0, dt=2.0,
+                      w_mean=25.0)  # fmt: skip
 
 #: Simulator cases: tiny sizes, ``SMALL_LAUNCH`` unless stated.
 SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
@@ -307,6 +505,28 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
     ),
     "li_float32": (check_li, dict(dtype=torch.float32, **TINY), None),
     "network_float64": (check_network, dict(dtype=torch.float64), SMALL_LAUNCH),
+    "precise_lif_float64": (
+        check_precise_lif, dict(dtype=torch.float64, capacity=3, **PRECISE_TINY), SMALL_LAUNCH
+    ),
+    "precise_lif_bursts_float64": (
+        check_precise_lif,
+        dict(dtype=torch.float64, capacity=64, per_step=8, drops=True, **PRECISE_BURSTS),
+        SMALL_LAUNCH,
+    ),
+    "precise_lif_float32_late_and_empty": (
+        check_precise_lif,
+        dict(dtype=torch.float32, capacity=64, late_inputs=True, empty_sample=True,
+             **PRECISE_TINY),
+        dict(max_threads=8, group=4, max_blocks=1, shared_bytes=256),
+    ),  # fmt: skip
+    "precise_li_float64": (
+        check_precise_li,
+        dict(dtype=torch.float64, late_inputs=True, **dict(PRECISE_TINY, n_out=3, max_delay=6.0)),
+        SMALL_LAUNCH,
+    ),
+    "precise_li_float32": (check_precise_li, dict(dtype=torch.float32, **PRECISE_TINY), None),
+    "precise_network_float64": (check_precise_network, dict(dtype=torch.float64), SMALL_LAUNCH),
+    "precise_empty_batch": (check_precise_empty_batch, {}, None),
     "empty_batch": (check_empty_batch, {}, None),
     "bad_input": (check_bad_input, {}, None),
 }

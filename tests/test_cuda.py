@@ -1,4 +1,5 @@
-"""CUDA backend: agrees with the CPU kernels; clear errors where CUDA is asked for and absent.
+"""CUDA backends (grid and precise mode): agree with the CPU kernels; clear errors where CUDA
+is asked for and absent.
 
 The agreement checks live in ``cuda_checks.py``.  They run
 
@@ -23,7 +24,7 @@ import pytest
 import torch
 
 import cuda_checks
-from delayprop.kernels import grid_backend
+from delayprop.kernels import grid_backend, precise_backend
 
 HERE = Path(__file__).resolve().parent
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
@@ -103,6 +104,50 @@ def test_gpu_kernels_match_cpu_default_launch(case, dtype):
     cuda_checks.check_li(torch.device("cuda"), dtype, **sizes)
 
 
+#: Precise mode on the GPU: ~6 spikes per neuron and sample at dt = 1 ms; at dt = 2 ms with
+#: strong weights ~90, up to 3 of one neuron in one step.
+GPU_PRECISE_SIZES = {
+    "lif": dict(batch=6, n_in=100, n_out=300, n_steps=300, per_sample=400, max_delay=60.0,
+                w_mean=0.15, w_std=0.3),
+    "lif_bursts": dict(batch=4, n_in=40, n_out=200, n_steps=100, per_sample=200, max_delay=20.0,
+                       dt=2.0, w_mean=2.0, w_std=1.0),
+}  # fmt: skip
+
+
+@pytest.mark.gpu
+@needs_numba_cuda
+@requires_gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("case", sorted(GPU_PRECISE_SIZES))
+def test_gpu_precise_kernels_match_cpu_default_launch(case, dtype):
+    sizes = GPU_PRECISE_SIZES[case]
+    per_step = 3 if case == "lif_bursts" else 1
+    cuda_checks.check_precise_lif(torch.device("cuda"), dtype, 64, per_step=per_step, **sizes)
+    cuda_checks.check_precise_li(torch.device("cuda"), dtype, **dict(sizes, n_out=20))
+
+
+@pytest.mark.gpu
+@needs_numba_cuda
+@requires_gpu
+def test_gpu_precise_results_are_reproducible_bitwise():
+    """No float atomics, fixed-order block sums: precise kernels give the same bits each run."""
+    from delayprop.kernels import precise_cuda_host as host
+
+    dev = torch.device("cuda")
+    p = cuda_checks.make_precise_problem(torch.float32, **GPU_PRECISE_SIZES["lif"]).to(dev)
+    n_out = p.w.shape[0]
+    runs = []
+    for _ in range(2):
+        prep = p.prepare(host)
+        out = host.lif_forward(prep, n_out, p.grid, 64)
+        grad_out = torch.linspace(-1, 1, out[0].numel(), device=dev)
+        kick = torch.full((n_out,), 0.01, device=dev)
+        back = host.lif_backward(prep, n_out, *out[:5], grad_out, kick, p.grid)
+        runs.append(out[:5] + back)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
 # ----------------------------------------------------------------------------- errors
 def test_cuda_tensors_without_numba_cuda_raise_clear_error(monkeypatch):
     """Without numba-cuda, asking for the CUDA backend names the missing package."""
@@ -112,11 +157,12 @@ def test_cuda_tensors_without_numba_cuda_raise_clear_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "numba.cuda", None)
     monkeypatch.delattr(numba, "cuda", raising=False)
-    for name in ("grid_cuda", "cuda"):
+    for name in ("grid_cuda", "cuda", "precise_cuda_host", "precise_cuda"):
         monkeypatch.delitem(sys.modules, f"delayprop.kernels.{name}", raising=False)
         monkeypatch.delattr(kernels, name, raising=False)
-    with pytest.raises(RuntimeError, match="numba-cuda"):
-        grid_backend(torch.device("cuda"))
+    for backend in (grid_backend, precise_backend):
+        with pytest.raises(RuntimeError, match="numba-cuda"):
+            backend(torch.device("cuda"))
 
 
 @needs_numba_cuda
@@ -129,6 +175,9 @@ def test_cuda_backend_without_gpu_raises_clear_error():
         backend.li_forward(
             p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, 5, cuda_checks.CONSTS
         )
+    q = cuda_checks.make_precise_problem(torch.float32, **cuda_checks.PRECISE_TINY)
+    with pytest.raises(RuntimeError, match="no usable CUDA driver or GPU"):
+        q.prepare(precise_backend(torch.device("cuda")))
 
 
 def test_package_and_cpu_paths_work_without_numba_cuda():
@@ -164,7 +213,7 @@ def test_kernels_compile_for_a_gpu_without_float64_in_float32_kernels():
     if proc.returncode == 2:
         pytest.skip("the CUDA toolkit libraries are not installed (pip install 'numba-cuda[cu12]')")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.count("compiles for sm_80") == 8, proc.stdout
+    assert proc.stdout.count("compiles for sm_80") == 16, proc.stdout
 
 
 @pytest.mark.slow

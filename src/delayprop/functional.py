@@ -24,8 +24,7 @@ import torch
 from torch import Tensor
 
 from ._util import n_steps_for
-from .kernels import grid_backend, grid_constants
-from .kernels import precise_host as precise
+from .kernels import grid_backend, grid_constants, precise_backend
 from .kernels._grid_math import GridConstants, precise_constants
 from .kernels.precise_cpu import MAX_SPIKES_PER_STEP
 from .kernels.precise_host import PreciseGrid
@@ -174,18 +173,20 @@ def _zero_delays(d: Tensor | None, w: Tensor) -> Tensor:
 
 
 class _LIFPrecise(torch.autograd.Function):
-    """Precise mode: arrivals and spikes at their exact times on the grid (kernels.precise_cpu).
+    """Precise mode: arrivals and spikes at their exact times on the grid (kernels.precise_cpu,
+    kernels.precise_cuda; the host module by device: ``kernels.precise_backend``).
 
-    The kernels' layouts of the call (``precise.Prepared``, derived from the saved tensors) are
-    made once and kept for the backward pass; the saved tensors still carry torch's version
-    check against in-place edits between forward and backward."""
+    The kernels' layouts of the call (``Prepared``, derived from the saved tensors) are made
+    once and kept for the backward pass; the saved tensors still carry torch's version check
+    against in-place edits between forward and backward."""
 
     @staticmethod
     def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
+        host = precise_backend(w.device)
         g = s.precise_grid(w.dtype)
         d = _zero_delays(d, w)
-        prep = precise.prepare(in_times, in_units, in_offsets, w, d, g)
-        out_steps, out_units, out_offsets, out_s, out_vdot, dropped = precise.lif_forward(
+        prep = host.prepare(in_times, in_units, in_offsets, w, d, g)
+        out_steps, out_units, out_offsets, out_s, out_vdot, dropped = host.lif_forward(
             prep, w.shape[0], g, s.capacity
         )
         if dropped:
@@ -195,7 +196,7 @@ class _LIFPrecise(torch.autograd.Function):
                 RuntimeWarning, stacklevel=4,
             )  # fmt: skip
         out_times = (out_steps.to(torch.float64) * s.dt + out_s.to(torch.float64)).to(w.dtype)
-        ctx.settings, ctx.grid, ctx.prepared = s, g, prep
+        ctx.settings, ctx.grid, ctx.prepared, ctx.host = s, g, prep, host
         ctx.save_for_backward(in_times, in_offsets, out_steps, out_units, out_offsets, out_s,
                               out_vdot, w, d)  # fmt: skip
         ctx.mark_non_differentiable(out_units, out_offsets)
@@ -209,7 +210,7 @@ class _LIFPrecise(torch.autograd.Function):
         if grad_times is None:
             grad_times = torch.zeros_like(out_vdot)
         kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, w.shape[0], w)
-        grad_in, dw_t, dd_t = precise.lif_backward(
+        grad_in, dw_t, dd_t = ctx.host.lif_backward(
             ctx.prepared, w.shape[0], out_steps, out_units, out_offsets, out_s, out_vdot,
             grad_times, kick, ctx.grid,
         )  # fmt: skip
@@ -222,28 +223,24 @@ class _LIFPrecise(torch.autograd.Function):
 class _LIPrecise(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
+        host = precise_backend(w.device)
         g = s.precise_grid(w.dtype)
-        prep = precise.prepare(in_times, in_units, in_offsets, w, _zero_delays(d, w), g)
-        ctx.grid, ctx.prepared = g, prep
+        prep = host.prepare(in_times, in_units, in_offsets, w, _zero_delays(d, w), g)
+        ctx.grid, ctx.prepared, ctx.host = g, prep, host
         ctx.save_for_backward(in_times, w)
-        return precise.li_forward(prep, w.shape[0], g)
+        return host.li_forward(prep, w.shape[0], g)
 
     @staticmethod
     def backward(ctx, grad_v):
         in_times, w = ctx.saved_tensors
-        grad_in, dw_t, dd_t = precise.li_backward(ctx.prepared, w.shape[0], grad_v, ctx.grid)
+        grad_in, dw_t, dd_t = ctx.host.li_backward(ctx.prepared, w.shape[0], grad_v, ctx.grid)
         need = ctx.needs_input_grad
         return (None, None, None, grad_in.to(in_times.dtype) if need[3] else None,
                 dw_t.t() if need[4] else None,
                 _delay_grad(dd_t, w.detach().t()) if need[5] else None)
 
 
-def _check_precise(settings: GridSettings, weight: Tensor, rec_weight: Tensor | None) -> None:
-    if weight.device.type != "cpu":
-        raise ValueError(
-            f"precise=True runs on the CPU; the weights are on {weight.device} (the CUDA "
-            "kernels have the grid mode only: precise=False)"
-        )
+def _check_precise(rec_weight: Tensor | None) -> None:
     if rec_weight is not None:
         raise ValueError("precise=True does not support recurrent connections yet; use "
                          "precise=False or the exact engine (dt=None)")  # fmt: skip
@@ -361,7 +358,7 @@ def lif(
         raise ValueError("rec_delay given without rec_weight")
     times = spikes.times.to(weight.dtype)
     if settings.precise:
-        _check_precise(settings, weight, rec_weight)
+        _check_precise(rec_weight)
         out_times, out_units, out_offsets = _LIFPrecise.apply(
             settings, spikes.units, spikes.offsets, times, weight, delay
         )
@@ -381,6 +378,5 @@ def li_readout(
                  "li_readout")  # fmt: skip
     times = spikes.times.to(weight.dtype)
     if settings.precise:
-        _check_precise(settings, weight, None)
         return _LIPrecise.apply(settings, spikes.units, spikes.offsets, times, weight, delay)
     return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay)

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +45,7 @@ __all__ = [
     "lif_backward",
     "li_forward",
     "li_backward",
+    "run_in_slots",
 ]
 
 #: numba.cuda runs as its simulator (NUMBA_ENABLE_CUDASIM=1 when it was imported).
@@ -249,9 +250,9 @@ def lif_forward(
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
-    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=dev)
     if batch == 0:
         empty = torch.zeros(0, dtype=torch.int32, device=dev)
+        offsets = torch.zeros(1, dtype=torch.int64, device=dev)
         return empty, empty.clone(), offsets, torch.zeros(0, dtype=dtype, device=dev)
     ring_len = _ring_len(d_t, d_rec_t)
     threads = _threads(n_out, cfg)
@@ -262,7 +263,7 @@ def lif_forward(
         n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
     )  # fmt: skip
 
-    def run(sample_ids: Tensor, cap: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def run(sample_ids: Tensor, cap: int) -> tuple[list[Tensor], Tensor]:
         n_run = sample_ids.numel()
         steps = torch.empty(n_run, cap, dtype=torch.int32, device=dev)
         units = torch.empty(n_run, cap, dtype=torch.int32, device=dev)
@@ -275,26 +276,34 @@ def lif_forward(
                 *args, _arr(sample_ids), cap, _arr(steps.view(-1)), _arr(units.view(-1)),
                 _arr(vdot.view(-1)), _arr(counts), _arr(ring),
             )  # fmt: skip
-        return steps, units, vdot, counts
+        return [steps, units, vdot], counts
 
+    (out_steps, out_units, out_vdot), offsets = run_in_slots(run, batch, capacity, dev)
+    return out_steps, out_units, offsets, out_vdot
+
+
+def run_in_slots(
+    run: Callable[[Tensor, int], tuple[list[Tensor], Tensor]], batch: int, capacity: int,
+    device: torch.device,
+) -> tuple[list[Tensor], Tensor]:  # fmt: skip
+    """``grid_cpu.run_in_slots`` on the device: ``run(sample_ids, cap)`` returns (per-slot
+    tensors [len(sample_ids), cap], spike counts per sample); samples whose count exceeds
+    ``cap`` are run again with exactly enough room.  Returns the flat tensors (samples one
+    after another) and offsets [batch + 1] (one device sync, two with a re-run)."""
+    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=device)
     cap = max(int(capacity), 1)
-    steps, units, vdot, counts = run(torch.arange(batch, device=dev), cap)
+    arrays, counts = run(torch.arange(batch, device=device), cap)
     torch.cumsum(counts, 0, out=offsets[1:])
     fits = counts <= cap
     total, n_over = torch.stack([offsets[-1], (~fits).sum()]).tolist()  # one device sync
-    outs = [
-        torch.empty(total, dtype=torch.int32, device=dev),
-        torch.empty(total, dtype=torch.int32, device=dev),
-        torch.empty(total, dtype=dtype, device=dev),
-    ]
-    _compact([steps, units, vdot], torch.where(fits, counts, 0), offsets[:-1], outs)
+    outs = [torch.empty(total, dtype=a.dtype, device=device) for a in arrays]
+    _compact(arrays, torch.where(fits, counts, 0), offsets[:-1], outs)
     if n_over:
         again = torch.nonzero(~fits).view(-1)
         cap2 = int(counts[again].max())
-        steps, units, vdot, counts2 = run(again, cap2)
-        _compact([steps, units, vdot], counts2, offsets[again], outs)
-    out_steps, out_units, out_vdot = outs
-    return out_steps, out_units, offsets, out_vdot
+        arrays, counts2 = run(again, cap2)
+        _compact(arrays, counts2, offsets[again], outs)
+    return outs, offsets
 
 
 def lif_backward(

@@ -21,6 +21,12 @@ V rises with I > 0, tm d2V/ds2 = -I/ts - dV/ds < 0: V is concave there, so the t
 bounds the crossing time from below.  The first crossing is bracketed between that bound and the
 peak (or the end of the interval) and refined by Halley's method safeguarded by bisection, to a
 few units in the last place.
+
+The functions are ``@njit`` (CPU) and serve CUDA kernels as they are: numba-cuda compiles a
+CPU-jitted function as a device function when a kernel calls it (its "JIT function CPU-GPU
+compatibility"), so the precise mode's CUDA kernels (``kernels.precise_cuda``) run this same
+code.  On the GPU the compiler may fuse multiply-adds and libdevice's exp/expm1/log1p may differ
+from the CPU's by an ulp: results agree to rounding, not bit for bit.
 """
 
 from __future__ import annotations

@@ -48,6 +48,10 @@ a data-dependent select.  Gradients come out in that sorted layout.  The carry t
 
 ``consts`` is ``_grid_math.precise_constants``.  The in-step integration and the root finding
 run in float64 whatever the kernel's float type.
+
+The scalar helpers (``_superpose``, ``_may_cross``, ``_advance``, ``_offset``, ``_spike_jump``,
+``_adjoint_at``, ...) are shared with the CUDA kernels (``kernels.precise_cuda``), which call
+them as they are or compile their Python source for the device.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from .lif_flow import adjoint_flow, first_crossing, flow
 
@@ -68,6 +73,26 @@ MAX_SPIKES_PER_STEP = 8
 ONE = np.uint64(1)
 TWO = np.uint64(2)
 THREE = np.uint64(3)
+
+
+# ----------------------------------------------------------------------------- rounding
+# The scalar helpers below serve the CPU kernels here and the CUDA kernels
+# (``kernels.precise_cuda``).  The GPU compiler would fuse a * b + c into one FMA (one rounding
+# instead of two); these two are plain arithmetic on the CPU, and ``precise_cuda`` gives them
+# CUDA versions that round every operation, so that the step sums and the state updates come
+# out the same on both.
+
+
+@register_jitable
+def _mul_add(a, b, c, d):
+    """a * b + c * d, each product and the sum rounded separately."""
+    return a * b + c * d
+
+
+@register_jitable
+def _add(a, b):
+    """a + b, never fused with a product that feeds it."""
+    return a + b
 
 
 # ----------------------------------------------------------------------------- synapses
@@ -185,6 +210,14 @@ def _step_sums(acc, q):
 
 
 @njit(cache=True, inline="always")
+def _superpose(v, cur, a_s, a_m, alpha, beta, c_vi, k_v):
+    """(V, I) at the end of a step from (V, I) at its start and the step sums A_s, A_m of its
+    arrivals, by superposition of the closed-form flow (no threshold)."""
+    v_end = _add(_mul_add(alpha, v, c_vi, cur), k_v * _mul_add(alpha, a_m, -beta, a_s))
+    return v_end, beta * (cur + a_s)
+
+
+@njit(cache=True, inline="always")
 def _may_cross(v0, j_max, alpha, beta, c_vi, threshold, kappa_max):
     """Whether V can reach threshold within a step that starts at V0 and receives at most the
     current j_max = I0 + SUM max(w, 0) (all excitation at the start, no inhibition: V stays at
@@ -192,9 +225,9 @@ def _may_cross(v0, j_max, alpha, beta, c_vi, threshold, kappa_max):
     it rises all step long and ends below, or a cruder bound (V0 and kappa_max j_max) does."""
     if j_max <= 0.0:
         return v0 >= threshold
-    if max(v0, 0.0) + kappa_max * j_max < threshold:
+    if _add(max(v0, 0.0), kappa_max * j_max) < threshold:
         return False
-    v_end = alpha * v0 + c_vi * j_max
+    v_end = _mul_add(alpha, v0, c_vi, j_max)
     return v_end >= threshold or v_end >= beta * j_max  # falls at the end: the peak is inside
 
 
@@ -221,6 +254,31 @@ def _step_arrivals(head_q, j, nu, nxt, lo, src_off, src_unit, w, dg, dt, arr_s, 
 
 
 @njit(cache=True)
+def _advance(v, i, s, s_next, t0, threshold, tm, ts, delta, spk_s, spk_vdot, base, n_sp, limit):
+    """Integrate from offset s to s_next (ms, float64) of a step that starts at t0, without
+    arrivals, resetting V at every crossing.  Spike offsets (ms) and slopes I - threshold go to
+    ``spk_s`` / ``spk_vdot`` at ``base + n_sp`` while n_sp < ``limit``.  Returns (V, I at
+    s_next, n_sp, crossings dropped beyond the limit)."""
+    dropped = 0
+    while True:
+        h = s_next - s
+        c = first_crossing(v, i, h, threshold, t0 + s, tm, ts, delta)
+        if not c <= h:
+            break
+        v, i = flow(v, i, c, tm, ts, delta)
+        if n_sp < limit:
+            spk_s[base + n_sp] = s + c
+            spk_vdot[base + n_sp] = i - threshold
+            n_sp += 1
+        else:
+            dropped += 1
+        s += c
+        v = 0.0
+    v, i = flow(v, i, s_next - s, tm, ts, delta)
+    return v, i, n_sp, dropped
+
+
+@njit(cache=True)
 def _integrate_step(v, i, n_arr, arr_s, arr_w, t0, dt, threshold, tm, ts, delta, spk_s, spk_vdot):
     """Integrate one step from (v, i) at its start through its sorted arrivals, resetting V at
     every crossing.  Returns (V, I at the step's end, number of spikes, number dropped); the
@@ -230,21 +288,9 @@ def _integrate_step(v, i, n_arr, arr_s, arr_w, t0, dt, threshold, tm, ts, delta,
     dropped = 0
     for q in range(n_arr + 1):
         s_next = arr_s[q] if q < n_arr else dt
-        while True:
-            h = s_next - s
-            c = first_crossing(v, i, h, threshold, t0 + s, tm, ts, delta)
-            if not c <= h:
-                break
-            v, i = flow(v, i, c, tm, ts, delta)
-            if n_sp < spk_s.size:
-                spk_s[n_sp] = s + c
-                spk_vdot[n_sp] = i - threshold
-                n_sp += 1
-            else:
-                dropped += 1
-            s += c
-            v = 0.0
-        v, i = flow(v, i, s_next - s, tm, ts, delta)
+        v, i, n_sp, d = _advance(v, i, s, s_next, t0, threshold, tm, ts, delta, spk_s, spk_vdot,
+                                 0, n_sp, spk_s.size)  # fmt: skip
+        dropped += d
         s = s_next
         if q < n_arr:
             i += arr_w[q]
@@ -320,8 +366,7 @@ def lif_forward(
                 for j in range(n_out):
                     q = base + j
                     a_s, a_m, a_pos = _step_sums(acc, q)
-                    vj = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
-                    ij = beta * (cur[j] + a_s)
+                    vj, ij = _superpose(v[j], cur[j], a_s, a_m, alpha, beta, c_vi, k_v)
                     if vj >= threshold or _may_cross(v[j], cur[j] + a_pos, alpha, beta, c_vi,
                                                      threshold, kappa_max):
                         n_arr = _step_arrivals(head[q], j, nu, nxt, lo, src_off, src_unit, w,
@@ -357,6 +402,31 @@ def _coefficients(lam_v, lam_i, e_s, e_m, k_a):
     """(P, Q, R) of a segment ending where the adjoint is (lam_v, lam_i), with
     e_s = e^{-s_end/tau_syn}, e_m = e^{-s_end/tau_mem} (s_end: the segment's end offset)."""
     return (lam_i + k_a * lam_v) * e_s, -k_a * lam_v * e_m, lam_v * e_m
+
+
+@njit(cache=True, inline="always")
+def _adjoint_at(p, qq, r, e_s, e_m):
+    """(lambda_I, lambda_V - lambda_I) at an arrival from the (P, Q, R) of its segment and
+    e_s = e^{s/tau_syn}, e_m = e^{s/tau_mem} of its offset s."""
+    return p * e_s + qq * e_m, (r - qq) * e_m - p * e_s
+
+
+@njit(cache=True, inline="always")
+def _adjoint_step(lam_v, lam_i, alpha, beta, c_adj):
+    """(lambda_V, lambda_I) carried back over one whole step without events."""
+    return alpha * lam_v, c_adj * lam_v + beta * lam_i
+
+
+@njit(cache=True, inline="always")
+def _spike_jump(lam_v, lam_i, s_from, s_k, vdot, grad, kick, threshold, vdot_min, tm, ts, delta,
+                k_a):  # fmt: skip
+    """Adjoint carried back from offset s_from to a spike at offset s_k (ms, float64) and its
+    jump there (``grad`` = dL/dt of the spike, ``kick`` the regulariser's); returns
+    (lambda_V, lambda_I) just before the spike and (P, Q, R) of the segment that ends there."""
+    lv, li = adjoint_flow(lam_v, lam_i, s_from - s_k, tm, ts, delta)
+    lv += (threshold * lv + grad) / max(vdot, vdot_min) - kick
+    p, qq, r = _coefficients(lv, li, math.exp(-s_k / ts), math.exp(-s_k / tm), k_a)
+    return lv, li, p, qq, r
 
 
 @njit(cache=True, inline="always")
@@ -402,8 +472,7 @@ def _gather_part(row, a, b, n0, fo, fs, fm, shift, perm, w_s, gs, gm, dm, dg_s, 
                 e = nxt_same[e - k_lo]
             e3 = np.uint64(e - k_lo) * np.uint64(3)
             p, qq, r = spk_rec[e3], spk_rec[e3 + ONE], spk_rec[e3 + ONE + ONE]
-        lam_i = p * e_s + qq * e_m
-        lam_d = (r - qq) * e_m - p * e_s
+        lam_i, lam_d = _adjoint_at(p, qq, r, e_s, e_m)
         dw[syn] -= tau_syn * lam_i
         dd[syn] += lam_d
         acc += w_s[syn] * lam_d
@@ -442,8 +511,7 @@ def _propagate_step(lam_v, lam_i, rec, base4, skip_step, n, alpha, beta, c_adj, 
         if skip_step[j] == n:
             continue
         _record_step(rec, base4 + 4 * j, lam_v[j], lam_i[j], alpha, beta, k_a)
-        lam_i[j] = c_adj * lam_v[j] + beta * lam_i[j]
-        lam_v[j] = alpha * lam_v[j]
+        lam_v[j], lam_i[j] = _adjoint_step(lam_v[j], lam_i[j], alpha, beta, c_adj)
 
 
 # ----------------------------------------------------------------------------- LIF backward
@@ -497,13 +565,12 @@ def lif_backward(
                     else:
                         s_from = np.float64(out_s[seen_idx[j]])
                         nxt_same[k - k_lo] = seen_idx[j]
-                    lv, li = adjoint_flow(np.float64(lam_v[j]), np.float64(lam_i[j]),
-                                          s_from - s_k, tm, ts, delta)
-                    vdot = max(np.float64(out_vdot[k]), np.float64(vdot_min))
-                    lv += (threshold * lv + grad_out[k]) / vdot - kick[j]
+                    lv, li, p, qq, r = _spike_jump(
+                        np.float64(lam_v[j]), np.float64(lam_i[j]), s_from, s_k,
+                        np.float64(out_vdot[k]), grad_out[k], kick[j], threshold,
+                        np.float64(vdot_min), tm, ts, delta, np.float64(k_a),
+                    )  # fmt: skip
                     e3 = 3 * (k - k_lo)
-                    p, qq, r = _coefficients(lv, li, math.exp(-s_k / ts), math.exp(-s_k / tm),
-                                             np.float64(k_a))
                     spk_rec[e3], spk_rec[e3 + 1], spk_rec[e3 + 2] = p, qq, r
                     lam_v[j] = lv
                     lam_i[j] = li
@@ -550,8 +617,7 @@ def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, w
                 for j in range(n_out):
                     v_out[b, n, j] = v[j]
                     a_s, a_m, _ = _step_sums(acc, base + j)
-                    v[j] = alpha * v[j] + c_vi * cur[j] + k_v * (alpha * a_m - beta * a_s)
-                    cur[j] = beta * (cur[j] + a_s)
+                    v[j], cur[j] = _superpose(v[j], cur[j], a_s, a_m, alpha, beta, c_vi, k_v)
             acc[3 * spare :] = 0.0
 
 

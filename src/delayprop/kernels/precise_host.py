@@ -32,9 +32,9 @@ class PreciseGrid:
     consts: np.ndarray  # _grid_math.precise_constants, in the kernel's float type
 
 
-def _split(t: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """t (ms, float64, >= 0) = n dt + r with integer n and r in [0, dt)."""
-    n = np.floor(t / dt)
+def split(t: Tensor, dt: float) -> tuple[Tensor, Tensor]:
+    """t (ms, float64, >= 0, any device) = n dt + r with whole n (float64) and r in [0, dt)."""
+    n = torch.floor(t / dt)
     r = t - n * dt
     up = r >= dt  # floating-point remainders at the edges
     n[up] += 1
@@ -42,13 +42,12 @@ def _split(t: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
     down = r < 0
     n[down] -= 1
     r[down] += dt
-    return n, np.clip(r, 0.0, np.nextafter(dt, 0.0))
+    return n, r.clamp(0.0, float(np.nextafter(dt, 0.0)))
 
 
 def _sources(times: Tensor, units: Tensor, offsets: Tensor, g: PreciseGrid, dtype) -> tuple:
     """(step int32, remainder, e^{r/tau_syn}, e^{r/tau_mem}, unit int32, offsets int64)."""
-    t = times.detach().to(torch.float64).numpy()
-    n, r = _split(t, g.dt)
+    n, r = (x.numpy() for x in split(times.detach().to(torch.float64), g.dt))
     step = np.minimum(n, np.iinfo(np.int32).max).astype(np.int32)  # past the end: no effect
     return (step, r.astype(dtype), np.exp(r / g.tau_syn).astype(dtype),
             np.exp(r / g.tau_mem).astype(dtype), units.contiguous().numpy(),
