@@ -77,7 +77,7 @@ def _sample_backward(
     drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts,
     grad_in, dw, dd, dw_rec, dd_rec, lam_v, lam_i, tl, key, stream, pos,
 ):  # fmt: skip
-    tm, ts, delta, theta, duration, t_ref, vdot_floor = (
+    tm, ts, delta, theta, duration, t_ref, vdot_min = (
         consts[0], consts[1], consts[2], consts[3], consts[4], consts[5], consts[6]
     )  # fmt: skip
     n_out = d_in.shape[1]
@@ -155,7 +155,7 @@ def _sample_backward(
         elif p >= olo:
             j = out_units[p]
             _propagate(lam_v, lam_i, tl, j, t_spike, tm, ts, delta)
-            vdot = max(out_vdot[p], vdot_floor)
+            vdot = max(out_vdot[p], vdot_min)
             lam_v[j] += (theta * lam_v[j] + g_out[p]) / vdot - kick[j]
             p -= 1
         else:

@@ -80,8 +80,10 @@ class ExactSettings:
             running without bound.  None: ``default_spike_limit(duration)``.
         regularizer: spike-count regulariser applied in backward, as in the time-stepped engine.
         sample_dt: sampling interval of the LI readout's voltage trace.
-        vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
-            threshold (as ``kernels.VDOT_FLOOR``); only near-tangential crossings reach it.
+        vdot_floor: the slope floor relative to the threshold (dimensionless, as
+            ``kernels.VDOT_FLOOR``): tau_mem dV/dt at a spike counts as at least
+            ``vdot_min = vdot_floor * threshold`` (V units) in the adjoint jump; only
+            near-tangential crossings reach it.
         backward: ``"eventprop"`` (the adjoint of ``_backward``) or ``"timing"`` (the chain
             rule over spike times of ``delayprop.exact.timing``, slower, same gradients).
     """
@@ -120,9 +122,10 @@ class ExactSettings:
         if dt is not None and not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"sample_dt must be a positive number of ms, got {self.sample_dt}")
 
-    def constants(self) -> np.ndarray:
-        """Packed for the kernels: [tau_mem, tau_syn, delta, threshold, duration, refractory,
-        vdot_floor], delta = 1/tau_mem - 1/tau_syn."""
+    def packed(self) -> np.ndarray:
+        """Packed for the kernels (float64): [tau_mem, tau_syn, delta, threshold, duration,
+        refractory, vdot_min], delta = 1/tau_mem - 1/tau_syn (ms^-1), vdot_min = vdot_floor x
+        threshold (V units; an LI readout's infinite threshold counts as 1)."""
         if self.duration is None:
             raise ValueError("duration is not set")
         delta = 1.0 / self.tau_mem - 1.0 / self.tau_syn
@@ -150,7 +153,7 @@ def _grads(need, *pairs):
 class _LIFExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec):
-        consts = s.constants()
+        consts = s.packed()
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
         out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
@@ -217,7 +220,7 @@ def _readout_backward(ctx, drive: _host.Drive):
 class _LITraceExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
-        ctx.consts = s.constants()
+        ctx.consts = s.packed()
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
         ctx.sample_dt = s.sample_dt
@@ -248,7 +251,7 @@ class _LITraceExact(torch.autograd.Function):
 class _LIPeakExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
-        ctx.consts = s.constants()
+        ctx.consts = s.packed()
         ctx.proj = _host.project(w, d)
         ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
         ctx.backward_kind = s.backward

@@ -24,14 +24,19 @@ import numpy as np
 
 __all__ = ["GridConstants", "grid_constants", "precise_constants", "VDOT_FLOOR", "MIN_RATE_GAP"]
 
-#: Lower bound on tau_mem dV/dt at a spike used in the adjoint jump
-#: (lambda_V += (theta lambda_V + G) / max(I - V, VDOT_FLOOR * theta)).  On a grid a crossing
-#: can be detected after the voltage peak, where I - V <= 0; the floor keeps the jump finite.
+#: The slope floor, relative to the threshold (dimensionless): tau_mem dV/dt at a spike is taken
+#: to be at least ``vdot_min = VDOT_FLOOR * |threshold|`` (V units) in the adjoint jump
+#: (lambda_V += (theta lambda_V + G) / max(I - V, vdot_min)).  On a grid a crossing can be
+#: detected after the voltage peak, where I - V <= 0; the floor keeps the jump finite.
 VDOT_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
 class GridConstants:
+    """Constants of one time grid: the propagator (alpha, beta, c_vi, c_adj, dimensionless),
+    the neuron (threshold in V units, tau_syn and tau_mem in ms), ``vdot_min`` (the slope floor
+    in V units, ``VDOT_FLOOR * |threshold|``) and the step ``dt`` (ms)."""
+
     alpha: float
     beta: float
     c_vi: float
@@ -42,7 +47,7 @@ class GridConstants:
     vdot_min: float
     dt: float
 
-    def as_array(self, dtype: np.dtype) -> np.ndarray:
+    def packed(self, dtype: np.dtype) -> np.ndarray:
         """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
         vdot_min, tau_mem / dt], in the kernel's float type so that no arithmetic is promoted."""
         return np.array(

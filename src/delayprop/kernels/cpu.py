@@ -8,7 +8,7 @@ Layout shared with the CUDA kernels:
 * arrivals that land at or after the last step have no effect: they are redirected (without a
   branch) to one extra row past the end, so per-worker buffers hold ``(n_steps + 1) x n_out``
   values whatever the maximum delay;
-* ``consts`` is ``GridConstants.as_array``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
+* ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
   tau_mem, vdot_min, tau_mem / dt].
 
 Within a step n the order of events is: propagate the state from step n-1, test the threshold

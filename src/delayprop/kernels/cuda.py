@@ -35,7 +35,7 @@ Index arithmetic in the scatter/gather loops is unsigned (uint64), as on the CPU
 otherwise add a negative-index test to every access, and uint64 mixed with a signed integer
 becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
-``consts`` is ``GridConstants.as_array``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
+``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
 tau_mem, vdot_min, tau_mem / dt].
 """
 

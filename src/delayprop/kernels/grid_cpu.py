@@ -54,7 +54,7 @@ def lif_forward(
     batch = in_offsets.numel() - 1
     args = (
         _np(in_steps), _np(in_units), _np(in_offsets), _flat(w_t), _flat(d_t),
-        _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.as_array(dtype),
+        _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype),
     )  # fmt: skip
 
     def run(sample_ids: np.ndarray, cap: int):
@@ -152,7 +152,7 @@ def lif_backward(
     cpu.lif_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(out_steps), _np(out_units),
         _np(out_offsets), _np(out_vdot), _np(grad_out), _np(kick), _flat(w_t), _flat(d_t),
-        _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.as_array(dtype), nw,
+        _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype), nw,
         grad_in, dw, dd, dw_rec, dd_rec,
     )  # fmt: skip
     rec_shape = tuple(w_rec_t.shape)
@@ -181,7 +181,7 @@ def li_forward(
     v = np.empty((batch, n_steps, n_out), dtype)
     cpu.li_forward(
         _np(in_steps), _np(in_units), _np(in_offsets), _flat(w_t), _flat(d_t), n_out, n_steps,
-        consts.as_array(dtype), cpu.n_chunks(batch), v,
+        consts.packed(dtype), cpu.n_chunks(batch), v,
     )  # fmt: skip
     return torch.from_numpy(v)
 
@@ -207,7 +207,7 @@ def li_backward(
     dd = np.zeros((nw, n_in * n_out), dtype)
     cpu.li_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(grad_v.to(w_t.dtype)), _flat(w_t),
-        _flat(d_t), n_out, n_steps, consts.as_array(dtype), nw, grad_in, dw, dd,
+        _flat(d_t), n_out, n_steps, consts.packed(dtype), nw, grad_in, dw, dd,
     )  # fmt: skip
     return (
         torch.from_numpy(grad_in),

@@ -200,9 +200,9 @@ def _ring_len(*delay_steps: Tensor) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _consts(consts: GridConstants, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``consts.as_array`` on the device, copied there once per (constants, dtype, device)."""
-    return torch.tensor(consts.as_array(np.float64).tolist(), dtype=dtype).to(device)
+def _packed(consts: GridConstants, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``consts.packed`` on the device, copied there once per (constants, dtype, device)."""
+    return torch.tensor(consts.packed(np.float64).tolist(), dtype=dtype).to(device)
 
 
 def _reduction_layout(threads: int, item: int, cfg: LaunchConfig, n_regions: int):
@@ -259,7 +259,7 @@ def lif_forward(
     args = (
         _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
         _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)), _arr(d_rec_t.reshape(-1)), n_out,
-        n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
+        n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
     )  # fmt: skip
 
     def run(sample_ids: Tensor, cap: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -360,7 +360,7 @@ def lif_backward(
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(out_steps), _arr(out_units),
             _arr(out_offsets), _arr(out_vdot), _arr(grad_out.to(dtype)), _arr(kick.to(dtype)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)),
-            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
+            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
             cfg.group, slots, slots if n_rec else 0, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(dw_rec), _arr(dd_rec), _arr(lam),
         )  # fmt: skip
@@ -399,7 +399,7 @@ def li_forward(
     with _launching(dev) as stream:
         kern.li_forward[blocks, threads, stream](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
-            _arr(d_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
+            _arr(d_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
             _arr(v.view(-1)), _arr(ring),
         )  # fmt: skip
     return v
@@ -440,7 +440,7 @@ def li_backward(
         kern.li_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(grad_v.to(dtype).reshape(-1)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), n_out, n_steps, ring_len,
-            _arr(_consts(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
+            _arr(_packed(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(lam),
         )  # fmt: skip
     return grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out)
