@@ -1,5 +1,9 @@
-"""The formula module (``kernels.formulas``).
+"""The formula module (``kernels.formulas``) and the grid constants built on it.
 
+* the propagator coefficients agree with a 50-digit evaluation of their textbook form for time
+  constants far apart, close together and equal, so they are continuous across
+  tau_mem == tau_syn (the old difference of two exponentials lost up to all of its digits
+  there);
 * the formulas give the same numbers compiled (as in the Numba kernels) and as plain Python (as
   in the torch reference); the CUDA kernels' side is checked against the CPU by
   ``cuda_checks.check_formulas`` (under numba-cuda's simulator in ``test_cuda.py``);
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from decimal import Decimal, localcontext
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,10 +23,59 @@ import numpy as np
 import pytest
 import torch
 
-from delayprop.kernels import formulas
+from delayprop.kernels import formulas, grid_constants
 
+EPS = np.finfo(np.float64).eps
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _reference(dt: float, tau_mem: float, tau_syn: float) -> tuple[Decimal, ...]:
+    """(alpha, beta, c_vi, c_adj) to 50 digits from the textbook forms, the float arguments
+    taken exactly."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        dt_, tm, ts = Decimal(dt), Decimal(tau_mem), Decimal(tau_syn)
+        alpha, beta = (-dt_ / tm).exp(), (-dt_ / ts).exp()
+        if tm == ts:
+            c_vi = c_adj = dt_ / tm * alpha
+        else:
+            c_vi = ts / (ts - tm) * (beta - alpha)
+            c_adj = tm / (ts - tm) * (beta - alpha)
+        return alpha, beta, c_vi, c_adj
+
+
+def _rel(x: float, ref: Decimal) -> float:
+    return float(abs(Decimal(x) - ref) / abs(ref))
+
+
+TAU_PAIRS = [
+    (20.0, 5.0),
+    (5.0, 20.0),
+    (10.0, 10.0),
+    (10.0, float(np.nextafter(10.0, 11.0))),  # adjacent floats: delta rounds to 0
+    *[(10.0, 10.0 * (1.0 + x)) for x in (1e-15, 1e-12, 1e-9, 1e-6, 1e-3)],
+    *[(10.0 * (1.0 + x), 10.0) for x in (1e-13, 1e-7)],
+]
+
+
+@pytest.mark.parametrize("dt", [0.01, 1.0, 25.0])
+@pytest.mark.parametrize("tau_mem, tau_syn", TAU_PAIRS)
+def test_propagator_coefficients_match_a_high_precision_reference(dt, tau_mem, tau_syn):
+    c = grid_constants(dt, tau_mem, tau_syn, 1.0)
+    for name, value, ref in zip(("alpha", "beta", "c_vi", "c_adj"),
+                                (c.alpha, c.beta, c.c_vi, c.c_adj),
+                                _reference(dt, tau_mem, tau_syn)):  # fmt: skip
+        assert _rel(value, ref) < 8 * EPS, f"{name}: {value!r} vs {ref}"
+
+
+def test_equal_time_constants_is_one_exact_test():
+    assert formulas.equal_time_constants(10.0, 10.0)
+    assert not formulas.equal_time_constants(10.0, 10.0 * (1.0 + 1e-15))
+    assert formulas.rate_difference(20.0, 5.0) == 1 / 20 - 1 / 5
+    # the coefficients move smoothly through the equal case: no jump where the rule switches
+    near = [grid_constants(1.0, 10.0, 10.0 * (1.0 + x), 1.0).c_vi for x in (-1e-14, 0.0, 1e-14)]
+    assert abs(near[0] - near[1]) < 4 * EPS * near[1] and abs(near[2] - near[1]) < 4 * EPS * near[1]
 
 
 CASES = {  # arguments of each formula, drawn per element; the adjoint jump sees floored slopes

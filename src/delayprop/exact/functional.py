@@ -40,6 +40,7 @@ from torch import Tensor
 from .._util import n_steps_for
 from ..functional import check_events
 from ..kernels import VDOT_FLOOR
+from ..kernels.formulas import rate_difference
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
@@ -124,11 +125,12 @@ class ExactSettings:
 
     def packed(self) -> np.ndarray:
         """Packed for the kernels (float64): [tau_mem, tau_syn, delta, threshold, duration,
-        refractory, vdot_min], delta = 1/tau_mem - 1/tau_syn (ms^-1), vdot_min = vdot_floor x
-        threshold (V units; an LI readout's infinite threshold counts as 1)."""
+        refractory, vdot_min], delta = 1/tau_mem - 1/tau_syn (ms^-1,
+        ``kernels.formulas.rate_difference``), vdot_min = vdot_floor x threshold (V units; an
+        LI readout's infinite threshold counts as 1)."""
         if self.duration is None:
             raise ValueError("duration is not set")
-        delta = 1.0 / self.tau_mem - 1.0 / self.tau_syn
+        delta = rate_difference(self.tau_mem, self.tau_syn)
         threshold = self.threshold if math.isfinite(self.threshold) else 1.0
         return np.array([self.tau_mem, self.tau_syn, delta, self.threshold, self.duration,
                          self.refractory, self.vdot_floor * threshold])  # fmt: skip
