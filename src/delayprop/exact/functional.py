@@ -41,6 +41,7 @@ from .._util import n_steps_for
 from ..functional import check_events
 from ..kernels import VDOT_FLOOR
 from ..kernels.formulas import rate_difference
+from ..kernels.host import SpikeLimitExceeded
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
@@ -201,7 +202,7 @@ class _LIFExact(torch.autograd.Function):
 
 def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
     z = torch.zeros(0, dtype=torch.float64)
-    return z, torch.zeros(0, dtype=torch.int64), torch.zeros(batch + 1, dtype=torch.int64), z, z
+    return z, torch.zeros(0, dtype=torch.int32), torch.zeros(batch + 1, dtype=torch.int64), z, z
 
 
 def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor):
@@ -323,7 +324,7 @@ def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: Exa
     return settings, spikes.times.to(torch.float64)
 
 
-def _spike_limit_message(err: _host.SpikeLimitExceeded, weight: Tensor, s: ExactSettings) -> str:
+def _spike_limit_message(err: SpikeLimitExceeded, weight: Tensor, s: ExactSettings) -> str:
     n_out, n_in = weight.shape
     if err.pending:
         return (
@@ -381,7 +382,7 @@ def lif(
             settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
             _f64(rec_weight), _f64(rec_delay),
         )  # fmt: skip
-    except _host.SpikeLimitExceeded as err:
+    except SpikeLimitExceeded as err:
         raise ValueError(_spike_limit_message(err, weight, settings)) from None
     counts = np.diff(out_off.numpy())
     samples = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int32), counts))

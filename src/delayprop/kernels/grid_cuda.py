@@ -1,6 +1,7 @@
 """Host side of the CUDA time-stepped backend: torch tensors in, torch tensors out.
 
-Every function has the signature of its twin in ``grid_cpu``; ``kernels.grid_backend`` picks
+Every function has the signature of its twin in ``grid_cpu`` and checks its arguments and sizes
+its output with the same shared host layer (``kernels.host``); ``kernels.grid_backend`` picks
 this module for CUDA tensors.  Tensors reach the kernels without copies through
 ``__cuda_array_interface__``, and kernels run on torch's current stream of the tensors' device,
 so they order correctly with the surrounding torch work and with torch's caching allocator.
@@ -29,6 +30,13 @@ from numba import cuda
 from torch import Tensor
 
 from ._grid_math import GridConstants
+from .host import (
+    Capacity,
+    check_grid_layout,
+    check_spike_gradients,
+    check_voltage_gradient,
+    run_in_device_slots,
+)
 
 if getattr(cuda, "implementation", None) != "NVIDIA":  # pragma: no cover - installation
     raise ImportError("the CUDA backend needs the numba-cuda package (pip install numba-cuda)")
@@ -121,32 +129,6 @@ def _check_tensors(*tensors: Tensor) -> torch.device:
     return device
 
 
-def _check_layout(
-    in_steps: Tensor, in_units: Tensor, in_offsets: Tensor, w_t: Tensor, d_t: Tensor,
-    w_rec_t: Tensor | None = None, d_rec_t: Tensor | None = None,
-) -> None:  # fmt: skip
-    """Shapes and dtypes the kernels rely on (a mismatch would read out of bounds on the GPU)."""
-    if w_t.dim() != 2 or d_t.shape != w_t.shape or d_t.dtype != torch.int32:
-        raise ValueError(
-            f"weights must be [n_in, n_out] with int32 delay steps of the same shape, got "
-            f"{tuple(w_t.shape)} and {tuple(d_t.shape)} {d_t.dtype}"
-        )
-    if w_rec_t is not None and w_rec_t.numel():
-        n_out = w_t.shape[1]
-        if w_rec_t.shape != (n_out, n_out) or d_rec_t.shape != w_rec_t.shape:
-            raise ValueError(
-                f"recurrent weights and delays must be [{n_out}, {n_out}], got "
-                f"{tuple(w_rec_t.shape)} and {tuple(d_rec_t.shape)}"
-            )
-    if d_rec_t is not None and d_rec_t.dtype != torch.int32:
-        raise ValueError(f"recurrent delay steps must be int32, got {d_rec_t.dtype}")
-    if in_steps.shape != in_units.shape or in_steps.dim() != 1 or in_offsets.dim() != 1:
-        raise ValueError("input steps and units must be 1-D of equal length, offsets 1-D")
-    if (in_steps.dtype, in_units.dtype, in_offsets.dtype) != (torch.int32, torch.int32,
-                                                                torch.int64):  # fmt: skip
-        raise ValueError("input steps and units must be int32, offsets int64")
-
-
 def _arr(t: Tensor):
     """A zero-copy kernel argument: a device view of a contiguous CUDA tensor (a numpy view of
     a CPU tensor under the simulator)."""
@@ -214,17 +196,6 @@ def _reduction_layout(threads: int, item: int, cfg: LaunchConfig, n_regions: int
     return slots, slots * n_regions * slot_bytes
 
 
-def _compact(srcs: list[Tensor], counts: Tensor, starts: Tensor, dsts: list[Tensor]) -> None:
-    """dst[starts[r] + e] = src[r, e] for e < counts[r], for each (src [rows, cap], dst) pair
-    (row order kept)."""
-    cap = srcs[0].shape[1]
-    keep = torch.arange(cap, device=counts.device).view(1, -1) < counts.view(-1, 1)
-    src_idx = keep.view(-1).nonzero().view(-1)
-    dst_idx = starts[src_idx // cap] + src_idx % cap
-    for src, dst in zip(srcs, dsts):
-        dst[dst_idx] = src.reshape(-1)[src_idx]
-
-
 # ----------------------------------------------------------------------------- LIF
 def lif_forward(
     in_steps: Tensor,
@@ -236,22 +207,23 @@ def lif_forward(
     d_rec_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-    capacity: int,
+    capacity: Capacity,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float).
 
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
-    [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample; samples that
-    emit more are simulated again with exactly enough room.
+    [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
+    ``host.SpikeCapacity`` is updated); samples that emit more are simulated again with
+    exactly enough room.
     """
     dev = _check_tensors(w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets)
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
-    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=dev)
-    if batch == 0:
+    if batch == 0:  # no launch without a block
         empty = torch.zeros(0, dtype=torch.int32, device=dev)
+        offsets = torch.zeros(1, dtype=torch.int64, device=dev)
         return empty, empty.clone(), offsets, torch.zeros(0, dtype=dtype, device=dev)
     ring_len = _ring_len(d_t, d_rec_t)
     threads = _threads(n_out, cfg)
@@ -262,7 +234,7 @@ def lif_forward(
         n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
     )  # fmt: skip
 
-    def run(sample_ids: Tensor, cap: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def run(sample_ids: Tensor, cap: int) -> tuple[list[Tensor], Tensor]:
         n_run = sample_ids.numel()
         steps = torch.empty(n_run, cap, dtype=torch.int32, device=dev)
         units = torch.empty(n_run, cap, dtype=torch.int32, device=dev)
@@ -275,25 +247,9 @@ def lif_forward(
                 *args, _arr(sample_ids), cap, _arr(steps.view(-1)), _arr(units.view(-1)),
                 _arr(vdot.view(-1)), _arr(counts), _arr(ring),
             )  # fmt: skip
-        return steps, units, vdot, counts
+        return [steps, units, vdot], counts
 
-    cap = max(int(capacity), 1)
-    steps, units, vdot, counts = run(torch.arange(batch, device=dev), cap)
-    torch.cumsum(counts, 0, out=offsets[1:])
-    fits = counts <= cap
-    total, n_over = torch.stack([offsets[-1], (~fits).sum()]).tolist()  # one device sync
-    outs = [
-        torch.empty(total, dtype=torch.int32, device=dev),
-        torch.empty(total, dtype=torch.int32, device=dev),
-        torch.empty(total, dtype=dtype, device=dev),
-    ]
-    _compact([steps, units, vdot], torch.where(fits, counts, 0), offsets[:-1], outs)
-    if n_over:
-        again = torch.nonzero(~fits).view(-1)
-        cap2 = int(counts[again].max())
-        steps, units, vdot, counts2 = run(again, cap2)
-        _compact([steps, units, vdot], counts2, offsets[again], outs)
-    out_steps, out_units, out_vdot = outs
+    (out_steps, out_units, out_vdot), offsets = run_in_device_slots(run, batch, capacity, dev)
     return out_steps, out_units, offsets, out_vdot
 
 
@@ -324,15 +280,13 @@ def lif_backward(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
         out_offsets, out_vdot, grad_out, kick,
     )  # fmt: skip
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
-    if not out_steps.numel() == out_units.numel() == out_vdot.numel() == grad_out.numel():
-        raise ValueError("output spikes, their vdot and their gradients differ in length")
-    if kick.shape != (w_t.shape[1],):
-        raise ValueError(f"kick must be [{w_t.shape[1]}], got {tuple(kick.shape)}")
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     n_rec = w_rec_t.numel()
     batch = in_offsets.numel() - 1
+    check_spike_gradients(out_steps, out_units, out_offsets, out_vdot, grad_out, kick, n_out,
+                          batch)  # fmt: skip
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     rec_shape = tuple(w_rec_t.shape)
     if batch == 0:
@@ -385,7 +339,7 @@ def li_forward(
 ) -> Tensor:
     """Voltage trace [batch, n_steps, n_out] of a leaky-integrator readout."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets)
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t)
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
@@ -418,13 +372,11 @@ def li_backward(
     """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums as in
     ``lif_backward``)."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets, grad_v)
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t)
-    expected = (in_offsets.numel() - 1, n_steps, w_t.shape[1])
-    if tuple(grad_v.shape) != expected:
-        raise ValueError(f"grad_v must be {list(expected)}, got {list(grad_v.shape)}")
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     batch = in_offsets.numel() - 1
+    check_voltage_gradient(grad_v, batch, n_steps, n_out)
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     if batch == 0:
         return grad_in, torch.zeros_like(w_t), torch.zeros_like(w_t)
