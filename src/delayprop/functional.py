@@ -27,6 +27,7 @@ from ._util import n_steps_for
 from .kernels import grid_backend, grid_constants
 from .kernels import precise_host as precise
 from .kernels._grid_math import GridConstants, precise_constants
+from .kernels.host import SpikeCapacity
 from .kernels.precise_cpu import MAX_SPIKES_PER_STEP
 from .kernels.precise_host import PreciseGrid
 from .regularization import SpikeCountRegularizer
@@ -44,7 +45,10 @@ __all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input", "c
 
 @dataclass(frozen=True)
 class GridSettings:
-    """Non-tensor settings of one time-stepped layer call (ms)."""
+    """Non-tensor settings of one time-stepped layer call (ms).
+
+    ``capacity``: output spikes per sample the call makes room for (only affects speed); a
+    ``kernels.host.SpikeCapacity`` is updated by each call (``LIF`` keeps one per layer)."""
 
     tau_mem: float
     tau_syn: float
@@ -53,7 +57,7 @@ class GridSettings:
     n_steps: int
     max_delay_steps: int
     rec_max_delay_steps: int = 0
-    capacity: int = 1024
+    capacity: int | SpikeCapacity = 1024
     regularizer: SpikeCountRegularizer | None = None
     precise: bool = False
 

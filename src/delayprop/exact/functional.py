@@ -41,7 +41,7 @@ from .._util import n_steps_for
 from ..functional import check_events
 from ..kernels import VDOT_FLOOR
 from ..kernels.formulas import rate_difference
-from ..kernels.host import SpikeLimitExceeded
+from ..kernels.host import SpikeCapacity, SpikeLimitExceeded
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
@@ -75,7 +75,8 @@ class ExactSettings:
         refractory: V is held at 0 for this long after each spike (I keeps integrating).
         max_spikes: a neuron falls silent after this many spikes (None = no limit, as on
             ``delayprop.LIF``; 1 gives the first-spike neurons of DelGrad-style networks).
-        capacity: guess of the spikes per sample (only affects speed).
+        capacity: guess of the spikes per sample (only affects speed); a
+            ``kernels.host.SpikeCapacity`` is updated by each call (``LIF`` keeps one).
         spike_limit: most spikes per neuron per trial, on average over the layer's neurons
             (a sample may hold ``spike_limit * n_out``); a sample that needs more ends the
             forward with ``ValueError`` naming the layer, the sample and the limit, instead of
@@ -96,7 +97,7 @@ class ExactSettings:
     duration: float | None = None
     refractory: float = 0.0
     max_spikes: int | None = None
-    capacity: int = 64
+    capacity: int | SpikeCapacity = 64
     spike_limit: int | None = None
     regularizer: SpikeCountRegularizer | None = None
     sample_dt: float | None = None
