@@ -134,28 +134,34 @@ def run_in_device_slots(
         pending = pending[over]
     offsets = torch.zeros(batch + 1, dtype=torch.int64, device=device)
     torch.cumsum(counts, 0, out=offsets[1:])
-    out = [torch.empty(total, dtype=a.dtype, device=device) for a in runs[0][4]]
-    for ids, kept, run_cap, n_kept, arrays in runs:
-        _compact(arrays, run_cap, kept, n_kept, offsets[ids], out)
+    if len(runs) == 1:  # every sample fitted at once: its kept slots, in order, are the output
+        _, kept, run_cap, n_kept, arrays = runs[0]
+        slots = _kept_index(kept, n_kept, _row_starts(kept, run_cap))
+        out = [a.reshape(-1).index_select(0, slots) for a in arrays]
+    else:
+        out = [torch.empty(total, dtype=a.dtype, device=device) for a in runs[0][4]]
+        for ids, kept, run_cap, n_kept, arrays in runs:
+            slots = _kept_index(kept, n_kept, _row_starts(kept, run_cap))
+            dst = _kept_index(kept, n_kept, offsets[ids])
+            for a, b in zip(arrays, out, strict=True):
+                b.index_copy_(0, dst, a.reshape(-1).index_select(0, slots))
     if hint is not None and batch > 0:
         hint.observe(most)
     return out, offsets
 
 
-def _compact(src: list[Tensor], cap: int, counts: Tensor, total: int, starts: Tensor,
-             dst: list[Tensor]) -> None:  # fmt: skip
-    """dst[starts[r] + e] = src[r * cap + e] for e < counts[r], for every array (``total`` =
-    counts.sum(), known to the caller: no device synchronisation)."""
-    if total == 0:
-        return
-    rows = torch.repeat_interleave(
-        torch.arange(counts.numel(), device=counts.device), counts, output_size=total
-    )
-    within = torch.arange(total, device=counts.device) - (torch.cumsum(counts, 0) - counts)[rows]
-    src_idx = rows * cap + within
-    dst_idx = starts[rows] + within
-    for a, b in zip(src, dst, strict=True):
-        b[dst_idx] = a.reshape(-1)[src_idx]
+def _row_starts(counts: Tensor, cap: int) -> Tensor:
+    """r * cap for each row r of a run's slot arrays."""
+    return torch.arange(counts.numel(), device=counts.device) * cap
+
+
+def _kept_index(counts: Tensor, total: int, base: Tensor) -> Tensor:
+    """base[r] + e for e < counts[r], row after row: where the ``counts[r]`` kept entries of row
+    r lie when the row begins at ``base[r]`` ([total] int64; ``total`` = counts.sum(), known to
+    the caller, so no device synchronisation)."""
+    first = torch.cumsum(counts, 0) - counts  # row r's first entry among all kept entries
+    pos = torch.arange(total, device=counts.device)
+    return pos + torch.repeat_interleave(base - first, counts, output_size=total)
 
 
 def run_in_slots(
