@@ -14,9 +14,10 @@ happens and where its inputs and results are stored:
 * ``adjoint_jump``: the jump of lambda_V at a spike (both engines);
 * ``arrival_read``: the gradients an arrival carries (both engines);
 * ``readout_drive``: what a loss on V (or I) at a time adds to lambda_V (or lambda_I);
-* ``rate_difference``, ``equal_time_constants``: delta = 1/tau_mem - 1/tau_syn and the one
-  test of tau_mem == tau_syn (delta == 0.0), used by the closed-form flow
-  (``kernels.lif_flow``), the grid constants (``kernels._grid_math``) and the exact engine.
+* ``rate_difference``, ``equal_time_constants``: delta = 1/tau_mem - 1/tau_syn (the parameter
+  of the closed-form flow, ``kernels.lif_flow``, which takes its limit form where delta == 0.0)
+  and that one test of tau_mem == tau_syn, for the grid constants (``kernels._grid_math``),
+  the exact engine's packed constants and DelGrad.
 
 How each backend runs the same source:
 
