@@ -38,7 +38,7 @@ def main() -> None:
         torch.randint(0, batch, (batch * events,)), batch, 700, 1000.0,
     )  # fmt: skip
     layer(x)  # compile the kernels
-    settings = layer._settings(x, layer.threshold, capacity=layer._capacity)
+    settings = layer._settings(x, layer.threshold, capacity=layer.spike_capacity)
     delays = {"delay": (layer.delays(), settings.max_delay_steps)}
 
     def checks() -> None:

@@ -26,15 +26,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from delayprop.config import load_config  # noqa: E402
+from delayprop.kernels.formulas import rate_difference  # noqa: E402
+from delayprop.kernels.lif_flow import extremum  # noqa: E402
 from delayprop.training import Trainer  # noqa: E402
 
 
 def psp_peak(tau_syn: float, tau_mem: float) -> float:
-    """Peak of V after a unit jump of I (our units: tau_mem dV/dt = -V + I)."""
-    if math.isclose(tau_syn, tau_mem):
-        return math.exp(-1.0)
-    t = math.log(tau_mem / tau_syn) * tau_mem * tau_syn / (tau_mem - tau_syn)
-    return tau_syn / (tau_syn - tau_mem) * (math.exp(-t / tau_syn) - math.exp(-t / tau_mem))
+    """Peak of V after a unit jump of I (our units: tau_mem dV/dt = -V + I), where V = I."""
+    t = extremum(0.0, 1.0, tau_syn, rate_difference(tau_mem, tau_syn))
+    return math.exp(-t / tau_syn)
 
 
 def run(ratio: float, single: bool, seed: int, epochs: int, tau_mem: float) -> dict:

@@ -238,6 +238,63 @@ def _backend_on(device: torch.device):
         functional.grid_backend = original
 
 
+def check_formulas(device: torch.device) -> None:
+    """Every event formula of ``kernels.formulas`` evaluated in a CUDA kernel and in a Numba CPU
+    kernel on the same arrays, float32 and float64: the same numbers.  Bit for bit under the
+    simulator and, on a GPU, for the forward formulas (their roundings are pinned); the others
+    to rounding of their largest value (the GPU compiler may fuse a multiply-add)."""
+    import numpy as np
+    from numba import cuda, njit
+
+    from delayprop.kernels import cuda as _kernels  # noqa: F401  (the CUDA roundings)
+    from delayprop.kernels.formulas import (
+        adjoint_jump,
+        adjoint_step,
+        arrival_read,
+        crossing_slope,
+        readout_drive,
+        state_step,
+    )
+
+    def evaluate(x, out, k):
+        a, b, c, d = x[0, k], x[1, k], x[2, k], x[3, k]
+        out[0, k] = adjoint_jump(a, b, c, x[4, 0], x[4, 1], d)
+        out[1, k], out[2, k] = arrival_read(a, b, c, x[4, 2])
+        out[3, k], out[4, k] = adjoint_step(a, b, x[4, 3], x[4, 4], x[4, 5])
+        out[5, k] = readout_drive(a, b, x[4, 6])
+        out[6, k], out[7, k] = state_step(a, b, x[4, 3], x[4, 4], x[4, 5])
+        out[8, k] = crossing_slope(a, b, c, x[4, 7])
+
+    evaluate_cpu, evaluate_gpu = njit(evaluate), cuda.jit(device=True)(evaluate)
+
+    @njit
+    def on_cpu(x, out):
+        for k in range(out.shape[1]):
+            evaluate_cpu(x, out, k)
+
+    @cuda.jit
+    def on_gpu(x, out):  # one thread: the formulas, not the launch, are under test
+        for k in range(out.shape[1]):
+            evaluate_gpu(x, out, k)
+
+    g = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        x = g.normal(size=(5, 64)).astype(dtype)
+        x[2, ::3] = 1e-6  # slopes below the floor
+        x[4, :8] = [1.2, 1.2e-3, 5.0, 0.95, 0.8, 0.044, 20.0, 20.0]
+        expected = np.zeros((9, 64), dtype)
+        on_cpu(x, expected)
+        x_dev = torch.from_numpy(x).to(device)
+        out = torch.zeros(9, 64, dtype=x_dev.dtype, device=device)
+        arr = (lambda t: t.numpy()) if device.type == "cpu" else cuda.as_cuda_array
+        on_gpu[1, 1](arr(x_dev), arr(out))
+        got = out.cpu().numpy()
+        exact = slice(None) if device.type == "cpu" else slice(6, 9)
+        assert np.array_equal(got[exact], expected[exact]), f"{dtype}: formulas differ"
+        scale = np.abs(expected).max(axis=1, keepdims=True)  # per formula
+        assert (np.abs(got - expected) <= 16 * np.finfo(dtype).eps * scale).all(), dtype
+
+
 def check_empty_batch(device: torch.device) -> None:
     grid_cuda = cuda_backend()
     sizes = dict(batch=1, n_in=4, n_out=3, n_steps=10, per_sample=0, max_delay=2)
@@ -527,6 +584,7 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
     "precise_li_float32": (check_precise_li, dict(dtype=torch.float32, **PRECISE_TINY), None),
     "precise_network_float64": (check_precise_network, dict(dtype=torch.float64), SMALL_LAUNCH),
     "precise_empty_batch": (check_precise_empty_batch, {}, None),
+    "formulas": (check_formulas, {}, None),
     "empty_batch": (check_empty_batch, {}, None),
     "bad_input": (check_bad_input, {}, None),
 }

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import delayprop as dp
+from delayprop.kernels.host import SpikeCapacity
 from delayprop.kernels.reference import li_reference, lif_reference
 from problems import random_spikes, spike_loss_weights
 
@@ -157,9 +158,10 @@ def test_capacity_overflow_reruns_exactly():
     """A layer whose spike-capacity guess is far too small gives the same result."""
     layer = _make_lif(torch.float64, max_delay=10.0)
     x = random_spikes(5, 12, 60.0, 60, seed=9)
-    layer._capacity = 2
+    layer.spike_capacity = SpikeCapacity(2)
     out_small = layer(x)
-    layer._capacity = 100_000
+    assert layer.spike_capacity.per_sample > 2  # the host layer sized it from the counts
+    layer.spike_capacity = SpikeCapacity(100_000)
     out_big = layer(x)
     assert out_small.n_spikes > 5 * 2
     assert torch.equal(out_small.times, out_big.times)

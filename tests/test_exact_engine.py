@@ -12,6 +12,7 @@ from scipy.integrate import solve_ivp
 
 import delayprop as dp
 from delayprop import exact, losses
+from delayprop.kernels.host import SpikeCapacity
 from problems import random_spikes
 
 F64 = torch.float64
@@ -114,14 +115,14 @@ def test_capacity_overflow_reruns_exactly():
     x = random_spikes(5, 8, 60.0, 40, seed=2)
     for kw in ({}, dict(recurrent=True, rec_max_delay=3.0, rec_delay_init=(0.0, 3.0))):
         layer = _layer(**kw)
-        layer._capacity = 100_000
+        layer.spike_capacity = SpikeCapacity(100_000)
         big = layer(x)
         counts = big.counts()
         partial = int(counts[1:].min())
         assert big.n_spikes > 5 * 4 and int(counts[0]) > partial
         # all samples overflow; then sample 0 and others but not all (re-run, the rest kept)
         for capacity in (1, partial):
-            layer._capacity = capacity
+            layer.spike_capacity = SpikeCapacity(capacity)
             small = layer(x)
             assert torch.equal(small.times, big.times) and torch.equal(small.units, big.units)
             assert torch.equal(small.offsets, big.offsets)

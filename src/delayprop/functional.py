@@ -26,18 +26,28 @@ from torch import Tensor
 from ._util import n_steps_for
 from .kernels import grid_backend, grid_constants, precise_backend
 from .kernels._grid_math import GridConstants, precise_constants
+from .kernels.host import SpikeCapacity
 from .kernels.precise_cpu import MAX_SPIKES_PER_STEP
 from .kernels.precise_host import PreciseGrid
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
-from .validation import check_delays, check_grid_size, check_parameter, check_positive_finite
+from .validation import (
+    check_delays,
+    check_event_arrays,
+    check_grid_size,
+    check_parameter,
+    check_positive_finite,
+)
 
 __all__ = ["GridSettings", "lif", "li_readout", "n_steps_for", "check_input", "check_events"]
 
 
 @dataclass(frozen=True)
 class GridSettings:
-    """Non-tensor settings of one time-stepped layer call (ms)."""
+    """Non-tensor settings of one time-stepped layer call (ms).
+
+    ``capacity``: output spikes per sample the call makes room for (only affects speed); a
+    ``kernels.host.SpikeCapacity`` is updated by each call (``LIF`` keeps one per layer)."""
 
     tau_mem: float
     tau_syn: float
@@ -46,7 +56,7 @@ class GridSettings:
     n_steps: int
     max_delay_steps: int
     rec_max_delay_steps: int = 0
-    capacity: int = 1024
+    capacity: int | SpikeCapacity = 1024
     regularizer: SpikeCountRegularizer | None = None
     precise: bool = False
 
@@ -276,19 +286,14 @@ def check_events(spikes: Spikes, name: str) -> None:
                          f"got {d!r}")  # fmt: skip
     if isinstance(spikes.n_units, bool) or not isinstance(spikes.n_units, Integral):
         raise ValueError(f"{name}: the input's n_units must be an int, got {spikes.n_units!r}")
-    if times.dim() != 1 or units.dim() != 1 or offsets.dim() != 1:
-        raise ValueError(f"{name}: spike times, units and offsets must be 1-D tensors")
-    if times.numel() != units.numel():
-        raise ValueError(f"{name}: {times.numel()} spike times but {units.numel()} units")
-    if units.dtype != torch.int32 or offsets.dtype != torch.int64:
-        raise ValueError(
-            f"{name}: spike units must be int32 and offsets int64, got {units.dtype} and "
-            f"{offsets.dtype} (build Spikes with a from_* constructor)"
-        )
+    try:
+        check_event_arrays(name, times, units, offsets)
+    except ValueError as err:
+        raise ValueError(f"{err} (build Spikes with a from_* constructor)") from None
     if not times.is_floating_point():
         raise ValueError(f"{name}: spike times must be a float tensor, got {times.dtype}")
     n = times.numel()
-    if offsets.numel() < 1 or int(offsets[0]) != 0 or int(offsets[-1]) != n:
+    if int(offsets[0]) != 0 or int(offsets[-1]) != n:
         raise ValueError(
             f"{name}: spike offsets must run from 0 to the number of spikes ({n}), got "
             f"{offsets[:1].tolist()} ... {offsets[-1:].tolist()}"

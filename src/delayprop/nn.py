@@ -34,6 +34,7 @@ from . import exact
 from .delays import Delay, make_delay
 from .functional import GridSettings, check_input, li_readout, lif, n_steps_for
 from .init import Init, Normal, apply_init
+from .kernels.host import SpikeCapacity
 from .options import LayerOptions, state_options
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
@@ -210,9 +211,9 @@ class LIF(_Projection):
             self.rec_delay = self._delays(rec_delay, options.rec_delay_kind,
                                           options.rec_max_delay, (n_out, n_out), rec_delay_init,
                                           options, dtype)  # fmt: skip
-        # output buffer size of the next forward pass (a hint sized from the last one's spike
-        # counts; a batch that needs more is run again with room for it)
-        self._capacity = 4 * n_out
+        # room for output spikes per sample in the next forward pass: a hint that the engines'
+        # host layer updates from each pass's spike counts (a batch that needs more runs again)
+        self.spike_capacity = SpikeCapacity(4 * n_out)
 
     @property
     def rec_max_delay(self) -> float:
@@ -226,7 +227,7 @@ class LIF(_Projection):
                 self.threshold,
                 refractory=self.refractory,
                 max_spikes=self.max_spikes,
-                capacity=self._capacity,
+                capacity=self.spike_capacity,
                 regularizer=self.regularizer,
                 spike_limit=self.spike_limit,
             )
@@ -236,13 +237,10 @@ class LIF(_Projection):
                 spikes,
                 self.threshold,
                 rec_max_delay_steps=self._steps_of(self.rec_max_delay) if self.recurrent else 0,
-                capacity=self._capacity,
+                capacity=self.spike_capacity,
                 regularizer=self.regularizer,
             )
             out = lif(spikes, weight, delay, settings, rec_w, rec_d)
-        counts = out.counts()
-        if counts.numel():
-            self._capacity = max(16, int(1.25 * int(counts.max())) + 16)
         return out
 
     def extra_repr(self) -> str:

@@ -4,7 +4,8 @@ The kernels of both engines index memory without bound checks and trust their ar
 checks in the inner loops cost speed), so everything a kernel relies on is checked once per call
 here, by the layer functions (``functional``, ``exact.functional``) and the module constructors
 (``nn``).  The checks are O(parameters) (no pass over the events; ``functional.check_events``
-checks those).  Times are in ms.
+checks those); ``check_event_arrays``, the layout of an event list, is O(1) and shared by
+``functional.check_events`` and the kernels' host drivers.  Times are in ms.
 
 Limits (docs/robustness.md):
 
@@ -26,7 +27,7 @@ from torch import Tensor
 __all__ = [
     "FLOAT_DTYPES", "MAX_GRID_VALUES", "MAX_STEPS", "check_dtype", "check_finite",
     "check_parameter", "check_positive_finite", "check_nonnegative_finite", "check_limit",
-    "check_choice", "check_delays", "check_grid_size",
+    "check_choice", "check_delays", "check_grid_size", "check_event_arrays",
 ]  # fmt: skip
 
 #: parameter dtypes the kernels are compiled for
@@ -158,3 +159,20 @@ def check_grid_size(name: str, batch: int, n_steps: int, n_out: int) -> None:
             f"exceeds the limit of {MAX_GRID_VALUES} per layer call; use smaller batches, a "
             "larger dt or a shorter duration"
         )
+
+
+def check_event_arrays(name: str, times: Tensor, units: Tensor, offsets: Tensor) -> None:
+    """The layout of an event list as the kernels index it: ``times`` (or grid steps) and
+    ``units`` 1-D of equal length, units int32, ``offsets`` 1-D int64 with at least one entry
+    (per-sample offsets [batch + 1]).  O(1): shapes and dtypes only."""
+    if times.dim() != 1 or units.dim() != 1 or offsets.dim() != 1:
+        raise ValueError(f"{name}: spike times, units and offsets must be 1-D tensors")
+    if times.numel() != units.numel():
+        raise ValueError(f"{name}: {times.numel()} spike times but {units.numel()} units")
+    if units.dtype != torch.int32 or offsets.dtype != torch.int64:
+        raise ValueError(
+            f"{name}: spike units must be int32 and offsets int64, got {units.dtype} and "
+            f"{offsets.dtype}"
+        )
+    if offsets.numel() < 1:
+        raise ValueError(f"{name}: spike offsets need one entry per sample and one more")

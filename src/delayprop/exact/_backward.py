@@ -3,16 +3,19 @@
 One code path for every layer type: the merged event timeline of a sample is walked backward
 (the exact reverse of the forward order, see ``_forward``), and each neuron's adjoint
 (lambda_V, lambda_I) is carried lazily from its last event by the closed-form flow
-(``kernels.lif_flow.adjoint_flow``).  Events, latest first:
+(``kernels.lif_flow.adjoint_flow``).  Events, latest first, with the formulas of
+``kernels.formulas`` that the time grid shares:
 
-* arrival of a spike of source u at neuron j (input or recurrent stream), weight w:
-  dL/dw_ju -= tau_syn lambda_I;   dL/dd_ju += w (lambda_V - lambda_I);
+* arrival of a spike of source u at neuron j (input or recurrent stream), weight w
+  (``arrival_read``): dL/dw_ju -= tau_syn lambda_I;   dL/dd_ju += w (lambda_V - lambda_I);
   dL/dt of the source spike += w (lambda_V - lambda_I)
   (plus a direct term where an LI readout's peak sits on this very arrival);
 * end of a refractory period of spike k (current I_e there): G_k += lambda_V I_e, then
   lambda_V = 0 (V is clamped before, so it has no sensitivity);
-* readout drive (LI): lambda_V -= dL/dV / tau_mem, lambda_I -= dL/dI / tau_syn at that time;
-* spike k of neuron j: lambda_V += (threshold lambda_V + G_k) / (I - threshold) - kick_j,
+* readout drive (LI, ``readout_drive``): lambda_V -= dL/dV / tau_mem,
+  lambda_I -= dL/dI / tau_syn at that time;
+* spike k of neuron j (``adjoint_jump``, slope I - threshold, floored at ``vdot_min``):
+  lambda_V += (threshold lambda_V + G_k) / (I - threshold) - kick_j,
   G_k = dL/dt_k from downstream plus the recurrent reads above (all at later times, so
   already complete: the pass is causal).
 
@@ -27,6 +30,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..kernels.formulas import adjoint_jump, arrival_read, readout_drive
 from ..kernels.lif_flow import adjoint_flow
 from ._timeline import heap_pop, heap_push, heap_replace_top
 
@@ -77,7 +81,7 @@ def _sample_backward(
     drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts,
     grad_in, dw, dd, dw_rec, dd_rec, lam_v, lam_i, tl, key, stream, pos,
 ):  # fmt: skip
-    tm, ts, delta, theta, duration, t_ref, vdot_floor = (
+    tm, ts, delta, theta, duration, t_ref, vdot_min = (
         consts[0], consts[1], consts[2], consts[3], consts[4], consts[5], consts[6]
     )  # fmt: skip
     n_out = d_in.shape[1]
@@ -123,16 +127,16 @@ def _sample_backward(
                 w = w_rec[u, m]
                 nh = _retreat_stream(key, stream, pos, nh, out_times[k], d_rec[u], a, m)
             _propagate(lam_v, lam_i, tl, j, t_arr, tm, ts, delta)
-            g = w * (lam_v[j] - lam_i[j])
+            g_w, g = arrival_read(w, lam_i[j], lam_v[j] - lam_i[j], ts)
             if has_kink and kink_a[b, j] == a and kink_m[b, j] == m:
                 g += kink_c[b, j]
             syn = u * n_out + j
             if a < n_in:
-                dw[syn] -= ts * lam_i[j]
+                dw[syn] += g_w
                 dd[syn] += g
                 grad_in[k] += g
             else:
-                dw_rec[syn] -= ts * lam_i[j]
+                dw_rec[syn] += g_w
                 dd_rec[syn] += g
                 g_out[k] += g
         elif q >= olo and t_end >= t_drive and t_end >= t_spike:
@@ -148,15 +152,14 @@ def _sample_backward(
             j_lo, j_hi = (0, n_out) if jd < 0 else (jd, jd + 1)
             for j in range(j_lo, j_hi):
                 _propagate(lam_v, lam_i, tl, j, t_drive, tm, ts, delta)
-                lam_v[j] -= drive_gv[b, e, j] / tm
+                lam_v[j] = readout_drive(lam_v[j], drive_gv[b, e, j], tm)
                 if has_gi:
-                    lam_i[j] -= drive_gi[b, e, j] / ts
+                    lam_i[j] = readout_drive(lam_i[j], drive_gi[b, e, j], ts)
             e -= 1
         elif p >= olo:
             j = out_units[p]
             _propagate(lam_v, lam_i, tl, j, t_spike, tm, ts, delta)
-            vdot = max(out_vdot[p], vdot_floor)
-            lam_v[j] += (theta * lam_v[j] + g_out[p]) / vdot - kick[j]
+            lam_v[j] = adjoint_jump(lam_v[j], g_out[p], out_vdot[p], theta, vdot_min, kick[j])
             p -= 1
         else:
             break

@@ -7,8 +7,8 @@ Layout shared with ``_backward``:
   a spike of u at t is the arrival stream t + d_sorted[u, :] (see ``_timeline``);
 * streams of a sample are numbered: input spikes first (0 .. n_in - 1, in input order), then
   the layer's own spikes (n_in + s for its s-th spike) for recurrent connections;
-* ``consts`` = [tau_mem, tau_syn, delta, threshold, duration, refractory, vdot_floor]; arrivals
-  and spikes at or after ``duration`` are dropped.
+* ``consts`` = ``ExactSettings.packed()``: [tau_mem, tau_syn, delta, threshold, duration,
+  refractory, vdot_min]; arrivals and spikes at or after ``duration`` are dropped.
 
 Order of simultaneous events (mirrored by the backward pass): spikes, then refractory ends /
 readout samples, then arrivals (so a spike's zero-delay recurrent arrivals come after it).

@@ -1,7 +1,9 @@
 """Host side of the exact engine: torch tensors in, numpy through the Numba kernels, torch out.
 
 Everything here is float64 on the CPU.  Parameters arrive torch-style ``[n_out, n_src]`` and are
-laid out by source unit with their delays sorted (the stream layout of ``_forward``).
+laid out by source unit with their delays sorted (the stream layout of ``_forward``).  Output
+room, reruns, compaction and the checks of the event lists are the time grid's
+(``kernels.host``).
 """
 
 from __future__ import annotations
@@ -13,27 +15,20 @@ import torch
 from torch import Tensor
 
 from .._util import n_chunks
+from ..kernels.host import Capacity, check_spike_gradients, run_in_slots
+from ..validation import check_event_arrays
 from . import _backward, _forward
 from ._timeline import tree_size
 
 __all__ = [
     "Projection", "project", "empty_projection", "lif_forward", "li_forward", "backward",
-    "SpikeLimitExceeded",
+    "MAX_SPIKES_PER_CALL",
 ]  # fmt: skip
 
 
 #: most output spikes ``lif_forward`` holds room for at once (all samples of a call together;
-#: about 3.5 GiB of buffers): a batch that needs more raises ``SpikeLimitExceeded``
+#: about 3.5 GiB of buffers): a batch that needs more raises ``kernels.host.SpikeLimitExceeded``
 MAX_SPIKES_PER_CALL = 2**27
-
-
-class SpikeLimitExceeded(Exception):
-    """A sample needs more than ``limit`` output spikes (``lif_forward``); with ``pending`` > 0,
-    ``pending`` samples each needing more than ``limit`` exceed ``MAX_SPIKES_PER_CALL``."""
-
-    def __init__(self, sample: int, limit: int, pending: int = 0) -> None:
-        super().__init__(f"sample {sample} needs more than {limit} spikes")
-        self.sample, self.limit, self.pending = sample, limit, pending
 
 
 class Projection(NamedTuple):
@@ -70,26 +65,14 @@ def _np(t: Tensor | np.ndarray, dtype) -> np.ndarray:
 
 
 def _spike_arrays(times: Tensor, units: Tensor, offsets: Tensor) -> tuple[np.ndarray, ...]:
-    """An event list as the kernels take it: times float64 (ms), units and offsets int64."""
+    """An event list as the kernels take it: times float64 (ms), units and offsets int64
+    (checked: 1-D, units int32, offsets int64, as every kernel layer takes them)."""
+    check_event_arrays("exact engine", times, units, offsets)
     return _np(times, np.float64), _np(units, np.int64), _np(offsets, np.int64)
 
 
 def _max_count(offsets: np.ndarray) -> int:
     return int(np.diff(offsets).max(initial=0))
-
-
-def _compact(slots, ids, counts, cap, offsets, src: list[np.ndarray], dst: list[np.ndarray]):
-    """Copy the first counts[r] entries of run slot slots[r] (from slots[r] * cap) of every
-    ``src`` array to ``dst`` at offsets[ids[r]] (vectorised)."""
-    total = int(counts.sum())
-    if total == 0:
-        return
-    rep = np.repeat(np.arange(len(ids)), counts)
-    within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-    from_pos = slots[rep] * cap + within
-    to_pos = offsets[ids][rep] + within
-    for s, d in zip(src, dst, strict=True):
-        d[to_pos] = s[from_pos]
 
 
 def lif_forward(
@@ -100,57 +83,43 @@ def lif_forward(
     rec: Projection,
     consts: np.ndarray,
     max_spikes: int,
-    capacity: int,
+    capacity: Capacity,
     limit: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer on the batch.
 
     Returns output spike times (float64 ms), units (int32), offsets (int64), tau_mem dV/dt
     before each spike, and the current at the end of its refractory period (NaN if none).
-    ``capacity`` guesses the spikes per sample; samples that need more are run again with
-    twice the room, up to ``limit`` spikes per sample (all neurons together): a sample that
-    needs more raises ``SpikeLimitExceeded`` (the work and memory stay bounded even when a
-    layer fires without end, e.g. a zero-delay recurrent loop of strong weights).
+    ``capacity`` guesses the spikes per sample (a ``kernels.host.SpikeCapacity`` is updated);
+    samples that need more are run again with twice the room, up to ``limit`` spikes per
+    sample (all neurons together): a sample that needs more raises ``SpikeLimitExceeded``
+    (the work and memory stay bounded even when a layer fires without end, e.g. a zero-delay
+    recurrent loop of strong weights).
     """
     times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
     n_out = proj.d_sorted.shape[1]
     max_in = max(_max_count(offsets), 1)
     leaves = tree_size(n_out)
-    limit = max(int(limit), 1)
-    cap = min(max(int(capacity), 1), limit, max(MAX_SPIKES_PER_CALL // max(batch, 1), 1))
-    if max_spikes > 0:
-        cap = min(cap, max_spikes * n_out)
-    counts = np.zeros(batch, np.int64)
-    runs = []
-    pending = np.arange(batch, dtype=np.int64)
-    while len(pending):
+    if max_spikes > 0:  # no sample can need more
+        limit = min(limit, max_spikes * n_out)
+
+    def run(pending: np.ndarray, cap: int) -> tuple[list[np.ndarray], np.ndarray]:
         n = len(pending)
-        out = (np.empty(n * cap), np.empty(n * cap, np.int32), np.empty(n * cap),
-               np.empty(n * cap))  # fmt: skip
+        out = [np.empty(n * cap), np.empty(n * cap, np.int32), np.empty(n * cap),
+               np.empty(n * cap)]  # fmt: skip
         got = np.empty(n, np.int64)
         _forward.lif_forward(
             times, units, offsets, *proj, *rec, consts, max_spikes, leaves, pending, cap, max_in,
             n_chunks(n), *out, got,
         )  # fmt: skip
-        fits = got >= 0
-        counts[pending[fits]] = got[fits]
-        runs.append((np.flatnonzero(fits), pending[fits], got[fits], cap, out))
-        pending = pending[~fits]
-        if len(pending) and cap >= limit:
-            raise SpikeLimitExceeded(int(pending[0]), limit)
-        room = MAX_SPIKES_PER_CALL // max(len(pending), 1)
-        if len(pending) and room <= cap:
-            raise SpikeLimitExceeded(int(pending[0]), cap, len(pending))
-        cap = min(2 * cap, limit, room)
-    out_offsets = np.zeros(batch + 1, np.int64)
-    np.cumsum(counts, out=out_offsets[1:])
-    total = int(out_offsets[-1])
-    result = (np.empty(total), np.empty(total, np.int32), np.empty(total), np.empty(total))
-    for slots, ids, got, run_cap, out in runs:
-        _compact(slots, ids, got, run_cap, out_offsets, list(out), list(result))
-    t, u, vdot, iref = (torch.from_numpy(a) for a in result)
-    return t, u, torch.from_numpy(out_offsets), vdot, iref
+        return out, got
+
+    (t, u, vdot, iref), out_offsets = run_in_slots(
+        run, batch, capacity, limit=limit, max_slots=MAX_SPIKES_PER_CALL
+    )
+    return (torch.from_numpy(t), torch.from_numpy(u), torch.from_numpy(out_offsets),
+            torch.from_numpy(vdot), torch.from_numpy(iref))  # fmt: skip
 
 
 def li_forward(
@@ -219,10 +188,12 @@ def backward(
     times and dL/dW, dL/dD, dL/dW_rec, dL/dD_rec, each [n_out, n_src].
     """
     times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
-    o_t, o_u, o_off = _spike_arrays(*out[:3])
-    o_vdot, o_iref = _np(out[3], np.float64), _np(out[4], np.float64)
     batch = len(offsets) - 1
     n_src, n_out = proj.d_sorted.shape
+    check_spike_gradients(*out[:4], torch.from_numpy(grad_out), torch.from_numpy(kick), n_out,
+                          batch)  # fmt: skip
+    o_t, o_u, o_off = _spike_arrays(*out[:3])
+    o_vdot, o_iref = _np(out[3], np.float64), _np(out[4], np.float64)
     n_rec = rec.d_sorted.shape[0]
     nw = n_chunks(batch)
     grad_in = np.zeros(len(times))

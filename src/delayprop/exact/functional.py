@@ -40,6 +40,8 @@ from torch import Tensor
 from .._util import n_steps_for
 from ..functional import check_events
 from ..kernels import VDOT_FLOOR
+from ..kernels.formulas import rate_difference
+from ..kernels.host import SpikeCapacity, SpikeLimitExceeded
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
@@ -73,15 +75,18 @@ class ExactSettings:
         refractory: V is held at 0 for this long after each spike (I keeps integrating).
         max_spikes: a neuron falls silent after this many spikes (None = no limit, as on
             ``delayprop.LIF``; 1 gives the first-spike neurons of DelGrad-style networks).
-        capacity: guess of the spikes per sample (only affects speed).
+        capacity: guess of the spikes per sample (only affects speed); a
+            ``kernels.host.SpikeCapacity`` is updated by each call (``LIF`` keeps one).
         spike_limit: most spikes per neuron per trial, on average over the layer's neurons
             (a sample may hold ``spike_limit * n_out``); a sample that needs more ends the
             forward with ``ValueError`` naming the layer, the sample and the limit, instead of
             running without bound.  None: ``default_spike_limit(duration)``.
         regularizer: spike-count regulariser applied in backward, as in the time-stepped engine.
         sample_dt: sampling interval of the LI readout's voltage trace.
-        vdot_floor: lower bound of tau_mem dV/dt at a spike in the adjoint jump, relative to the
-            threshold (as ``kernels.VDOT_FLOOR``); only near-tangential crossings reach it.
+        vdot_floor: the slope floor relative to the threshold (dimensionless, as
+            ``kernels.VDOT_FLOOR``): tau_mem dV/dt at a spike counts as at least
+            ``vdot_min = vdot_floor * threshold`` (V units) in the adjoint jump; only
+            near-tangential crossings reach it.
         backward: ``"eventprop"`` (the adjoint of ``_backward``) or ``"timing"`` (the chain
             rule over spike times of ``delayprop.exact.timing``, slower, same gradients).
     """
@@ -92,7 +97,7 @@ class ExactSettings:
     duration: float | None = None
     refractory: float = 0.0
     max_spikes: int | None = None
-    capacity: int = 64
+    capacity: int | SpikeCapacity = 64
     spike_limit: int | None = None
     regularizer: SpikeCountRegularizer | None = None
     sample_dt: float | None = None
@@ -120,12 +125,14 @@ class ExactSettings:
         if dt is not None and not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"sample_dt must be a positive number of ms, got {self.sample_dt}")
 
-    def constants(self) -> np.ndarray:
-        """Packed for the kernels: [tau_mem, tau_syn, delta, threshold, duration, refractory,
-        vdot_floor], delta = 1/tau_mem - 1/tau_syn."""
+    def packed(self) -> np.ndarray:
+        """Packed for the kernels (float64): [tau_mem, tau_syn, delta, threshold, duration,
+        refractory, vdot_min], delta = 1/tau_mem - 1/tau_syn (ms^-1,
+        ``kernels.formulas.rate_difference``), vdot_min = vdot_floor x threshold (V units; an
+        LI readout's infinite threshold counts as 1)."""
         if self.duration is None:
             raise ValueError("duration is not set")
-        delta = 1.0 / self.tau_mem - 1.0 / self.tau_syn
+        delta = rate_difference(self.tau_mem, self.tau_syn)
         threshold = self.threshold if math.isfinite(self.threshold) else 1.0
         return np.array([self.tau_mem, self.tau_syn, delta, self.threshold, self.duration,
                          self.refractory, self.vdot_floor * threshold])  # fmt: skip
@@ -150,7 +157,7 @@ def _grads(need, *pairs):
 class _LIFExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec):
-        consts = s.constants()
+        consts = s.packed()
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
         out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
@@ -196,7 +203,7 @@ class _LIFExact(torch.autograd.Function):
 
 def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
     z = torch.zeros(0, dtype=torch.float64)
-    return z, torch.zeros(0, dtype=torch.int64), torch.zeros(batch + 1, dtype=torch.int64), z, z
+    return z, torch.zeros(0, dtype=torch.int32), torch.zeros(batch + 1, dtype=torch.int64), z, z
 
 
 def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor):
@@ -217,7 +224,7 @@ def _readout_backward(ctx, drive: _host.Drive):
 class _LITraceExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
-        ctx.consts = s.constants()
+        ctx.consts = s.packed()
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
         ctx.sample_dt = s.sample_dt
@@ -248,7 +255,7 @@ class _LITraceExact(torch.autograd.Function):
 class _LIPeakExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
-        ctx.consts = s.constants()
+        ctx.consts = s.packed()
         ctx.proj = _host.project(w, d)
         ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
         ctx.backward_kind = s.backward
@@ -318,7 +325,7 @@ def _prepare(spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: Exa
     return settings, spikes.times.to(torch.float64)
 
 
-def _spike_limit_message(err: _host.SpikeLimitExceeded, weight: Tensor, s: ExactSettings) -> str:
+def _spike_limit_message(err: SpikeLimitExceeded, weight: Tensor, s: ExactSettings) -> str:
     n_out, n_in = weight.shape
     if err.pending:
         return (
@@ -376,7 +383,7 @@ def lif(
             settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
             _f64(rec_weight), _f64(rec_delay),
         )  # fmt: skip
-    except _host.SpikeLimitExceeded as err:
+    except SpikeLimitExceeded as err:
         raise ValueError(_spike_limit_message(err, weight, settings)) from None
     counts = np.diff(out_off.numpy())
     samples = torch.from_numpy(np.repeat(np.arange(len(counts), dtype=np.int32), counts))

@@ -40,12 +40,11 @@ Conventions shared with the exact engine: simultaneous events are ordered spikes
 ends / readout samples, then arrivals, so an arrival at the same time as a spike or sample acts
 after it (e.g. a zero-delay recurrent arrival comes after the spike that caused it).  Near
 tangential crossings the slope is floored as in the EventProp backward: vdot_k ->
-max(I - theta, floor), floor = ``vdot_floor`` theta; without a refractory period the floored
-crossing is treated as if its current were theta + floor, also in the reset term of the next
-spike (EventProp's jump
-lambda_V += (theta lambda_V + G) / vdot does the same), so that both backward passes agree
-everywhere.  The spike-count regulariser's kick of lambda_V by k_j at each spike of j becomes
-T -= k_j vdot_k.
+max(I - theta, vdot_min), vdot_min = ``vdot_floor`` theta; without a refractory period the
+floored crossing is treated as if its current were theta + vdot_min, also in the reset term of
+the next spike (EventProp's jump lambda_V += (theta lambda_V + G) / vdot does the same), so
+that both backward passes agree everywhere.  The spike-count regulariser's kick of lambda_V by
+k_j at each spike of j becomes T -= k_j vdot_k.
 
 Cost: per sample O(output spikes x presynaptic spikes) for a LIF layer and O(samples x input
 spikes x n_out) for a readout trace, against O(events) for EventProp: fine for small networks
@@ -138,7 +137,7 @@ def _lif_sample(
     """One sample of a LIF layer: input spikes lo..hi - 1, output spikes olo..ohi - 1 (their
     dL/dt in ``g``, completed in place); adds to grad_in, g and the [n_out, n_src] gradient
     arrays.  ``last``, ``prev``, ``i_spike`` are scratch."""
-    tm, ts, delta, theta, t_ref, floor = (
+    tm, ts, delta, theta, t_ref, vdot_min = (
         consts[0], consts[1], consts[2], consts[3], consts[5], consts[6]
     )  # fmt: skip
     recurrent = w_rec.shape[0] > 0
@@ -163,7 +162,7 @@ def _lif_sample(
         t = out_t[s]
         p = prev[s - olo]
         lower = _NO_LOWER if p < 0 else out_t[p] + t_ref
-        vdot = max(i_spike[s - olo] - theta, floor)
+        vdot = max(i_spike[s - olo] - theta, vdot_min)
         total = g[s] - kick[j] * vdot
         cv = -tm * total / vdot  # dL/dp += cv dV(t)/dp
         _push_to_arrivals(cv, 0.0, t, lower, in_t, in_u, lo, hi, w[j], d[j], grad_in, dw[j],
@@ -180,7 +179,7 @@ def _lif_sample(
                                              d_rec[j], tm, ts, delta, False)  # fmt: skip
                     i_lower += c_rec
             else:
-                i_lower = max(i_spike[p - olo], theta + floor)
+                i_lower = max(i_spike[p - olo], theta + vdot_min)
             g[p] += total * math.exp(-(t - lower) / tm) * i_lower / vdot
 
 
@@ -295,7 +294,7 @@ def lif_backward(
         grad_out: dL/dt of each output spike [n_out_spikes] (from the loss or the next layer).
         kick: spike-count regulariser's lambda_V kick per neuron [n_out] (zeros for none).
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms), or None.
-        consts: ``ExactSettings.constants()``.
+        consts: ``ExactSettings.packed()``.
 
     Returns dL/d input times [n_in_spikes] and dL/dW, dL/dD [n_out, n_in], dL/dW_rec,
     dL/dD_rec [n_out, n_out] ([n_out, 0] without recurrence), float64.

@@ -1,18 +1,23 @@
 """Constants of the time-stepped engine, shared by every backend (CPU, CUDA, reference).
 
 Between events the state (V, I) of a current-based LIF neuron evolves linearly
-(tau_mem dV/dt = -V + I, tau_syn dI/dt = -I), so one step of length dt is exact:
+(tau_mem dV/dt = -V + I, tau_syn dI/dt = -I), so one step of length dt is exact
+(``formulas.state_step``)::
 
     V <- alpha V + c_vi I        I <- beta I
-    alpha = exp(-dt/tau_mem),  beta = exp(-dt/tau_syn),
-    c_vi  = tau_syn / (tau_syn - tau_mem) (beta - alpha)
+    alpha = exp(-dt/tau_mem),  beta = exp(-dt/tau_syn),  c_vi = alpha phi(dt) / tau_mem
 
-The adjoint (lambda_V, lambda_I) (docs/methods.md) is propagated backward by the transposed map
+with phi(s) = expm1(delta s) / delta, delta = 1/tau_mem - 1/tau_syn (phi(s) = s at delta == 0):
+the textbook tau_syn / (tau_syn - tau_mem) (beta - alpha) without the cancellation of two nearly
+equal exponentials when tau_mem is close to tau_syn.  The adjoint (lambda_V, lambda_I)
+(docs/methods.md) is propagated backward by the transposed map (``formulas.adjoint_step``)::
 
     lambda_I <- c_adj lambda_V + beta lambda_I      lambda_V <- alpha lambda_V
-    c_adj = tau_mem / (tau_syn - tau_mem) (beta - alpha)
+    c_adj = alpha phi(dt) / tau_syn
 
-For tau_mem == tau_syn both coefficients take their limit (dt/tau) exp(-dt/tau).
+c_vi and c_adj are the closed-form flow of ``kernels.lif_flow`` over one step (V of a unit
+current, lambda_I of a unit lambda_V), so the grid and the exact engine share one formula and
+one test of tau_mem == tau_syn (``formulas.equal_time_constants``).
 """
 
 from __future__ import annotations
@@ -22,16 +27,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .formulas import rate_difference
+from .lif_flow import adjoint_flow, flow
+
 __all__ = ["GridConstants", "grid_constants", "precise_constants", "VDOT_FLOOR", "MIN_RATE_GAP"]
 
-#: Lower bound on tau_mem dV/dt at a spike used in the adjoint jump
-#: (lambda_V += (theta lambda_V + G) / max(I - V, VDOT_FLOOR * theta)).  On a grid a crossing
-#: can be detected after the voltage peak, where I - V <= 0; the floor keeps the jump finite.
+#: The slope floor, relative to the threshold (dimensionless): tau_mem dV/dt at a spike is taken
+#: to be at least ``vdot_min = VDOT_FLOOR * |threshold|`` (V units) in the adjoint jump
+#: (``formulas.adjoint_jump``).  On a grid a crossing can be detected after the voltage peak,
+#: where I - V <= 0; the floor keeps the jump finite.
 VDOT_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
 class GridConstants:
+    """Constants of one time grid: the propagator (alpha, beta, c_vi, c_adj, dimensionless),
+    the neuron (threshold in V units, tau_syn and tau_mem in ms), ``vdot_min`` (the slope floor
+    in V units, ``VDOT_FLOOR * |threshold|``) and the step ``dt`` (ms)."""
+
     alpha: float
     beta: float
     c_vi: float
@@ -42,7 +55,7 @@ class GridConstants:
     vdot_min: float
     dt: float
 
-    def as_array(self, dtype: np.dtype) -> np.ndarray:
+    def packed(self, dtype: np.dtype) -> np.ndarray:
         """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
         vdot_min, tau_mem / dt], in the kernel's float type so that no arithmetic is promoted."""
         return np.array(
@@ -63,13 +76,12 @@ class GridConstants:
 
 def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) -> GridConstants:
     """Exact one-step propagator coefficients for step ``dt`` (all times in ms)."""
+    delta = rate_difference(tau_mem, tau_syn)
     alpha = math.exp(-dt / tau_mem)
     beta = math.exp(-dt / tau_syn)
-    if abs(tau_syn - tau_mem) < 1e-9 * max(tau_syn, tau_mem):
-        c_vi = c_adj = (dt / tau_mem) * alpha
-    else:
-        c_vi = tau_syn / (tau_syn - tau_mem) * (beta - alpha)
-        c_adj = tau_mem / (tau_syn - tau_mem) * (beta - alpha)
+    # the flow's Python source, run on floats: host arithmetic, nothing to compile
+    c_vi = flow.py_func(0.0, 1.0, dt, tau_mem, tau_syn, delta)[0]
+    c_adj = adjoint_flow.py_func(1.0, 0.0, dt, tau_mem, tau_syn, delta)[1]
     return GridConstants(
         alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt
     )
@@ -98,7 +110,7 @@ def precise_constants(
     k_a = tau_mem / (tau_syn - tau_mem) (the same coefficient in the adjoint flow) and
     delta = 1/tau_mem - 1/tau_syn.
     """
-    delta = 1.0 / tau_mem - 1.0 / tau_syn
+    delta = rate_difference(tau_mem, tau_syn)
     if abs(tau_mem - tau_syn) < MIN_RATE_GAP * max(tau_mem, tau_syn):
         raise ValueError(
             f"precise=True needs tau_mem and tau_syn to differ by at least {MIN_RATE_GAP:g} of "

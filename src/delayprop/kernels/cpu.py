@@ -8,8 +8,12 @@ Layout shared with the CUDA kernels:
 * arrivals that land at or after the last step have no effect: they are redirected (without a
   branch) to one extra row past the end, so per-worker buffers hold ``(n_steps + 1) x n_out``
   values whatever the maximum delay;
-* ``consts`` is ``GridConstants.as_array``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
+* ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
   tau_mem, vdot_min, tau_mem / dt].
+
+What happens at each event (a step of the state or of the adjoint, the slope at a crossing, the
+adjoint jump at a spike, the gradients an arrival carries, a readout's drive) is written once in
+``kernels.formulas`` and shared with the CUDA kernels, the torch reference and the exact engine.
 
 Within a step n the order of events is: propagate the state from step n-1, test the threshold
 (spike and reset), then add the arrivals of step n (including recurrent spikes of step n with
@@ -28,6 +32,15 @@ import numpy as np
 from numba import njit, prange
 
 from .._util import REDUCTION_CHUNKS, n_chunks  # defined there; kept here for the host drivers
+from .formulas import (
+    add_rn,
+    adjoint_jump,
+    adjoint_step,
+    arrival_read,
+    crossing_slope,
+    readout_drive,
+    state_step,
+)
 
 __all__ = [
     "lif_forward",
@@ -57,7 +70,8 @@ def _scatter_row(buf, s, row, w, d, nu, n_steps_u):
 
 @njit(cache=True, inline="always")
 def _gather_row(lam, s, row, w, d, nu, n_steps_u, tau_syn, dw, dd):
-    """Adjoint read at the arrivals s + d[row + j] of one presynaptic spike.
+    """Adjoint read at the arrivals s + d[row + j] of one presynaptic spike
+    (``formulas.arrival_read``).
 
     dw[row + j] -= tau_syn lambda_I;  dd[row + j] += (lambda_V - lambda_I) (times w later);
     returns dL/dt of the spike = sum_j w (lambda_V - lambda_I).  Arrivals past the end read
@@ -68,9 +82,10 @@ def _gather_row(lam, s, row, w, d, nu, n_steps_u, tau_syn, dw, dd):
     for j in range(nu):
         p = min(s + np.uint64(d[row + j]), n_steps_u) * nu + j
         p = p + p
-        dw[row + j] -= tau_syn * lam[p]
+        g_w, g_t = arrival_read(w[row + j], lam[p], lam[p + one], tau_syn)
+        dw[row + j] += g_w
         dd[row + j] += lam[p + one]
-        acc += w[row + j] * lam[p + one]
+        acc += g_t
     return acc
 
 
@@ -97,8 +112,7 @@ def _gather_inputs(in_steps, in_units, lo, hi, w, d, nu, n_steps_u, lam, tau_syn
 def _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj):
     """Transposed one-step propagator: lambda at step n -> lambda at step n - 1."""
     for j in range(lam_v.size):
-        lam_i[j] = c_adj * lam_v[j] + beta * lam_i[j]
-        lam_v[j] = alpha * lam_v[j]
+        lam_v[j], lam_i[j] = adjoint_step(lam_v[j], lam_i[j], alpha, beta, c_adj)
 
 
 @njit(cache=True, inline="always")
@@ -123,11 +137,12 @@ def lif_forward(
     total spike count to ``out_counts[r]`` (which may exceed ``cap``: the caller then re-runs
     that sample with more room).  ``w_rec``/``d_rec`` are empty for a feed-forward layer.
 
-    The slope at the crossing is max(I - V, (tau_mem / dt)(V_n - V_{n-1})), V before the reset:
-    the crossing lies somewhere in the step, and when the grid point is past the voltage peak
-    I - V is tiny or negative; dividing the adjoint jump by it made gradients explode by ~1e4
-    per layer (1e11 in the first layer of a 700-256-256-20 network at dt = 1 ms, overflow at
-    dt = 10 ms).  The secant over the step is positive and both converge as dt -> 0.
+    The slope at the crossing is ``formulas.crossing_slope``, max(I - V, (tau_mem / dt)
+    (V_n - V_{n-1})), V before the reset: the crossing lies somewhere in the step, and when the
+    grid point is past the voltage peak I - V is tiny or negative; dividing the adjoint jump by
+    it made gradients explode by ~1e4 per layer (1e11 in the first layer of a 700-256-256-20
+    network at dt = 1 ms, overflow at dt = 10 ms).  The secant over the step is positive and
+    both converge as dt -> 0.
     """
     alpha, beta, c_vi, threshold, secant = consts[0], consts[1], consts[2], consts[4], consts[8]
     recurrent = w_rec.size > 0
@@ -152,13 +167,12 @@ def lif_forward(
             for n in range(n_steps):
                 n_spiking = 0
                 for j in range(n_out):
-                    vj = alpha * v[j] + c_vi * cur[j]
-                    cur[j] = beta * cur[j]
+                    vj, cur[j] = state_step(v[j], cur[j], alpha, beta, c_vi)
                     if vj >= threshold:
                         if count < cap:
                             out_steps[slot + count] = n
                             out_units[slot + count] = j
-                            out_vdot[slot + count] = max(cur[j] - vj, secant * (vj - v[j]))
+                            out_vdot[slot + count] = crossing_slope(vj, v[j], cur[j], secant)
                         count += 1
                         spiking[n_spiking] = j
                         n_spiking += 1
@@ -171,7 +185,7 @@ def lif_forward(
                         _scatter_row(buf, n_u, spiking[q] * nu, w_rec, d_rec, nu, n_steps_u)
                 base = n * n_out
                 for j in range(n_out):
-                    cur[j] += buf[base + j]
+                    cur[j] = add_rn(cur[j], buf[base + j])
                     buf[base + j] = 0.0
             buf[spare:] = 0.0
             out_counts[r] = count
@@ -218,8 +232,7 @@ def lif_backward(
                         row = np.uint64(j) * nu
                         g += _gather_row(lam, np.uint64(n), row, w_rec, d_rec, nu, n_steps_u,
                                          tau_syn, dw_rec, dd_rec)  # fmt: skip
-                    vdot = max(out_vdot[k], vdot_min)
-                    lam_v[j] += (threshold * lam_v[j] + g) / vdot - kick[j]
+                    lam_v[j] = adjoint_jump(lam_v[j], g, out_vdot[k], threshold, vdot_min, kick[j])
                     k -= 1
                 if n > 0:
                     _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj)
@@ -251,8 +264,8 @@ def li_forward(in_steps, in_units, in_offsets, w, d, n_out, n_steps, consts, n_c
             for n in range(n_steps):
                 base = n * n_out
                 for j in range(n_out):
-                    vj = alpha * v[j] + c_vi * cur[j]
-                    cur[j] = beta * cur[j] + buf[base + j]
+                    vj, decayed = state_step(v[j], cur[j], alpha, beta, c_vi)
+                    cur[j] = add_rn(decayed, buf[base + j])
                     buf[base + j] = 0.0
                     v[j] = vj
                     v_out[b, n, j] = vj
@@ -281,7 +294,7 @@ def li_backward(
             for n in range(n_steps - 1, -1, -1):
                 _record_adjoint(lam_v, lam_i, lam, n)
                 for j in range(n_out):
-                    lam_v[j] -= grad_v[b, n, j] / tau_mem
+                    lam_v[j] = readout_drive(lam_v[j], grad_v[b, n, j], tau_mem)
                 if n > 0:
                     _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj)
             _gather_inputs(

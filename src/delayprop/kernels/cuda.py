@@ -35,8 +35,13 @@ Index arithmetic in the scatter/gather loops is unsigned (uint64), as on the CPU
 otherwise add a negative-index test to every access, and uint64 mixed with a signed integer
 becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
-``consts`` is ``GridConstants.as_array``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
+``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
 tau_mem, vdot_min, tau_mem / dt].
+
+The event formulas (state and adjoint steps, slope at a crossing, adjoint jump, arrival read,
+readout drive) are the ``@njit`` functions of ``kernels.formulas``, which numba-cuda compiles as
+device functions when these kernels call them; the two roundings they must not fuse get their
+libdevice implementations here.
 """
 
 from __future__ import annotations
@@ -45,6 +50,17 @@ import numpy as np
 from numba import cuda
 from numba.cuda import libdevice, types
 from numba.cuda.extending import overload
+
+from .formulas import (
+    add_rn,
+    adjoint_jump,
+    adjoint_step,
+    arrival_read,
+    crossing_slope,
+    mul_add_rn,
+    readout_drive,
+    state_step,
+)
 
 __all__ = [
     "MAX_PER_THREAD",
@@ -66,23 +82,14 @@ _U1 = np.uint64(1)
 
 # ----------------------------------------------------------------------------- rounding
 # The GPU compiler fuses a * b + c into one FMA (one rounding instead of two) unless told not
-# to; the CPU kernels round every operation.  The membrane update goes through these helpers so
-# that a feed-forward layer's float32 spikes are the CPU's bit for bit (a fused update can move
-# a voltage that sits within one rounding of the threshold across it).  Under the simulator the
-# plain Python below runs, which rounds every operation as well.
+# to; the CPU kernels round every operation.  The membrane update goes through these helpers
+# (``formulas.state_step``, ``formulas.crossing_slope``) so that a feed-forward layer's float32
+# spikes are the CPU's bit for bit (a fused update can move a voltage that sits within one
+# rounding of the threshold across it).  Under the simulator the plain Python of
+# ``kernels.formulas`` runs, which rounds every operation as well.
 
 
-def _mul_add_rn(a, b, c, d):
-    """a * b + c * d with each product and the sum rounded separately."""
-    return a * b + c * d
-
-
-def _add_rn(a, b):
-    """a + b, never fused with a product that feeds it."""
-    return a + b
-
-
-@overload(_mul_add_rn)
+@overload(mul_add_rn)
 def _mul_add_rn_cuda(a, b, c, d):
     if a == types.float32:
         mul, add = libdevice.fmul_rn, libdevice.fadd_rn
@@ -91,7 +98,7 @@ def _mul_add_rn_cuda(a, b, c, d):
     return lambda a, b, c, d: add(mul(a, b), mul(c, d))
 
 
-@overload(_add_rn)
+@overload(add_rn)
 def _add_rn_cuda(a, b):
     add = libdevice.fadd_rn if a == types.float32 else libdevice.dadd_rn
     return lambda a, b: add(a, b)
@@ -117,7 +124,8 @@ def _scatter_row(ring, n_mod, left, row, w, d, t, bdim, nu, ring_len):
 
 @cuda.jit(device=True, cache=True)
 def _gather_row(lam, n_mod, left, row, w, d, t, bdim, nu, ring_len, tau_syn, dw, dd):
-    """Adjoint read at the arrivals of one presynaptic spike, this thread's neurons j.
+    """Adjoint read at the arrivals of one presynaptic spike, this thread's neurons j
+    (``formulas.arrival_read``).
 
     dw[row + j] -= tau_syn lambda_I;  dd[row + j] += (lambda_V - lambda_I) (times w later);
     returns this thread's part of dL/dt of the spike, sum_j w (lambda_V - lambda_I).
@@ -129,9 +137,10 @@ def _gather_row(lam, n_mod, left, row, w, d, t, bdim, nu, ring_len, tau_syn, dw,
         if delay < left:
             p = _ring_slot(n_mod, delay, ring_len) * nu + j
             p = p + p
-            dw[row + j] -= tau_syn * lam[p]
+            g_w, g_t = arrival_read(w[row + j], lam[p], lam[p + _U1], tau_syn)
+            dw[row + j] += g_w
             dd[row + j] += lam[p + _U1]
-            acc += w[row + j] * lam[p + _U1]
+            acc += g_t
     return acc
 
 
@@ -161,19 +170,17 @@ def _record_adjoint(lam, n_mod, lam_v, lam_i, t, bdim, nu):
 
 @cuda.jit(device=True, cache=True)
 def _apply_jump(lam_v, j, g, vdot, threshold, vdot_min, kick):
-    """Adjoint jump at a spike of neuron j, if this thread owns j (the adjoint of docs/methods.md):
-    lambda_V += (threshold lambda_V + G_k) / max(tau_mem dV/dt, vdot_min) - kick_j."""
+    """Adjoint jump at a spike of neuron j (``formulas.adjoint_jump``), if this thread owns j."""
     if j % cuda.blockDim.x == cuda.threadIdx.x:
         m = j // cuda.blockDim.x
-        lam_v[m] += (threshold * lam_v[m] + g) / max(vdot, vdot_min) - kick[j]
+        lam_v[m] = adjoint_jump(lam_v[m], g, vdot, threshold, vdot_min, kick[j])
 
 
 @cuda.jit(device=True, cache=True)
 def _propagate_adjoint(lam_v, lam_i, n_mine, alpha, beta, c_adj):
     """Transposed one-step propagator: lambda at step n -> lambda at step n - 1."""
     for m in range(n_mine):
-        lam_i[m] = c_adj * lam_v[m] + beta * lam_i[m]
-        lam_v[m] = alpha * lam_v[m]
+        lam_v[m], lam_i[m] = adjoint_step(lam_v[m], lam_i[m], alpha, beta, c_adj)
 
 
 # ----------------------------------------------------------------------------- block sums
@@ -322,12 +329,11 @@ def lif_forward(
             buf = n % 3
             for m in range(n_mine):
                 j = ti + m * bd
-                vj = _mul_add_rn(alpha, v[m], c_vi, cur[m])
-                cur[m] = beta * cur[m]
+                vj, cur[m] = state_step(v[m], cur[m], alpha, beta, c_vi)
                 fired[m] = vj >= threshold
                 if fired[m]:
                     cuda.atomic.or_(spikes, (buf, j >> 5), np.uint32(1 << (j & 31)))
-                    vdot[m] = max(_add_rn(cur[m], -vj), secant * _add_rn(vj, -v[m]))
+                    vdot[m] = crossing_slope(vj, v[m], cur[m], secant)
                     v[m] = 0
                 else:
                     v[m] = vj
@@ -354,7 +360,7 @@ def lif_forward(
             m = 0
             for j in range(t, nu, bdim):
                 p = n_mod * nu + j
-                cur[m] = _add_rn(cur[m], ring_b[p])
+                cur[m] = add_rn(cur[m], ring_b[p])
                 ring_b[p] = 0
                 m += 1
             n_mod += _U1
@@ -478,8 +484,8 @@ def li_forward(in_steps, in_units, in_offsets, w, d, n_out, n_steps, ring_len, c
             m = 0
             for j in range(t, nu, bdim):
                 p = n_mod * nu + j
-                vj = _mul_add_rn(alpha, v[m], c_vi, cur[m])
-                cur[m] = _add_rn(beta * cur[m], ring_b[p])
+                vj, decayed = state_step(v[m], cur[m], alpha, beta, c_vi)
+                cur[m] = add_rn(decayed, ring_b[p])
                 ring_b[p] = 0
                 v[m] = vj
                 v_out[base + j] = vj
@@ -530,7 +536,7 @@ def li_backward(
             base = (b * n_steps + n) * n_out
             m = 0
             for j in range(ti, n_out, bd):
-                lam_v[m] -= grad_v[base + j] / tau_mem
+                lam_v[m] = readout_drive(lam_v[m], grad_v[base + j], tau_mem)
                 m += 1
             if n > 0:
                 _propagate_adjoint(lam_v, lam_i, n_mine, alpha, beta, c_adj)

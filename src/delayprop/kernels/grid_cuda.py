@@ -1,6 +1,7 @@
 """Host side of the CUDA time-stepped backend: torch tensors in, torch tensors out.
 
-Every function has the signature of its twin in ``grid_cpu``; ``kernels.grid_backend`` picks
+Every function has the signature of its twin in ``grid_cpu`` and checks its arguments and sizes
+its output with the same shared host layer (``kernels.host``); ``kernels.grid_backend`` picks
 this module for CUDA tensors.  Tensors reach the kernels without copies through
 ``__cuda_array_interface__``, and kernels run on torch's current stream of the tensors' device,
 so they order correctly with the surrounding torch work and with torch's caching allocator.
@@ -20,7 +21,7 @@ import contextlib
 import functools
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,13 @@ from numba import cuda
 from torch import Tensor
 
 from ._grid_math import GridConstants
+from .host import (
+    Capacity,
+    check_grid_layout,
+    check_spike_gradients,
+    check_voltage_gradient,
+    run_in_device_slots,
+)
 
 if getattr(cuda, "implementation", None) != "NVIDIA":  # pragma: no cover - installation
     raise ImportError("the CUDA backend needs the numba-cuda package (pip install numba-cuda)")
@@ -45,7 +53,6 @@ __all__ = [
     "lif_backward",
     "li_forward",
     "li_backward",
-    "run_in_slots",
 ]
 
 #: numba.cuda runs as its simulator (NUMBA_ENABLE_CUDASIM=1 when it was imported).
@@ -122,32 +129,6 @@ def _check_tensors(*tensors: Tensor) -> torch.device:
     return device
 
 
-def _check_layout(
-    in_steps: Tensor, in_units: Tensor, in_offsets: Tensor, w_t: Tensor, d_t: Tensor,
-    w_rec_t: Tensor | None = None, d_rec_t: Tensor | None = None,
-) -> None:  # fmt: skip
-    """Shapes and dtypes the kernels rely on (a mismatch would read out of bounds on the GPU)."""
-    if w_t.dim() != 2 or d_t.shape != w_t.shape or d_t.dtype != torch.int32:
-        raise ValueError(
-            f"weights must be [n_in, n_out] with int32 delay steps of the same shape, got "
-            f"{tuple(w_t.shape)} and {tuple(d_t.shape)} {d_t.dtype}"
-        )
-    if w_rec_t is not None and w_rec_t.numel():
-        n_out = w_t.shape[1]
-        if w_rec_t.shape != (n_out, n_out) or d_rec_t.shape != w_rec_t.shape:
-            raise ValueError(
-                f"recurrent weights and delays must be [{n_out}, {n_out}], got "
-                f"{tuple(w_rec_t.shape)} and {tuple(d_rec_t.shape)}"
-            )
-    if d_rec_t is not None and d_rec_t.dtype != torch.int32:
-        raise ValueError(f"recurrent delay steps must be int32, got {d_rec_t.dtype}")
-    if in_steps.shape != in_units.shape or in_steps.dim() != 1 or in_offsets.dim() != 1:
-        raise ValueError("input steps and units must be 1-D of equal length, offsets 1-D")
-    if (in_steps.dtype, in_units.dtype, in_offsets.dtype) != (torch.int32, torch.int32,
-                                                                torch.int64):  # fmt: skip
-        raise ValueError("input steps and units must be int32, offsets int64")
-
-
 def _arr(t: Tensor):
     """A zero-copy kernel argument: a device view of a contiguous CUDA tensor (a numpy view of
     a CPU tensor under the simulator)."""
@@ -201,9 +182,9 @@ def _ring_len(*delay_steps: Tensor) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _consts(consts: GridConstants, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """``consts.as_array`` on the device, copied there once per (constants, dtype, device)."""
-    return torch.tensor(consts.as_array(np.float64).tolist(), dtype=dtype).to(device)
+def _packed(consts: GridConstants, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``consts.packed`` on the device, copied there once per (constants, dtype, device)."""
+    return torch.tensor(consts.packed(np.float64).tolist(), dtype=dtype).to(device)
 
 
 def _reduction_layout(threads: int, item: int, cfg: LaunchConfig, n_regions: int):
@@ -213,17 +194,6 @@ def _reduction_layout(threads: int, item: int, cfg: LaunchConfig, n_regions: int
     slot_bytes = (threads + 2 * n_groups) * item
     slots = max(1, min(64, cfg.shared_bytes // (slot_bytes * n_regions)))
     return slots, slots * n_regions * slot_bytes
-
-
-def _compact(srcs: list[Tensor], counts: Tensor, starts: Tensor, dsts: list[Tensor]) -> None:
-    """dst[starts[r] + e] = src[r, e] for e < counts[r], for each (src [rows, cap], dst) pair
-    (row order kept)."""
-    cap = srcs[0].shape[1]
-    keep = torch.arange(cap, device=counts.device).view(1, -1) < counts.view(-1, 1)
-    src_idx = keep.view(-1).nonzero().view(-1)
-    dst_idx = starts[src_idx // cap] + src_idx % cap
-    for src, dst in zip(srcs, dsts):
-        dst[dst_idx] = src.reshape(-1)[src_idx]
 
 
 # ----------------------------------------------------------------------------- LIF
@@ -237,20 +207,21 @@ def lif_forward(
     d_rec_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-    capacity: int,
+    capacity: Capacity,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float).
 
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
-    [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample; samples that
-    emit more are simulated again with exactly enough room.
+    [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
+    ``host.SpikeCapacity`` is updated); samples that emit more are simulated again with
+    exactly enough room.
     """
     dev = _check_tensors(w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets)
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
-    if batch == 0:
+    if batch == 0:  # no launch without a block
         empty = torch.zeros(0, dtype=torch.int32, device=dev)
         offsets = torch.zeros(1, dtype=torch.int64, device=dev)
         return empty, empty.clone(), offsets, torch.zeros(0, dtype=dtype, device=dev)
@@ -260,7 +231,7 @@ def lif_forward(
     args = (
         _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
         _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)), _arr(d_rec_t.reshape(-1)), n_out,
-        n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
+        n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
     )  # fmt: skip
 
     def run(sample_ids: Tensor, cap: int) -> tuple[list[Tensor], Tensor]:
@@ -278,32 +249,8 @@ def lif_forward(
             )  # fmt: skip
         return [steps, units, vdot], counts
 
-    (out_steps, out_units, out_vdot), offsets = run_in_slots(run, batch, capacity, dev)
+    (out_steps, out_units, out_vdot), offsets = run_in_device_slots(run, batch, capacity, dev)
     return out_steps, out_units, offsets, out_vdot
-
-
-def run_in_slots(
-    run: Callable[[Tensor, int], tuple[list[Tensor], Tensor]], batch: int, capacity: int,
-    device: torch.device,
-) -> tuple[list[Tensor], Tensor]:  # fmt: skip
-    """``grid_cpu.run_in_slots`` on the device: ``run(sample_ids, cap)`` returns (per-slot
-    tensors [len(sample_ids), cap], spike counts per sample); samples whose count exceeds
-    ``cap`` are run again with exactly enough room.  Returns the flat tensors (samples one
-    after another) and offsets [batch + 1] (one device sync, two with a re-run)."""
-    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=device)
-    cap = max(int(capacity), 1)
-    arrays, counts = run(torch.arange(batch, device=device), cap)
-    torch.cumsum(counts, 0, out=offsets[1:])
-    fits = counts <= cap
-    total, n_over = torch.stack([offsets[-1], (~fits).sum()]).tolist()  # one device sync
-    outs = [torch.empty(total, dtype=a.dtype, device=device) for a in arrays]
-    _compact(arrays, torch.where(fits, counts, 0), offsets[:-1], outs)
-    if n_over:
-        again = torch.nonzero(~fits).view(-1)
-        cap2 = int(counts[again].max())
-        arrays, counts2 = run(again, cap2)
-        _compact(arrays, counts2, offsets[again], outs)
-    return outs, offsets
 
 
 def lif_backward(
@@ -333,15 +280,13 @@ def lif_backward(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
         out_offsets, out_vdot, grad_out, kick,
     )  # fmt: skip
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
-    if not out_steps.numel() == out_units.numel() == out_vdot.numel() == grad_out.numel():
-        raise ValueError("output spikes, their vdot and their gradients differ in length")
-    if kick.shape != (w_t.shape[1],):
-        raise ValueError(f"kick must be [{w_t.shape[1]}], got {tuple(kick.shape)}")
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     n_rec = w_rec_t.numel()
     batch = in_offsets.numel() - 1
+    check_spike_gradients(out_steps, out_units, out_offsets, out_vdot, grad_out, kick, n_out,
+                          batch)  # fmt: skip
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     rec_shape = tuple(w_rec_t.shape)
     if batch == 0:
@@ -369,7 +314,7 @@ def lif_backward(
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(out_steps), _arr(out_units),
             _arr(out_offsets), _arr(out_vdot), _arr(grad_out.to(dtype)), _arr(kick.to(dtype)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)),
-            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
+            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
             cfg.group, slots, slots if n_rec else 0, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(dw_rec), _arr(dd_rec), _arr(lam),
         )  # fmt: skip
@@ -394,7 +339,7 @@ def li_forward(
 ) -> Tensor:
     """Voltage trace [batch, n_steps, n_out] of a leaky-integrator readout."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets)
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t)
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
@@ -408,7 +353,7 @@ def li_forward(
     with _launching(dev) as stream:
         kern.li_forward[blocks, threads, stream](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
-            _arr(d_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_consts(consts, dtype, dev)),
+            _arr(d_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
             _arr(v.view(-1)), _arr(ring),
         )  # fmt: skip
     return v
@@ -427,13 +372,11 @@ def li_backward(
     """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums as in
     ``lif_backward``)."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets, grad_v)
-    _check_layout(in_steps, in_units, in_offsets, w_t, d_t)
-    expected = (in_offsets.numel() - 1, n_steps, w_t.shape[1])
-    if tuple(grad_v.shape) != expected:
-        raise ValueError(f"grad_v must be {list(expected)}, got {list(grad_v.shape)}")
+    check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     batch = in_offsets.numel() - 1
+    check_voltage_gradient(grad_v, batch, n_steps, n_out)
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     if batch == 0:
         return grad_in, torch.zeros_like(w_t), torch.zeros_like(w_t)
@@ -449,7 +392,7 @@ def li_backward(
         kern.li_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(grad_v.to(dtype).reshape(-1)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), n_out, n_steps, ring_len,
-            _arr(_consts(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
+            _arr(_packed(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(lam),
         )  # fmt: skip
     return grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out)

@@ -60,8 +60,8 @@ import math
 
 import numpy as np
 from numba import njit, prange
-from numba.extending import register_jitable
 
+from .formulas import add_rn, mul_add_rn
 from .lif_flow import adjoint_flow, first_crossing, flow
 
 __all__ = ["prepare_synapses", "lif_forward", "lif_backward", "li_forward", "li_backward"]
@@ -73,26 +73,6 @@ MAX_SPIKES_PER_STEP = 8
 ONE = np.uint64(1)
 TWO = np.uint64(2)
 THREE = np.uint64(3)
-
-
-# ----------------------------------------------------------------------------- rounding
-# The scalar helpers below serve the CPU kernels here and the CUDA kernels
-# (``kernels.precise_cuda``).  The GPU compiler would fuse a * b + c into one FMA (one rounding
-# instead of two); these two are plain arithmetic on the CPU, and ``precise_cuda`` gives them
-# CUDA versions that round every operation, so that the step sums and the state updates come
-# out the same on both.
-
-
-@register_jitable
-def _mul_add(a, b, c, d):
-    """a * b + c * d, each product and the sum rounded separately."""
-    return a * b + c * d
-
-
-@register_jitable
-def _add(a, b):
-    """a + b, never fused with a product that feeds it."""
-    return a + b
 
 
 # ----------------------------------------------------------------------------- synapses
@@ -213,7 +193,7 @@ def _step_sums(acc, q):
 def _superpose(v, cur, a_s, a_m, alpha, beta, c_vi, k_v):
     """(V, I) at the end of a step from (V, I) at its start and the step sums A_s, A_m of its
     arrivals, by superposition of the closed-form flow (no threshold)."""
-    v_end = _add(_mul_add(alpha, v, c_vi, cur), k_v * _mul_add(alpha, a_m, -beta, a_s))
+    v_end = add_rn(mul_add_rn(alpha, v, c_vi, cur), k_v * mul_add_rn(alpha, a_m, -beta, a_s))
     return v_end, beta * (cur + a_s)
 
 
@@ -225,9 +205,9 @@ def _may_cross(v0, j_max, alpha, beta, c_vi, threshold, kappa_max):
     it rises all step long and ends below, or a cruder bound (V0 and kappa_max j_max) does."""
     if j_max <= 0.0:
         return v0 >= threshold
-    if _add(max(v0, 0.0), kappa_max * j_max) < threshold:
+    if add_rn(max(v0, 0.0), kappa_max * j_max) < threshold:
         return False
-    v_end = _mul_add(alpha, v0, c_vi, j_max)
+    v_end = mul_add_rn(alpha, v0, c_vi, j_max)
     return v_end >= threshold or v_end >= beta * j_max  # falls at the end: the peak is inside
 
 

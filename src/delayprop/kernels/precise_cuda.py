@@ -53,19 +53,18 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 from numba.cuda import types
-from numba.cuda.extending import overload
 
-from . import cuda as grid_kernels
 from .cuda import MAX_PER_THREAD, _flush_inputs, _part_index, _ring_slot, _skip_late_inputs
+from .formulas import (  # their CUDA versions (every operation rounded) live in .cuda
+    add_rn,
+)
 from .lif_flow import adjoint_flow
 from .precise_cpu import (
     MAX_SPIKES_PER_STEP,
-    _add,
     _adjoint_at,
     _adjoint_step,
     _advance,
     _may_cross,
-    _mul_add,
     _offset,
     _record_step,
     _sort_step_spikes,
@@ -75,9 +74,6 @@ from .precise_cpu import (
 
 __all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward"]
 
-# the rounding helpers of the shared scalar code: each operation rounded on the GPU too
-overload(_mul_add)(grid_kernels._mul_add_rn_cuda)
-overload(_add)(grid_kernels._add_rn_cuda)
 
 _record_step_cuda = cuda.jit(device=True)(_record_step.py_func)
 _sort_step_spikes_cuda = cuda.jit(device=True)(_sort_step_spikes.py_func)
@@ -116,10 +112,10 @@ def _scatter_step(
             if ahead < left:
                 q = _ring_slot(row_n, ahead, rl) * nu + j
                 q3 = q * _U3
-                acc[q3] = _add(acc[q3], (fs_late if late else fs) * wgs[syn])
-                acc[q3 + _U1] = _add(acc[q3 + _U1], (fm_late if late else fm) * wgm[syn])
+                acc[q3] = add_rn(acc[q3], (fs_late if late else fs) * wgs[syn])
+                acc[q3 + _U1] = add_rn(acc[q3 + _U1], (fm_late if late else fm) * wgm[syn])
                 if lists:
-                    acc[q3 + _U2] = _add(acc[q3 + _U2], w_pos[syn])
+                    acc[q3 + _U2] = add_rn(acc[q3 + _U2], w_pos[syn])
                     nxt[base + j] = head[q]
                     head[q] = p
         k += 1

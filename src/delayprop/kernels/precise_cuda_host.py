@@ -34,8 +34,8 @@ from .grid_cuda import (
     _reduction_layout,
     _threads,
     launch_config,
-    run_in_slots,
 )
+from .host import run_in_device_slots
 from .precise_host import PreciseGrid, split
 
 __all__ = ["Prepared", "prepare", "lif_forward", "lif_backward", "li_forward", "li_backward"]
@@ -154,7 +154,7 @@ def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: int,
         dropped[sample_ids] = drops
         return [steps, units, s, vdot], counts
 
-    (steps, units, s, vdot), offsets = run_in_slots(run, batch, capacity, dev)
+    (steps, units, s, vdot), offsets = run_in_device_slots(run, batch, capacity, dev)
     return steps, units, offsets, s, vdot, int(dropped.sum())
 
 

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from . import cpu, precise_cpu
-from .grid_cpu import run_in_slots
+from .host import run_in_slots
 
 __all__ = ["PreciseGrid", "Prepared", "prepare", "lif_forward", "lif_backward", "li_forward",
            "li_backward"]

@@ -2,8 +2,11 @@
 
 It computes exactly what the Numba and CUDA kernels compute (same event order within a step,
 same exact propagator, same adjoint), but with dense [batch, steps, neurons] tensors and a Python
-loop over time.  It is slow and memory-hungry on purpose: every line maps to one equation of
-``_grid_math`` and of the adjoint in docs/methods.md.  Never use it for training.
+loop over time.  It is slow and memory-hungry on purpose.  What it checks is the kernels'
+bookkeeping (event order, buffers, arrival steps, sums over synapses): the formula of each event
+is the kernels' own, ``kernels.formulas`` run as plain Python (``.py_func``) on tensors, on the
+whole [batch, n_out] state where the formula is arithmetic and per spike where it takes a
+maximum.  Never use it for training.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import formulas
 from ._grid_math import grid_constants
 
 __all__ = ["ReferenceResult", "lif_reference", "li_reference"]
@@ -56,17 +60,21 @@ def _gather(store: Tensor, samples: Tensor, arrival: Tensor) -> Tensor:
     return out
 
 
-def _input_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn):
+def _arrival_grads(store_i, store_vmi, samples, steps, units, w, d_steps, tau_syn):
+    """(dL/dw, dL/dt) of every arrival [S, n_out] of the spikes (steps, units, samples)."""
     arrival = _arrival_steps(steps, units, d_steps)
-    li = _gather(lam_i, samples, arrival)  # [S, n_out]
-    lvmi = _gather(lam_vmi, samples, arrival)
-    w_syn = w[:, units].t()  # [S, n_out]
-    grad_t = (w_syn * lvmi).sum(dim=1)
+    li = _gather(store_i, samples, arrival)  # [S, n_out]
+    lvmi = _gather(store_vmi, samples, arrival)
+    return formulas.arrival_read.py_func(w[:, units].t(), li, lvmi, tau_syn)
+
+
+def _input_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn):
+    g_w, g_t = _arrival_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn)
     grad_w = torch.zeros_like(w)
     grad_d = torch.zeros_like(w)
-    grad_w.index_add_(1, units, (-tau_syn * li).t())
-    grad_d.index_add_(1, units, (w_syn * lvmi).t())
-    return grad_t, grad_w, grad_d
+    grad_w.index_add_(1, units, g_w.t())
+    grad_d.index_add_(1, units, g_t.t())
+    return g_t.sum(dim=1), grad_w, grad_d
 
 
 def lif_reference(
@@ -116,16 +124,15 @@ def lif_reference(
     vdot = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     for n in range(n_steps):
         v_prev = v
-        v = c.alpha * v + c.c_vi * i  # exact propagation from step n-1 to n
-        i = c.beta * i
+        v, i = formulas.state_step.py_func(v, i, c.alpha, c.beta, c.c_vi)  # step n-1 -> n
         s = v >= threshold  # threshold test, then reset
         spiked[:, n] = s
-        # tau_mem dV/dt at the crossing: I - V, or the secant over the step if larger (the
-        # crossing lies inside the step; after a voltage peak I - V can be tiny or negative)
-        vdot[:, n] = torch.maximum(i - v, (tau_mem / dt) * (v - v_prev))
+        b_idx, j_idx = torch.nonzero(s, as_tuple=True)
+        for b, j in zip(b_idx, j_idx):  # tau_mem dV/dt at the crossing
+            vdot[b, n, j] = formulas.crossing_slope.py_func(v[b, j], v_prev[b, j], i[b, j],
+                                                            tau_mem / dt)  # fmt: skip
         v = torch.where(s, torch.zeros_like(v), v)
-        if rec and bool(s.any()):
-            b_idx, j_idx = torch.nonzero(s, as_tuple=True)
+        if rec and len(b_idx):
             rec_steps = torch.full_like(b_idx, n)
             _scatter(arr, b_idx, _arrival_steps(rec_steps, j_idx, d_rec_steps), w_rec[:, j_idx].t())
         i = i + arr[:, n]  # arrivals of step n
@@ -147,21 +154,19 @@ def lif_reference(
         store_vmi[:, n] = lam_v - lam_i
         s = spiked[:, n]
         g = g_raster[:, n].clone()
-        if rec and bool(s.any()):
-            b_idx, j_idx = torch.nonzero(s, as_tuple=True)
-            arrival = _arrival_steps(torch.full_like(b_idx, n), j_idx, d_rec_steps)
-            li = _gather(store_i, b_idx, arrival)
-            lvmi = _gather(store_vmi, b_idx, arrival)
-            w_syn = w_rec[:, j_idx].t()
-            g[b_idx, j_idx] += (w_syn * lvmi).sum(dim=1)
-            grad_w_rec.index_add_(1, j_idx, (-tau_syn * li).t())
-            grad_d_rec.index_add_(1, j_idx, (w_syn * lvmi).t())
-        denom = torch.clamp(vdot[:, n], min=c.vdot_min)
-        jump = (threshold * lam_v + g) / denom - kick
-        lam_v = torch.where(s, lam_v + jump, lam_v)
+        b_idx, j_idx = torch.nonzero(s, as_tuple=True)
+        if rec and len(b_idx):
+            g_w, g_t = _arrival_grads(store_i, store_vmi, b_idx, torch.full_like(b_idx, n),
+                                      j_idx, w_rec, d_rec_steps, tau_syn)  # fmt: skip
+            g[b_idx, j_idx] += g_t.sum(dim=1)
+            grad_w_rec.index_add_(1, j_idx, g_w.t())
+            grad_d_rec.index_add_(1, j_idx, g_t.t())
+        lam_v = lam_v.clone()
+        for b, j in zip(b_idx, j_idx):  # adjoint jump at each spike of step n
+            lam_v[b, j] = formulas.adjoint_jump.py_func(lam_v[b, j], g[b, j], vdot[b, n, j],
+                                                        threshold, c.vdot_min, kick[j])  # fmt: skip
         if n > 0:  # transposed propagator from step n back to n-1
-            lam_i = c.c_adj * lam_v + c.beta * lam_i
-            lam_v = c.alpha * lam_v
+            lam_v, lam_i = formulas.adjoint_step.py_func(lam_v, lam_i, c.alpha, c.beta, c.c_adj)
     grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
                                           tau_syn)  # fmt: skip
     order = torch.argsort(b_out * n_steps * n_out + n_out_steps * n_out + u_out)
@@ -200,8 +205,8 @@ def li_reference(
     i = torch.zeros(batch, n_out, dtype=dtype)
     trace = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     for n in range(n_steps):
-        v = c.alpha * v + c.c_vi * i
-        i = c.beta * i + arr[:, n]
+        v, i = formulas.state_step.py_func(v, i, c.alpha, c.beta, c.c_vi)
+        i = i + arr[:, n]
         trace[:, n] = v
     grad_v = grad_v_fn(trace).to(dtype)
     lam_v = torch.zeros(batch, n_out, dtype=dtype)
@@ -211,10 +216,9 @@ def li_reference(
     for n in range(n_steps - 1, -1, -1):
         store_i[:, n] = lam_i
         store_vmi[:, n] = lam_v - lam_i
-        lam_v = lam_v - grad_v[:, n] / tau_mem  # loss sample at t_n drives lambda_V
+        lam_v = formulas.readout_drive.py_func(lam_v, grad_v[:, n], tau_mem)  # loss at t_n
         if n > 0:
-            lam_i = c.c_adj * lam_v + c.beta * lam_i
-            lam_v = c.alpha * lam_v
+            lam_v, lam_i = formulas.adjoint_step.py_func(lam_v, lam_i, c.alpha, c.beta, c.c_adj)
     grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
                                           tau_syn)  # fmt: skip
     return ReferenceResult(None, None, None, trace, grad_t, grad_w, grad_d)

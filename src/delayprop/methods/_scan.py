@@ -2,7 +2,8 @@
 
 The baselines feed a dense input current ``a`` [batch, neurons, n_steps] (summed weighted
 arrivals of every step) into the same neuron model and discretisation as the engine
-(``kernels/_grid_math.py``, ``kernels/cpu.py``).  Per neuron, at step n = 0 .. n_steps - 1::
+(``kernels/_grid_math.py``, the step of ``kernels/formulas.py``).  Per neuron, at step
+n = 0 .. n_steps - 1::
 
     v_pre[n] = alpha v[n-1] + c_vi i[n-1]        (exact one-step propagator)
     s[n]     = H(v_pre[n] - threshold)           (LIF only)
@@ -34,6 +35,7 @@ from numba import njit, prange
 from torch import Tensor
 
 from ..kernels import grid_constants
+from ..kernels.formulas import add_rn, state_step
 
 __all__ = ["ScanSettings", "lif_scan", "li_scan"]
 
@@ -70,8 +72,8 @@ def _scan_forward(current, n_steps, consts, spiking, v_pre, out):
         i = zero
         for n in range(n_steps):
             p = base + np.uint64(n)
-            vp = alpha * v + c_vi * i
-            i = beta * i + current[p]
+            vp, decayed = state_step(v, i, alpha, beta, c_vi)
+            i = add_rn(decayed, current[p])
             v_pre[p] = vp
             if spiking:
                 fired = vp >= threshold

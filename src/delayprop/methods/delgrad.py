@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..delays import make_delay
 from ..init import Init, Normal, apply_init
+from ..kernels.formulas import equal_time_constants, rate_difference
 from ..losses import first_spike_times
 from ..spikes import Spikes
 from .hardware import HardwareModel
@@ -78,16 +79,18 @@ def lambert_w0(z: Tensor) -> Tensor:
 
 
 def psp_kernel(s: Tensor, tau_mem: float, tau_syn: float) -> tuple[Tensor, Tensor]:
-    """Voltage k(s) of a unit current jump s ms ago and its slope dk/ds (0 for s <= 0)."""
+    """Voltage k(s) of a unit current jump s ms ago and its slope dk/ds (0 for s <= 0).
+
+    The closed-form flow of ``kernels.lif_flow`` in torch: k = e^{-s/tau_mem} phi(s) / tau_mem
+    with phi(s) = expm1(delta s) / delta (s where tau_mem == tau_syn,
+    ``kernels.formulas.equal_time_constants``), and tau_mem dk/ds = I - V = e^{-s/tau_syn} - k.
+    """
     pos = s > 0
     s = torch.where(pos, s, torch.zeros_like(s))
-    if math.isclose(tau_mem, tau_syn):
-        e = torch.exp(-s / tau_mem)
-        k, dk = s / tau_mem * e, (1.0 - s / tau_mem) * e / tau_mem
-    else:
-        c = tau_syn / (tau_syn - tau_mem)
-        es, em = torch.exp(-s / tau_syn), torch.exp(-s / tau_mem)
-        k, dk = c * (es - em), c * (-es / tau_syn + em / tau_mem)
+    delta = rate_difference(tau_mem, tau_syn)
+    phi = s if equal_time_constants(tau_mem, tau_syn) else torch.expm1(delta * s) / delta
+    k = torch.exp(-s / tau_mem) * phi / tau_mem
+    dk = (torch.exp(-s / tau_syn) - k) / tau_mem
     zero = torch.zeros_like(s)
     return torch.where(pos, k, zero), torch.where(pos, dk, zero)
 
@@ -131,7 +134,7 @@ def ttfs_times(
     Differentiable with respect to t_in, weight, delay (and a tensor threshold).
     """
     _check(t_in, weight, delay)
-    equal = math.isclose(tau_mem, tau_syn)
+    equal = equal_time_constants(tau_mem, tau_syn)
     if not (equal or math.isclose(tau_mem, 2.0 * tau_syn)):
         raise ValueError(
             "DelGrad closed forms exist for tau_mem == tau_syn and tau_mem == 2 tau_syn, got "

@@ -1,0 +1,154 @@
+"""Scalar formulas of the LIF neuron and of its adjoint, each written once for every engine.
+
+The neuron (docs/methods.md; times in ms, V and I in the units of the threshold)::
+
+    tau_mem dV/dt = -V + I,   tau_syn dI/dt = -I,   spike when V reaches the threshold, V <- 0
+
+and its adjoint (lambda_V, lambda_I), which runs backward in time.  The functions below are
+what the kernels of both engines compute at each event; the kernels only decide *when* an event
+happens and where its inputs and results are stored:
+
+* ``state_step``, ``crossing_slope``: one step of the time grid, and tau_mem dV/dt at a
+  threshold crossing found on the grid;
+* ``adjoint_step``: one step of the transposed propagator on the grid;
+* ``adjoint_jump``: the jump of lambda_V at a spike (both engines);
+* ``arrival_read``: the gradients an arrival carries (both engines);
+* ``readout_drive``: what a loss on V (or I) at a time adds to lambda_V (or lambda_I);
+* ``rate_difference``, ``equal_time_constants``: delta = 1/tau_mem - 1/tau_syn (the parameter
+  of the closed-form flow, ``kernels.lif_flow``, which takes its limit form where delta == 0.0)
+  and that one test of tau_mem == tau_syn, for the grid constants (``kernels._grid_math``),
+  the exact engine's packed constants and DelGrad.
+
+How each backend runs the same source:
+
+* Numba CPU kernels call the ``@njit`` functions (inlined into the caller, ``inline="always"``);
+* CUDA kernels call them too: numba-cuda compiles a CPU dispatcher that it meets in device code
+  as a device function of the same Python source; under numba-cuda's simulator the CPU-compiled
+  function runs;
+* the dense torch reference (``kernels.reference``) runs the Python source (``.py_func``) on
+  tensors.
+
+``mul_add_rn`` and ``add_rn`` are the two roundings that device code must not fuse into an FMA
+(so that a float32 forward pass on a GPU gives the CPU's spikes bit for bit): plain Python here,
+compiled as written for the CPU (``register_jitable``), and given rounded-to-nearest libdevice
+implementations for CUDA in ``kernels.cuda``.  Arguments are scalars of one float type (a
+kernel's float32 or float64) unless stated; nothing here promotes a float32 argument.
+
+Numba's on-disk cache of a kernel does not notice a change in another file: after editing a
+formula, delete the ``__pycache__`` folders of ``kernels`` and ``exact`` (as for
+``kernels.lif_flow``).
+"""
+
+from __future__ import annotations
+
+from numba import njit
+from numba.extending import register_jitable
+
+__all__ = [
+    "mul_add_rn",
+    "add_rn",
+    "state_step",
+    "crossing_slope",
+    "adjoint_step",
+    "adjoint_jump",
+    "arrival_read",
+    "readout_drive",
+    "rate_difference",
+    "equal_time_constants",
+]
+
+
+# ----------------------------------------------------------------------------- roundings
+@register_jitable
+def mul_add_rn(a, b, c, d):
+    """a * b + c * d, each product and the sum rounded separately (never an FMA)."""
+    return a * b + c * d
+
+
+@register_jitable
+def add_rn(a, b):
+    """a + b, never fused with a product that feeds it."""
+    return a + b
+
+
+# ----------------------------------------------------------------------------- time grid
+@njit(cache=True, inline="always")
+def state_step(v, i, alpha, beta, c_vi):
+    """(V, I) one grid step of dt ms later, without events (the exact propagator)::
+
+        V <- alpha V + c_vi I,    I <- beta I
+
+    alpha = e^{-dt/tau_mem}, beta = e^{-dt/tau_syn}, c_vi = alpha phi(dt) / tau_mem
+    (``kernels._grid_math``)."""
+    return mul_add_rn(alpha, v, c_vi, i), beta * i
+
+
+@njit(cache=True, inline="always")
+def crossing_slope(v, v_prev, i, secant):
+    """tau_mem dV/dt at a threshold crossing detected at a grid point: max(I - V, secant
+    (V - V_prev)) with V, I at the grid point before the reset, V_prev one step earlier and
+    secant = tau_mem / dt.
+
+    The crossing lies somewhere within the step; when the grid point is past the voltage peak
+    I - V is tiny or negative and the secant over the step is the better (positive) estimate.
+    Both converge to tau_mem dV/dt as dt -> 0."""
+    return max(add_rn(i, -v), secant * add_rn(v, -v_prev))
+
+
+@njit(cache=True, inline="always")
+def adjoint_step(lam_v, lam_i, alpha, beta, c_adj):
+    """(lambda_V, lambda_I) one grid step earlier, without events (transposed propagator)::
+
+        lambda_V <- alpha lambda_V,    lambda_I <- c_adj lambda_V + beta lambda_I
+
+    c_adj = alpha phi(dt) / tau_syn (``kernels._grid_math``)."""
+    return alpha * lam_v, c_adj * lam_v + beta * lam_i
+
+
+# ----------------------------------------------------------------------------- both engines
+@njit(cache=True, inline="always")
+def adjoint_jump(lam_v, g, vdot, threshold, vdot_min, kick):
+    """lambda_V just before a spike from lambda_V just after it (the backward pass meets the
+    spike coming from later times)::
+
+        lambda_V + (threshold lambda_V + G) / max(vdot, vdot_min) - kick
+
+    ``g`` = G, dL/dt of the spike (from the loss, the next layer and recurrent arrivals);
+    ``vdot`` = tau_mem dV/dt at the crossing (V units); ``vdot_min`` its floor, the slope floor
+    times the threshold (V units), which keeps the jump finite at near-tangential crossings;
+    ``kick`` the spike-count regulariser's term for this neuron (zero without one)."""
+    return lam_v + ((threshold * lam_v + g) / max(vdot, vdot_min) - kick)
+
+
+@njit(cache=True, inline="always")
+def arrival_read(w, lam_i, lam_v_minus_i, tau_syn):
+    """Gradients carried by one arrival of weight ``w``, from the adjoint (lambda_I,
+    lambda_V - lambda_I) of its target neuron at the arrival time: (dL/dw, dL/dt) terms::
+
+        dL/dw += -tau_syn lambda_I,    dL/dt += w (lambda_V - lambda_I)
+
+    A delay d and the time t of the presynaptic spike enter only as their sum t + d, so the
+    second term is the arrival's contribution to both dL/dd and dL/dt (ms^-1 x loss)."""
+    return -tau_syn * lam_i, w * lam_v_minus_i
+
+
+@njit(cache=True, inline="always")
+def readout_drive(lam, grad, tau):
+    """lambda_V (lambda_I) after a loss term on V (I) at one time: lam - dL/dV / tau_mem
+    (lam - dL/dI / tau_syn); ``tau`` in ms."""
+    return lam - grad / tau
+
+
+# ----------------------------------------------------------------------------- time constants
+def rate_difference(tau_mem: float, tau_syn: float) -> float:
+    """delta = 1/tau_mem - 1/tau_syn (ms^-1), the parameter of the closed-form flow
+    (``kernels.lif_flow``): phi(s) = expm1(delta s) / delta, and phi(s) = s where delta == 0."""
+    return 1.0 / tau_mem - 1.0 / tau_syn
+
+
+def equal_time_constants(tau_mem: float, tau_syn: float) -> bool:
+    """Whether the limit form for tau_mem == tau_syn applies: delta == 0.0 exactly.
+
+    The expm1 form of the flow is accurate for any delta != 0, however small, so no tolerance
+    is needed (or wanted: a tolerance would switch formulas where both are accurate)."""
+    return rate_difference(tau_mem, tau_syn) == 0.0
