@@ -35,7 +35,7 @@ from .grid_cuda import (
     _threads,
     launch_config,
 )
-from .host import run_in_device_slots
+from .host import Capacity, run_in_device_slots
 from .precise_host import PreciseGrid, split
 
 __all__ = ["Prepared", "prepare", "lif_forward", "lif_backward", "li_forward", "li_backward"]
@@ -114,7 +114,7 @@ def _batch(p: Prepared) -> int:
     return p.src[5].numel() - 1
 
 
-def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: int,
+def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:  # fmt: skip
     """A precise LIF layer of ``n_out`` neurons.  Returns output (steps int32, units int32,
     offsets int64, offset within the step ms, I - threshold at the crossing) and the number of

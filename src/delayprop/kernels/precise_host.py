@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from . import cpu, precise_cpu
-from .host import run_in_slots
+from .host import Capacity, run_in_slots
 
 __all__ = ["PreciseGrid", "Prepared", "prepare", "lif_forward", "lif_backward", "li_forward",
            "li_backward"]
@@ -97,7 +97,7 @@ def prepare(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor, d
     return Prepared(src, w_t.reshape(-1), r, perm, w_s, gs, gm, m, r_s)
 
 
-def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: int,
+def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, int]:  # fmt: skip
     """A precise LIF layer of ``n_out`` neurons.  Returns output (steps int32, units int32,
     offsets int64, offset within the step ms, I - threshold at the crossing) and the number of
