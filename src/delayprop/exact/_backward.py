@@ -19,8 +19,14 @@ One code path for every layer type: the merged event timeline of a sample is wal
   G_k = dL/dt_k from downstream plus the recurrent reads above (all at later times, so
   already complete: the pass is causal).
 
+Time constants (only when ``dtau_part`` is not empty): each neuron also carries the auxiliary
+adjoints (m_V, m_I, M) of ``kernels.lif_flow.tau_sensitivity_flow``; every arrival adds
+``tau_arrival_read`` to dL/dtau_mem, dL/dtau_syn of its target, and m_V is zeroed where V is
+reset (a spike) or leaves its clamp (a refractory end), as lambda_V is.
+
 Samples run in parallel; weight and delay gradients go to per-worker partial sums
-``[n_chunks, n_src * n_out]`` indexed ``u * n_out + j``.
+``[n_chunks, n_src * n_out]`` indexed ``u * n_out + j``, time-constant gradients to
+``[n_chunks, 2, n_out]`` (dL/dtau_mem, dL/dtau_syn per neuron).
 """
 
 from __future__ import annotations
@@ -30,8 +36,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.formulas import adjoint_jump, arrival_read, readout_drive
-from ..kernels.lif_flow import adjoint_flow
+from ..kernels.formulas import adjoint_jump, arrival_read, readout_drive, tau_arrival_read
+from ..kernels.lif_flow import adjoint_flow, tau_sensitivity_flow
 from ._timeline import heap_pop, heap_push, heap_replace_top
 
 __all__ = ["walk_backward"]
@@ -68,8 +74,13 @@ def _retreat_stream(key, stream, pos, n, t_src, d_row, a, m):
 
 
 @njit(cache=True)
-def _propagate(lam_v, lam_i, tl, j, t, tm, ts, delta):
-    """Carry neuron j's adjoint back from its last event time tl[j] to t <= tl[j]."""
+def _propagate(lam_v, lam_i, aux, tl, j, t, tm, ts, delta):
+    """Carry neuron j's adjoint (and, if ``aux`` [3, n_out] is not empty, its auxiliary
+    adjoints m_V, m_I, M) back from its last event time tl[j] to t <= tl[j]."""
+    if aux.shape[0] > 0:
+        aux[0, j], aux[1, j], aux[2, j] = tau_sensitivity_flow(
+            lam_v[j], lam_i[j], aux[0, j], aux[1, j], aux[2, j], tl[j] - t, tm, ts, delta
+        )
     lam_v[j], lam_i[j] = adjoint_flow(lam_v[j], lam_i[j], tl[j] - t, tm, ts, delta)
     tl[j] = t
 
@@ -79,7 +90,7 @@ def _sample_backward(
     b, in_times, in_units, lo, hi, d_in, tgt_in, w_in,
     out_times, out_units, olo, ohi, out_vdot, out_iref, g_out, kick, d_rec, tgt_rec, w_rec,
     drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts,
-    grad_in, dw, dd, dw_rec, dd_rec, lam_v, lam_i, tl, key, stream, pos,
+    grad_in, dw, dd, dw_rec, dd_rec, dtau, lam_v, lam_i, aux, tl, key, stream, pos,
 ):  # fmt: skip
     tm, ts, delta, theta, duration, t_ref, vdot_min = (
         consts[0], consts[1], consts[2], consts[3], consts[4], consts[5], consts[6]
@@ -91,7 +102,9 @@ def _sample_backward(
     neg = -np.inf
     lam_v[:] = 0.0
     lam_i[:] = 0.0
+    aux[:] = 0.0
     tl[:] = duration
+    taus = aux.shape[0] > 0
     n_in = hi - lo
     nh = _push_streams_reversed(in_times, in_units, lo, hi, d_in, duration, key, stream, pos,
                                 0, 0)  # fmt: skip
@@ -126,8 +139,12 @@ def _sample_backward(
                 j = tgt_rec[u, m]
                 w = w_rec[u, m]
                 nh = _retreat_stream(key, stream, pos, nh, out_times[k], d_rec[u], a, m)
-            _propagate(lam_v, lam_i, tl, j, t_arr, tm, ts, delta)
+            _propagate(lam_v, lam_i, aux, tl, j, t_arr, tm, ts, delta)
             g_w, g = arrival_read(w, lam_i[j], lam_v[j] - lam_i[j], ts)
+            if taus:
+                g_tm, g_ts = tau_arrival_read(w, aux[1, j], aux[2, j], ts)
+                dtau[0, j] += g_tm
+                dtau[1, j] += g_ts
             if has_kink and kink_a[b, j] == a and kink_m[b, j] == m:
                 g += kink_c[b, j]
             syn = u * n_out + j
@@ -141,9 +158,11 @@ def _sample_backward(
                 g_out[k] += g
         elif q >= olo and t_end >= t_drive and t_end >= t_spike:
             j = out_units[q]
-            _propagate(lam_v, lam_i, tl, j, t_end, tm, ts, delta)
+            _propagate(lam_v, lam_i, aux, tl, j, t_end, tm, ts, delta)
             g_out[q] += lam_v[j] * out_iref[q]
             lam_v[j] = 0.0
+            if taus:
+                aux[0, j] = 0.0
             q -= 1
             while q >= olo and math.isnan(out_iref[q]):
                 q -= 1
@@ -151,15 +170,17 @@ def _sample_backward(
             jd = drive_j[b, e]
             j_lo, j_hi = (0, n_out) if jd < 0 else (jd, jd + 1)
             for j in range(j_lo, j_hi):
-                _propagate(lam_v, lam_i, tl, j, t_drive, tm, ts, delta)
+                _propagate(lam_v, lam_i, aux, tl, j, t_drive, tm, ts, delta)
                 lam_v[j] = readout_drive(lam_v[j], drive_gv[b, e, j], tm)
                 if has_gi:
                     lam_i[j] = readout_drive(lam_i[j], drive_gi[b, e, j], ts)
             e -= 1
         elif p >= olo:
             j = out_units[p]
-            _propagate(lam_v, lam_i, tl, j, t_spike, tm, ts, delta)
+            _propagate(lam_v, lam_i, aux, tl, j, t_spike, tm, ts, delta)
             lam_v[j] = adjoint_jump(lam_v[j], g_out[p], out_vdot[p], theta, vdot_min, kick[j])
+            if taus:
+                aux[0, j] = 0.0
             p -= 1
         else:
             break
@@ -170,7 +191,7 @@ def walk_backward(
     in_times, in_units, in_offsets, d_in, tgt_in, w_in,
     out_times, out_units, out_offsets, out_vdot, out_iref, g_out, kick, d_rec, tgt_rec, w_rec,
     drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, max_streams, n_chunks,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part,
+    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, dtau_part,
 ):  # fmt: skip
     """Adjoint pass of one layer for the whole batch (see the module docstring).
 
@@ -180,23 +201,27 @@ def walk_backward(
     ``drive_gv``/``drive_gi`` [batch, E, n_out] = dL/dV, dL/dI there (``drive_gi`` may be
     empty), and optionally ``kink_*`` [batch, n_out]: extra dL/dt of one arrival (stream a,
     position m) per neuron.  ``max_streams`` bounds input plus output spikes of any sample.
+    ``dtau_part`` [n_chunks, 2, n_out] receives dL/dtau_mem, dL/dtau_syn per neuron, or is
+    empty ([n_chunks, 0, n_out]) when the time constants need no gradient.
     """
     n_out = d_in.shape[1]
     batch = in_offsets.size - 1
     for c in prange(n_chunks):
         lam_v = np.empty(n_out)
         lam_i = np.empty(n_out)
+        aux = np.empty((3 if dtau_part.shape[1] > 0 else 0, n_out))
         tl = np.empty(n_out)
         key = np.empty(max_streams)
         stream = np.empty(max_streams, dtype=np.int64)
         pos = np.empty(max_streams, dtype=np.int64)
         dw, dd = dw_part[c], dd_part[c]
         dw_rec, dd_rec = dw_rec_part[c], dd_rec_part[c]
+        dtau = dtau_part[c]
         for b in range(c, batch, n_chunks):
             _sample_backward(
                 b, in_times, in_units, in_offsets[b], in_offsets[b + 1], d_in, tgt_in, w_in,
                 out_times, out_units, out_offsets[b], out_offsets[b + 1], out_vdot, out_iref,
                 g_out, kick, d_rec, tgt_rec, w_rec, drive_t, drive_j, drive_gv, drive_gi,
-                kink_a, kink_m, kink_c, consts, grad_in, dw, dd, dw_rec, dd_rec,
-                lam_v, lam_i, tl, key, stream, pos,
+                kink_a, kink_m, kink_c, consts, grad_in, dw, dd, dw_rec, dd_rec, dtau,
+                lam_v, lam_i, aux, tl, key, stream, pos,
             )  # fmt: skip

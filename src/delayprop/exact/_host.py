@@ -180,12 +180,14 @@ def backward(
     rec: Projection,
     drive: Drive,
     consts: np.ndarray,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    tau_grads: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
     """Adjoint pass of one layer.
 
     ``out`` = (times, units, offsets, vdot, iref) of the layer's own spikes (empty for a
     readout); ``grad_out`` = dL/dt of each (float64, modified in place).  Returns dL/d input
-    times and dL/dW, dL/dD, dL/dW_rec, dL/dD_rec, each [n_out, n_src].
+    times and dL/dW, dL/dD, dL/dW_rec, dL/dD_rec, each [n_out, n_src], and, if ``tau_grads``,
+    dL/dtau_mem, dL/dtau_syn per neuron [2, n_out] (ms^-1 x loss), else None.
     """
     times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
@@ -198,12 +200,14 @@ def backward(
     nw = n_chunks(batch)
     grad_in = np.zeros(len(times))
     parts = [np.zeros((nw, n * n_out)) for n in (n_src, n_src, n_rec, n_rec)]
+    dtau_part = np.zeros((nw, 2 if tau_grads else 0, n_out))
     max_streams = max(int(np.diff(offsets + o_off[: batch + 1]).max(initial=0)), 1)
     _backward.walk_backward(
         times, units, offsets, *proj, o_t, o_u, o_off, o_vdot, o_iref, grad_out, kick, *rec,
-        *drive, consts, max_streams, nw, grad_in, *parts,
+        *drive, consts, max_streams, nw, grad_in, *parts, dtau_part,
     )  # fmt: skip
     dw, dd, dw_rec, dd_rec = (
         torch.from_numpy(p.sum(axis=0).reshape(-1, n_out).T.copy()) for p in parts
     )
-    return torch.from_numpy(grad_in), dw, dd, dw_rec, dd_rec
+    dtau = torch.from_numpy(dtau_part.sum(axis=0)) if tau_grads else None
+    return torch.from_numpy(grad_in), dw, dd, dw_rec, dd_rec, dtau

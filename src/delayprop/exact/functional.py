@@ -156,7 +156,8 @@ def _grads(need, *pairs):
 
 class _LIFExact(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec):
+    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec,
+                taus):  # fmt: skip
         consts = s.packed()
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
@@ -187,18 +188,20 @@ class _LIFExact(torch.autograd.Function):
             kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
         if s.backward == "timing":
             w, d, w_rec, d_rec = (_detach(p) for p in params)
+            dtau = None
             grad_in, dw, dd, dw_rec, dd_rec = timing.lif_backward(
                 in_times, in_units, in_offsets, w, d, *out[:3], g_out, kick, w_rec, d_rec,
                 ctx.consts,
             )  # fmt: skip
         else:
-            grad_in, dw, dd, dw_rec, dd_rec = _host.backward(
+            grad_in, dw, dd, dw_rec, dd_rec, dtau = _host.backward(
                 in_times, in_units, in_offsets, ctx.proj, tuple(out), g_out, kick, ctx.rec,
-                _host.no_drive(batch, n_out), ctx.consts,
+                _host.no_drive(batch, n_out), ctx.consts, ctx.needs_input_grad[8],
             )  # fmt: skip
         need = ctx.needs_input_grad
         rec_grads = (dw_rec, dd_rec) if ctx.has_rec else (None, None)
-        return (None, None, None) + _grads(need[3:], grad_in, dw, dd, *rec_grads)
+        return (None, None, None) + _grads(need[3:], grad_in, dw, dd, *rec_grads,
+                                           _tau_grad(dtau))  # fmt: skip
 
 
 def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
@@ -206,24 +209,30 @@ def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
     return z, torch.zeros(0, dtype=torch.int32), torch.zeros(batch + 1, dtype=torch.int64), z, z
 
 
-def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor):
-    return (None, None, None) + _grads(ctx.needs_input_grad[3:], grad_in, dw, dd)
+def _tau_grad(dtau: Tensor | None) -> Tensor | None:
+    """dL/d(tau_mem, tau_syn) of a layer [2] from the per-neuron gradients [2, n_out]."""
+    return None if dtau is None else dtau.sum(dim=1)
+
+
+def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor, dtau: Tensor | None = None):
+    return (None, None, None) + _grads(ctx.needs_input_grad[3:], grad_in, dw, dd,
+                                       _tau_grad(dtau))  # fmt: skip
 
 
 def _readout_backward(ctx, drive: _host.Drive):
     in_times, in_units, in_offsets = ctx.saved_tensors[:3]
     batch = in_offsets.numel() - 1
-    grad_in, dw, dd, _, _ = _host.backward(
+    grad_in, dw, dd, _, _, dtau = _host.backward(
         in_times, in_units, in_offsets, ctx.proj, _no_spikes_out(batch), np.zeros(0),
         np.zeros(ctx.proj.d_sorted.shape[1]), _host.empty_projection(ctx.proj.d_sorted.shape[1]),
-        drive, ctx.consts,
+        drive, ctx.consts, ctx.needs_input_grad[6],
     )  # fmt: skip
-    return _readout_grads(ctx, grad_in, dw, dd)
+    return _readout_grads(ctx, grad_in, dw, dd, dtau)
 
 
 class _LITraceExact(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
+    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, taus):
         ctx.consts = s.packed()
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
@@ -254,7 +263,7 @@ class _LITraceExact(torch.autograd.Function):
 
 class _LIPeakExact(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d):
+    def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, taus):
         ctx.consts = s.packed()
         ctx.proj = _host.project(w, d)
         ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
@@ -349,6 +358,23 @@ def _f64(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.to(torch.float64)
 
 
+def _with_time_constants(settings: ExactSettings, time_constants: Tensor | None,
+                         name: str) -> tuple[ExactSettings, Tensor | None]:  # fmt: skip
+    """The settings with tau_mem, tau_syn taken from ``time_constants`` (a tensor [2]: tau_mem,
+    tau_syn in ms, which then receives dL/dtau_mem, dL/dtau_syn), and that tensor in float64."""
+    if time_constants is None:
+        return settings, None
+    if time_constants.shape != (2,) or time_constants.device.type != "cpu":
+        raise ValueError(f"{name}: time_constants must be a CPU tensor [2] (tau_mem, tau_syn "
+                         f"ms), got shape {tuple(time_constants.shape)} on "
+                         f"{time_constants.device}")  # fmt: skip
+    if time_constants.requires_grad and settings.backward != "eventprop":
+        raise ValueError(f"{name}: gradients of the time constants need backward='eventprop', "
+                         f"not {settings.backward!r}")  # fmt: skip
+    tm, ts = (float(v) for v in time_constants.detach().tolist())
+    return dataclasses.replace(settings, tau_mem=tm, tau_syn=ts), _f64(time_constants)
+
+
 def lif(
     spikes: Spikes,
     weight: Tensor,
@@ -356,6 +382,7 @@ def lif(
     settings: ExactSettings,
     rec_weight: Tensor | None = None,
     rec_delay: Tensor | None = None,
+    time_constants: Tensor | None = None,
 ) -> Spikes:
     """A layer of LIF neurons in continuous time: input spikes -> output spikes (float64 times,
     differentiable).
@@ -365,8 +392,11 @@ def lif(
         weight: [n_out, n_in].  delay: [n_out, n_in] ms (>= 0), or None for no delays.
         settings: neuron constants, refractory period, spike limit (``ExactSettings``).
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms, zero allowed).
+        time_constants: None, or a tensor [2] (tau_mem, tau_syn ms) that replaces the
+            settings' and receives their gradients (EventProp backward only).
     """
     settings, times = _prepare(spikes, weight, delay, settings, "lif")
+    settings, taus = _with_time_constants(settings, time_constants, "lif")
     n_out = weight.shape[0]
     if rec_weight is None and rec_delay is not None:
         raise ValueError("rec_delay given without rec_weight")
@@ -381,7 +411,7 @@ def lif(
     try:
         out_t, out_u, out_off = _LIFExact.apply(
             settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
-            _f64(rec_weight), _f64(rec_delay),
+            _f64(rec_weight), _f64(rec_delay), taus,
         )  # fmt: skip
     except SpikeLimitExceeded as err:
         raise ValueError(_spike_limit_message(err, weight, settings)) from None
@@ -391,27 +421,32 @@ def lif(
 
 
 def li_readout(
-    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings
+    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings,
+    time_constants: Tensor | None = None,
 ) -> Tensor:
     """Leaky-integrator readout: voltages [batch, n_samples, n_out] (float64) at
-    t = n * settings.sample_dt ms, n = 0 .. ceil(duration / sample_dt) - 1."""
+    t = n * settings.sample_dt ms, n = 0 .. ceil(duration / sample_dt) - 1.
+    ``time_constants`` as for ``lif``."""
     settings, times = _prepare(spikes, weight, delay, settings, "li_readout")
+    settings, taus = _with_time_constants(settings, time_constants, "li_readout")
     if settings.sample_dt is None:
         raise ValueError("li_readout needs settings.sample_dt (ms between voltage samples)")
     n_samples = n_steps_for(settings.duration, settings.sample_dt)
     check_grid_size("li_readout", spikes.batch_size, n_samples, weight.shape[0])
     return _LITraceExact.apply(
-        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay)
+        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay), taus
     )
 
 
 def li_peak(
-    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings
+    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: ExactSettings,
+    time_constants: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Exact maximum over [0, duration] of each readout voltage: (value, time ms), each
     [batch, n_out] float64 and differentiable.  A voltage that never rises above 0 peaks at
-    t = 0 with value 0."""
+    t = 0 with value 0.  ``time_constants`` as for ``lif``."""
     settings, times = _prepare(spikes, weight, delay, settings, "li_peak")
+    settings, taus = _with_time_constants(settings, time_constants, "li_peak")
     return _LIPeakExact.apply(
-        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay)
+        settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay), taus
     )

@@ -14,6 +14,7 @@ happens and where its inputs and results are stored:
 * ``adjoint_jump``: the jump of lambda_V at a spike (both engines);
 * ``arrival_read``: the gradients an arrival carries (both engines);
 * ``readout_drive``: what a loss on V (or I) at a time adds to lambda_V (or lambda_I);
+* ``tau_arrival_read``: the time-constant gradients an arrival carries (exact engine);
 * ``rate_difference``, ``equal_time_constants``: delta = 1/tau_mem - 1/tau_syn (the parameter
   of the closed-form flow, ``kernels.lif_flow``, which takes its limit form where delta == 0.0)
   and that one test of tau_mem == tau_syn, for the grid constants (``kernels._grid_math``),
@@ -53,6 +54,7 @@ __all__ = [
     "adjoint_jump",
     "arrival_read",
     "readout_drive",
+    "tau_arrival_read",
     "rate_difference",
     "equal_time_constants",
 ]
@@ -137,6 +139,17 @@ def readout_drive(lam, grad, tau):
     """lambda_V (lambda_I) after a loss term on V (I) at one time: lam - dL/dV / tau_mem
     (lam - dL/dI / tau_syn); ``tau`` in ms."""
     return lam - grad / tau
+
+
+@njit(cache=True, inline="always")
+def tau_arrival_read(w, m_i, m_s, tau_syn):
+    """Gradients of tau_mem and tau_syn carried by one arrival of weight ``w``, from the
+    auxiliary adjoints m_I, M of its target at the arrival time (``lif_flow.
+    tau_sensitivity_flow``): (dL/dtau_mem, dL/dtau_syn) terms (ms^-1 x loss)::
+
+        dL/dtau_mem += w m_I,    dL/dtau_syn += -w M / tau_syn
+    """
+    return w * m_i, -w * m_s / tau_syn
 
 
 # ----------------------------------------------------------------------------- time constants

@@ -39,6 +39,7 @@ from numba import njit
 __all__ = [
     "flow",
     "adjoint_flow",
+    "tau_sensitivity_flow",
     "extremum",
     "crossing_lower_bound",
     "first_crossing",
@@ -76,6 +77,53 @@ def adjoint_flow(lam_v, lam_i, s, tm, ts, delta):
         return em * lam_v, em * (lam_i + s / ts * lam_v)
     g = math.expm1(delta * s)
     return em * lam_v, em * ((1.0 + g) * lam_i + g / (delta * ts) * lam_v)
+
+
+@njit(cache=True)
+def _e3(x):
+    """(expm1(x) - x) / x^2 = integral over v in [0, 1] of (1 - v) e^{x v}; its series below
+    |x| = 0.5, where the closed form would cancel (1/2 at x == 0)."""
+    if abs(x) >= 0.5:
+        return (math.expm1(x) - x) / (x * x)
+    term = 0.5
+    total = 0.5
+    for n in range(1, 18):
+        term *= x / (n + 2)
+        total += term
+    return total
+
+
+@njit(cache=True)
+def tau_sensitivity_flow(lam_v, lam_i, m_v, m_i, m_s, s, tm, ts, delta):
+    """Auxiliary adjoints of the time constants (m_V, m_I, M) a backward time s >= 0 ms
+    earlier, without events; ``lam_v``, ``lam_i`` are the adjoint at the later end.
+
+    With the state written as the response to the arrivals (I jumps by w at each), the
+    integrals that give the time-constant gradients become sums over arrivals:
+    ``dL/dtau_mem = integral of lambda_V dV/dt = sum w m_I``, ``dL/dtau_syn = integral of
+    lambda_I dI/dt = -sum w M / tau_syn``, with m_I, M read at each arrival.  (m_V, m_I) is the
+    adjoint of the linear functional ``integral of lambda_V (I - V) / tau_mem`` (so m_V is
+    zeroed where V is reset or clamped, like lambda_V), M the convolution of lambda_I with
+    exp(-s/tau_syn).  Backward in time (x = delta s):
+
+        m_V <- e^{-s/tm} (m_V - lambda_V s / tm)
+        m_I <- e^{-s/ts} m_I + e^{-s/tm} ((lambda_V + m_V) phi(s) - lambda_V s^2 e3(x) / tm) / tm
+        M   <- e^{-s/ts} (M + s lambda_I + lambda_V s^2 e3(-x) / ts)
+
+    with e3(x) = (expm1(x) - x) / x^2 (1/2 at delta == 0).
+    """
+    em = math.exp(-s / tm)
+    if delta == 0.0:
+        phi, es = s, em
+    else:
+        g = math.expm1(delta * s)
+        phi, es = g / delta, em * (1.0 + g)
+    x = delta * s
+    s2 = s * s
+    new_m_v = em * (m_v - lam_v * s / tm)
+    new_m_i = es * m_i + em * ((lam_v + m_v) * phi - lam_v * s2 * _e3(x) / tm) / tm
+    new_m_s = es * (m_s + s * lam_i + lam_v * s2 * _e3(-x) / ts)
+    return new_m_v, new_m_i, new_m_s
 
 
 @njit(cache=True)
