@@ -131,3 +131,71 @@ def test_timing_backward_refuses_time_constant_gradients():
     with pytest.raises(ValueError, match="eventprop"):
         exact.lif(x, torch.ones(2, 3, dtype=F64), None, s,
                   time_constants=torch.tensor([10.0, 5.0], dtype=F64, requires_grad=True))
+
+
+def test_learn_tau_makes_parameters_and_refuses_the_time_grid():
+    layer = dp.LIF(3, 4, dt=None, learn_tau=True, tau_mem=10.0, tau_syn=2.0)
+    readout = dp.LIReadout(4, 2, dt=None, learn_tau=True)
+    assert layer.time_constants.tolist() == [10.0, 2.0] and readout.time_constants is not None
+    assert dp.time_constant_parameters(torch.nn.Sequential(layer, readout)) == [
+        layer.time_constants, readout.time_constants]
+    assert dp.LIF(3, 4, dt=None).time_constants is None
+    with pytest.raises(ValueError, match="exact engine"):
+        dp.LIF(3, 4, dt=0.5, learn_tau=True)
+    with pytest.raises(ValueError, match="tau_min"):
+        dp.LIF(3, 4, dt=None, learn_tau=True, tau_mem=300.0)
+    layer.dt = 0.5
+    with pytest.raises(ValueError, match="only on the exact engine"):
+        layer(_inputs(1, 3, 20.0, 4, seed=0))
+
+
+def test_training_moves_tau_and_keeps_it_within_bounds():
+    """Adam on the time constants alone, with a large rate: they move, constrain_ keeps them
+    in [tau_min, tau_max], and the forward pass uses the learned values."""
+    torch.manual_seed(0)
+    x = _inputs(4, 5, 30.0, 12, seed=1)
+    hidden = dp.LIF(5, 8, dt=None, learn_tau=True, tau_min=2.0, tau_max=30.0,
+                    weight_init=2.0)
+    readout = dp.LIReadout(8, 2, dt=None, learn_tau=True, tau_min=2.0, tau_max=30.0)
+    model = torch.nn.Sequential(hidden, readout)
+    taus = dp.time_constant_parameters(model)
+    start = [t.detach().clone() for t in taus]
+    opt = torch.optim.Adam(taus, lr=3.0)
+    for _ in range(6):
+        opt.zero_grad()
+        loss = -model(x).sum()
+        loss.backward()
+        assert all(float(t.grad.abs().min()) > 0.0 for t in taus)
+        opt.step()
+        dp.constrain_(model)
+        for t in taus:
+            assert float(t.detach().min()) >= 2.0 and float(t.detach().max()) <= 30.0
+    assert all(float((t.detach() - s).abs().min()) > 0.5
+               for t, s in zip(taus, start, strict=True))  # fmt: skip
+    model(x)
+    assert [hidden.tau_mem, hidden.tau_syn] == hidden.time_constants.tolist()
+
+
+def test_trainer_gives_time_constants_their_own_group():
+    from delayprop.config import load_config
+    from delayprop.data import load_dataset
+    from delayprop.training import Splits, Trainer
+
+    cfg = load_config("yinyang", ["model.learn_tau=true", "train.tau_lr=0.5", "train.epochs=1",
+                                  "train.batch_size=50"])  # fmt: skip
+    opts = cfg.data.options
+    train = load_dataset("yinyang", "train", **opts).subset(np.arange(100))
+    val = load_dataset("yinyang", "validation", **opts)
+    trainer = Trainer(cfg, quiet=True, splits=Splits(train, val.subset(np.arange(50)),
+                                                     val.subset(np.arange(50, 100))))
+    groups = {g["name"]: g for g in trainer.optimizer.param_groups}
+    taus = dp.time_constant_parameters(trainer.model)
+    assert len(taus) == 2 and groups["time constants"]["params"] == taus
+    assert all(all(p is not t for t in taus) for p in groups["weights"]["params"])
+    start = [t.detach().clone() for t in taus]
+    trainer.fit()
+    moved = [float((t.detach() - s).abs().max()) for t, s in zip(taus, start, strict=True)]
+    assert max(moved) > 0.0
+    for t in taus:
+        assert cfg.model.tau_min <= float(t.detach().min())
+        assert float(t.detach().max()) <= cfg.model.tau_max

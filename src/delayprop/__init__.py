@@ -12,7 +12,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from . import exact, losses  # noqa: E402
 from .delays import AxonalDelay, Delay, DendriticDelay, SynapticDelay
 from .init import Normal, Uniform
-from .nn import LIF, LIReadout, SpikeRecorder, constrain_, delay_modules, split_parameters
+from .nn import (
+    LIF,
+    LIReadout,
+    SpikeRecorder,
+    constrain_,
+    delay_modules,
+    split_parameters,
+    time_constant_parameters,
+)
 from .options import EngineOptions, LayerOptions, NeuronOptions
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
@@ -39,6 +47,7 @@ __all__ = [
     "constrain_",
     "delay_modules",
     "split_parameters",
+    "time_constant_parameters",
     "exact",
     "check_gradients",
     "GradcheckReport",

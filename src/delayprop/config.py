@@ -138,8 +138,9 @@ class LossConfig:
 class TrainConfig:
     """Optimisation and protocol.
 
-    Adam with separate learning rates for weights (``lr``) and delays (``delay_lr``, ms per unit
-    gradient); both multiplied by ``lr_decay`` after every epoch.  ``ease_in_start``: the weight
+    Adam with separate learning rates for weights (``lr``), delays (``delay_lr``, ms per unit
+    gradient) and learned time constants (``tau_lr``, ms per unit gradient, with
+    ``model.learn_tau``); all multiplied by ``lr_decay`` after every epoch.  ``ease_in_start``: the weight
     rate starts there and grows by ``ease_in_factor`` per batch up to ``lr``.  Spike-count
     regularisation when ``reg_target`` is set.  ``weight_bump`` is added after each step to the
     incoming weights of LIF neurons that did not fire in the whole batch; both act on ``LIF``
@@ -156,6 +157,7 @@ class TrainConfig:
     eval_batch_size: int = 500
     lr: float = 0.005
     delay_lr: float = 1.0
+    tau_lr: float = 0.1
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     lr_decay: float = 1.0
     ease_in_start: float | None = None
@@ -264,7 +266,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"loss.readout must be max, mean, sum or exp_mean, got {loss.readout!r}")
     if t.epochs < 0 or t.batch_size <= 0 or t.eval_batch_size <= 0:
         raise ConfigError("train.epochs must be >= 0 and batch sizes > 0")
-    if t.lr < 0 or t.delay_lr < 0 or not 0 < t.lr_decay <= 1:
+    if t.lr < 0 or t.delay_lr < 0 or t.tau_lr < 0 or not 0 < t.lr_decay <= 1:
         raise ConfigError("learning rates must be >= 0 and 0 < train.lr_decay <= 1")
     if len(t.betas) != 2:
         raise ConfigError("train.betas must be [beta1, beta2]")

@@ -42,6 +42,7 @@ from .validation import check_delays, check_dtype
 
 __all__ = [
     "LIF", "LIReadout", "SpikeRecorder", "constrain_", "split_parameters", "delay_modules",
+    "time_constant_parameters",
 ]  # fmt: skip
 
 
@@ -83,6 +84,15 @@ class _Projection(nn.Module):
         #: hardware constraint (``delayprop.hardware.apply_profile``): maps (weight, delay,
         #: max_delay) to what the target runs; None runs the parameters as they are.
         self.constraint: nn.Module | None = None
+        #: (tau_min, tau_max) ms, the range ``constrain_`` keeps learned time constants in
+        self.tau_bounds = (options.tau_min, options.tau_max)
+        #: learned (tau_mem, tau_syn) [2] ms (option ``learn_tau``), else None; the attributes
+        #: ``tau_mem``, ``tau_syn`` follow it at every forward pass
+        self.time_constants: nn.Parameter | None = None
+        if options.learn_tau:
+            self.time_constants = nn.Parameter(
+                torch.tensor([options.tau_mem, options.tau_syn], dtype=dtype)
+            )
 
     def _delays(self, module: Delay | None, kind: str, max_delay: float, shape: tuple[int, int],
                 init: Init, options: LayerOptions, dtype: torch.dtype) -> Delay | None:  # fmt: skip
@@ -132,11 +142,16 @@ class _Projection(nn.Module):
         return int(round(max_delay / self.dt))
 
     def _exact_settings(self, threshold: float, **extra) -> exact.ExactSettings:
+        if self.time_constants is not None:
+            self.tau_mem, self.tau_syn = (float(t) for t in self.time_constants.detach())
         self._check_options()
         return exact.ExactSettings(self.tau_mem, self.tau_syn, threshold,
                                    backward=self.backward, **extra)  # fmt: skip
 
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
+        if self.time_constants is not None:
+            raise ValueError(f"{type(self).__name__}: learned time constants (learn_tau) run "
+                             f"only on the exact engine (dt=None), not with dt={self.dt} ms")  # fmt: skip
         self._check_options()
         check_input(spikes, self.weight, type(self).__name__)
         return GridSettings(
@@ -231,7 +246,7 @@ class LIF(_Projection):
                 regularizer=self.regularizer,
                 spike_limit=self.spike_limit,
             )
-            out = exact.lif(spikes, weight, delay, settings, rec_w, rec_d)
+            out = exact.lif(spikes, weight, delay, settings, rec_w, rec_d, self.time_constants)
         else:
             settings = self._settings(
                 spikes,
@@ -282,7 +297,7 @@ class LIReadout(_Projection):
         weight, delay = self.effective_parameters()
         if self.dt is None:
             settings = self._exact_settings(float("inf"), sample_dt=self.sample_dt)
-            return exact.li_readout(spikes, weight, delay, settings)
+            return exact.li_readout(spikes, weight, delay, settings, self.time_constants)
         settings = self._settings(spikes, threshold=float("inf"))
         return li_readout(spikes, weight, delay, settings)
 
@@ -298,7 +313,8 @@ class LIReadout(_Projection):
         maximum of the precise-mode trajectory; it returns float64 values.
         """
         settings = self._exact_settings(float("inf"))
-        return exact.li_peak(spikes, *self.effective_parameters(), settings)
+        return exact.li_peak(spikes, *self.effective_parameters(), settings,
+                             self.time_constants)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- model-level helpers
@@ -369,13 +385,15 @@ def delay_modules(model: nn.Module) -> Iterator[Delay]:
 @torch.no_grad()
 def constrain_(model: nn.Module) -> None:
     """Project all delays of ``model`` back into [0, max_delay] (and into a hardware target's
-    range where a layer has a constraint); call after each optimiser step (as the published
-    method does)."""
+    range where a layer has a constraint) and learned time constants into [tau_min, tau_max]
+    ms; call after each optimiser step (as the published method does)."""
     for m in delay_modules(model):
         m.constrain_()
     for m in model.modules():
         if isinstance(m, _Projection) and m.constraint is not None:
             m.constraint.constrain_(m)
+        if isinstance(m, _Projection) and m.time_constants is not None:
+            m.time_constants.clamp_(*m.tau_bounds)
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -385,3 +403,11 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
     others = [p for p in model.parameters() if id(p) not in delay_ids and p.requires_grad]
     delays = [p for p in model.parameters() if id(p) in delay_ids and p.requires_grad]
     return others, delays
+
+
+def time_constant_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The learned time constants of ``model`` (``learn_tau``; each [2]: tau_mem, tau_syn ms),
+    which ``split_parameters`` counts among the non-delay parameters; the trainer gives them
+    their own optimiser group (``train.tau_lr``)."""
+    return [m.time_constants for m in model.modules()
+            if isinstance(m, _Projection) and m.time_constants is not None]  # fmt: skip

@@ -190,6 +190,14 @@ class LayerOptions(EngineOptions, NeuronOptions):
     rec_delay_kind: str = option("synaptic", output="spikes")
     """Parametrisation of the recurrent delays (when ``rec_max_delay`` > 0), as
     ``delay_kind``."""
+    learn_tau: bool = option(False, exact_only=True)
+    """Train ``tau_mem`` and ``tau_syn`` (one pair per layer: the parameter
+    ``layer.time_constants`` [2], ms, kept in [tau_min, tau_max] by ``constrain_``); exact
+    engine (dt=None) with backward="eventprop" only."""
+    tau_min: float = 0.5
+    """Smallest value of a learned time constant, ms (``learn_tau``)."""
+    tau_max: float = 200.0
+    """Largest value of a learned time constant, ms (``learn_tau``)."""
 
     def __post_init__(self) -> None:
         self._check_neuron()
@@ -198,6 +206,17 @@ class LayerOptions(EngineOptions, NeuronOptions):
         check_choice("delay_kind", self.delay_kind, DELAY_KINDS)
         check_choice("rec_delay_kind", self.rec_delay_kind, DELAY_KINDS)
         check_choice("delay_bound", self.delay_bound, DELAY_BOUNDS)
+        check_positive_finite(tau_min=self.tau_min, tau_max=self.tau_max)
+        if not self.tau_min < self.tau_max:
+            raise ValueError(f"tau_min must be below tau_max, got {self.tau_min} and "
+                             f"{self.tau_max} ms")  # fmt: skip
+        if self.learn_tau and self.backward != "eventprop":
+            raise ValueError(f"learn_tau needs backward='eventprop', not {self.backward!r}")
+        if self.learn_tau and not all(self.tau_min <= t <= self.tau_max
+                                      for t in (self.tau_mem, self.tau_syn)):  # fmt: skip
+            raise ValueError(f"learn_tau: tau_mem={self.tau_mem} and tau_syn={self.tau_syn} ms "
+                             f"must lie in [tau_min, tau_max] = [{self.tau_min}, "
+                             f"{self.tau_max}] ms")  # fmt: skip
         self._floats()
 
     @classmethod

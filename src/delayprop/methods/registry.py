@@ -86,6 +86,8 @@ class Method:
 _EXACT_ONLY = "needs the exact or time-stepped event engine of method 'eventprop'"
 _NO_PROFILE = "hardware profiles are for method eventprop (DelGrad's hardware model is hardware)"
 _DENSE_FF = "is feed-forward only; use method 'eventprop' for recurrent layers"
+_TAU = dict.fromkeys(("learn_tau", "tau_min", "tau_max"),
+                     "learned time constants need method 'eventprop' on the exact engine")
 _NO_DELAYS = "the bptt baseline has no delays (use method 'dcls' or 'eventprop' to learn delays)"
 
 
@@ -105,6 +107,7 @@ def _dense(name: str) -> dict[str, str]:
         "precise": _EXACT_ONLY,
         "hardware": "a hardware model is supported by method 'delgrad'",
         "hardware_profile": _NO_PROFILE,
+        **_TAU,
     }
 
 
@@ -156,6 +159,7 @@ REGISTRY: dict[str, Method] = {
                 "precise": _EXACT_ONLY,
                 "hardware_profile": _NO_PROFILE,
                 "surrogate_alpha": "DelGrad's gradients are exact, it has no surrogate",
+                **_TAU,
             },
         ),
     )

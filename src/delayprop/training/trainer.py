@@ -31,7 +31,7 @@ from ..losses import (
     time_invariant_mse,
     ttfs_cross_entropy,
 )
-from ..nn import LIF, SpikeRecorder, constrain_, split_parameters
+from ..nn import LIF, SpikeRecorder, constrain_, split_parameters, time_constant_parameters
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
 from .distributed import DistContext
@@ -203,10 +203,12 @@ class Trainer:
                 layer.regularizer = reg
         #: spike counts of every LIF layer in the last forward pass (statistics, weight bump)
         self.spike_recorder = SpikeRecorder(m for m in self.model.modules() if isinstance(m, LIF))
-        weights, delays = split_parameters(self.model)
-        groups = [{"params": weights, "lr": t.lr, "name": "weights"}]
-        if delays:
-            groups.append({"params": delays, "lr": t.delay_lr, "name": "delays"})
+        others, delays = split_parameters(self.model)
+        taus = time_constant_parameters(self.model)
+        weights = [p for p in others if all(p is not tau for tau in taus)]
+        groups = [{"params": weights, "lr": t.lr, "name": "weights"},
+                  {"params": delays, "lr": t.delay_lr, "name": "delays"},
+                  {"params": taus, "lr": t.tau_lr, "name": "time constants"}]  # fmt: skip
         self.optimizer = torch.optim.Adam(
             [g for g in groups if g["params"]], betas=tuple(t.betas)
         )
@@ -231,7 +233,7 @@ class Trainer:
         lr = t.lr * decay
         if t.ease_in_start is not None:
             lr = min(lr, t.ease_in_start * t.ease_in_factor**self.step)
-        return {"weights": lr, "delays": t.delay_lr * decay}
+        return {"weights": lr, "delays": t.delay_lr * decay, "time constants": t.tau_lr * decay}
 
     def _set_learning_rates(self) -> dict[str, float]:
         rates = self._learning_rates()
