@@ -151,7 +151,8 @@ class _Projection(nn.Module):
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
         if self.time_constants is not None:
             raise ValueError(f"{type(self).__name__}: learned time constants (learn_tau) run "
-                             f"only on the exact engine (dt=None), not with dt={self.dt} ms")  # fmt: skip
+                             f"only on the exact engine (dt=None), not with dt={self.dt} "
+                             "ms")  # fmt: skip
         self._check_options()
         check_input(spikes, self.weight, type(self).__name__)
         return GridSettings(
