@@ -144,8 +144,7 @@ class TrainConfig:
     the weight rate starts there and grows by ``ease_in_factor`` per batch up to ``lr``.
     Spike-count regularisation when ``reg_target`` is set.  ``weight_bump`` is added after each
     step to the incoming weights of LIF neurons that did not fire in the whole batch; both act
-    on ``LIF``
-    layers only and are errors for the methods without them (bptt, dcls, delgrad; see
+    on ``LIF`` layers only and are errors for the methods without them (bptt, dcls, delgrad; see
     ``validate`` for one exception).  ``average_decay``: keep an exponential moving average
     of the parameters (after every optimiser step avg <- d avg + (1 - d) parameter); validation,
     model selection and the final evaluation then use the averaged parameters, training goes
