@@ -125,6 +125,24 @@ def test_recurrent_two_layers_time_constants(tau_mem, tau_syn):
     _check(loss, taus)
 
 
+@pytest.mark.parametrize("tau_mem,tau_syn", [(10.0, 5.0), (5.0, 5.0)])
+def test_peak_readout_time_constants(tau_mem, tau_syn):
+    """Loss on the LI readout's exact maximum (value and time), mixed-sign weights."""
+    rng = np.random.default_rng(11)
+    x = _inputs(3, 6, 30.0, 10, seed=12)
+    w = torch.from_numpy(rng.normal(0.5, 1.5, (4, 6)))
+    d = torch.from_numpy(rng.uniform(0.0, 8.0, (4, 6)))
+    taus = {"tau_mem": _scalar(tau_mem), "tau_syn": _scalar(tau_syn)}
+    s = exact.ExactSettings(tau_mem, tau_syn, threshold=float("inf"))
+
+    def loss():
+        value, time = exact.li_peak(x, w, d, s,
+                                    time_constants=torch.stack([taus["tau_mem"], taus["tau_syn"]]))
+        return (value**2).sum() + torch.sin(0.2 * time).sum()
+
+    _check(loss, taus)
+
+
 def test_timing_backward_refuses_time_constant_gradients():
     x = _inputs(1, 3, 20.0, 4, seed=0)
     s = exact.ExactSettings(10.0, 5.0, backward="timing")
