@@ -38,6 +38,9 @@ NON_DEFAULT_CONFIG = {
     "delay_kind": "axonal",
     "delay_bound": "sigmoid",
     "learn_delays": False,
+    "learn_tau": True,
+    "tau_min": 1.0,
+    "tau_max": 100.0,
 }
 NON_DEFAULT_TRAIN = {
     "reg_target": 14.0,
@@ -142,11 +145,13 @@ def test_registry_rejects_what_each_method_lacks():
                   "rec_weight_init"}  # fmt: skip
     event_engine = {"max_spikes", "refractory", "spike_limit", "backward", "precise", "sample_dt"}
     delays = {"max_delay", "readout_max_delay", "delay_kind", "delay_bound", "learn_delays"}
+    taus = {"learn_tau", "tau_min", "tau_max"}
     expected = {
         "eventprop": {"hardware", "surrogate_alpha"},
-        "bptt": recurrence | event_engine | delays | {"hardware", "hardware_profile"},
-        "dcls": recurrence | event_engine | {"hardware", "hardware_profile"},
-        "delgrad": recurrence | event_engine | {"dt", "hardware_profile", "surrogate_alpha"},
+        "bptt": recurrence | event_engine | delays | taus | {"hardware", "hardware_profile"},
+        "dcls": recurrence | event_engine | taus | {"hardware", "hardware_profile"},
+        "delgrad": recurrence | event_engine | taus | {"dt", "hardware_profile",
+                                                       "surrogate_alpha"},
     }
     assert {name: set(m.unsupported) for name, m in REGISTRY.items()} == expected
     assert {name for name, m in REGISTRY.items() if m.lif_layers} == {"eventprop"}

@@ -37,6 +37,9 @@ VALUES: dict[str, tuple[object, dict]] = {
     "recurrent": (False, {"rec_max_delay": 0.0}),
     "rec_max_delay": (2.0, {}),
     "rec_delay_kind": ("dendritic", {}),
+    "learn_tau": (True, {}),
+    "tau_min": (1.0, {}),
+    "tau_max": (100.0, {}),
 }
 #: where a built layer holds each option that shapes its parameters
 CONNECTIONS = {
@@ -47,6 +50,9 @@ CONNECTIONS = {
     "recurrent": lambda layer: layer.recurrent,
     "rec_max_delay": lambda layer: layer.rec_max_delay,
     "rec_delay_kind": lambda layer: layer.rec_delay.kind,
+    "learn_tau": lambda layer: layer.time_constants is not None,
+    "tau_min": lambda layer: layer.tau_bounds[0],
+    "tau_max": lambda layer: layer.tau_bounds[1],
 }
 
 
