@@ -94,6 +94,20 @@ def _e3(x):
 
 
 @njit(cache=True)
+def _e2(x):
+    """(1 + e^x (x - 1)) / x^2 = integral over v in [0, 1] of v e^{x v}; its series below
+    |x| = 0.5, where the closed form would cancel (1/2 at x == 0)."""
+    if abs(x) >= 0.5:
+        return (1.0 + math.exp(x) * (x - 1.0)) / (x * x)
+    term = 1.0
+    total = 0.5
+    for n in range(1, 18):
+        term *= x / n
+        total += term / (n + 2)
+    return total
+
+
+@njit(cache=True)
 def tau_sensitivity_flow(lam_v, lam_i, m_v, m_i, m_s, s, tm, ts, delta):
     """Auxiliary adjoints of the time constants (m_V, m_I, M) a backward time s >= 0 ms
     earlier, without events; ``lam_v``, ``lam_i`` are the adjoint at the later end.
@@ -108,9 +122,10 @@ def tau_sensitivity_flow(lam_v, lam_i, m_v, m_i, m_s, s, tm, ts, delta):
 
         m_V <- e^{-s/tm} (m_V - lambda_V s / tm)
         m_I <- e^{-s/ts} m_I + e^{-s/tm} ((lambda_V + m_V) phi(s) - lambda_V s^2 e3(x) / tm) / tm
-        M   <- e^{-s/ts} (M + s lambda_I + lambda_V s^2 e3(-x) / ts)
+        M   <- e^{-s/ts} (M + s lambda_I) + e^{-s/tm} lambda_V s^2 e2(x) / ts
 
-    with e3(x) = (expm1(x) - x) / x^2 (1/2 at delta == 0).
+    with e3(x) = (expm1(x) - x) / x^2 and e2(x) = (1 + e^x (x - 1)) / x^2 (both 1/2 at
+    delta == 0).  As in ``flow``, every growing exponential (e^x, phi) multiplies e^{-s/tm}.
     """
     em = math.exp(-s / tm)
     if delta == 0.0:
@@ -122,7 +137,7 @@ def tau_sensitivity_flow(lam_v, lam_i, m_v, m_i, m_s, s, tm, ts, delta):
     s2 = s * s
     new_m_v = em * (m_v - lam_v * s / tm)
     new_m_i = es * m_i + em * ((lam_v + m_v) * phi - lam_v * s2 * _e3(x) / tm) / tm
-    new_m_s = es * (m_s + s * lam_i + lam_v * s2 * _e3(-x) / ts)
+    new_m_s = es * (m_s + s * lam_i) + em * lam_v * s2 * _e2(x) / ts
     return new_m_v, new_m_i, new_m_s
 
 
