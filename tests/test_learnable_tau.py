@@ -54,7 +54,6 @@ def _check(loss_fn, inputs: dict[str, torch.Tensor]) -> None:
     report.assert_ok(rtol=RTOL, min_checked=1)
     for name in inputs:
         assert float(inputs[name].grad.abs()) > 0.0, name
-    print(report)
 
 
 CASES = [
