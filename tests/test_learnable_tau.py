@@ -216,3 +216,25 @@ def test_trainer_gives_time_constants_their_own_group():
     for t in taus:
         assert cfg.model.tau_min <= float(t.detach().min())
         assert float(t.detach().max()) <= cfg.model.tau_max
+
+
+def test_loaded_or_constrained_time_constants_reach_the_attributes_and_the_export():
+    source = torch.nn.Sequential(dp.LIF(3, 4, dt=None, learn_tau=True, tau_mem=12.0, tau_syn=3.0),
+                                 dp.LIReadout(4, 2, dt=None, learn_tau=True))  # fmt: skip
+    target = torch.nn.Sequential(dp.LIF(3, 4, dt=None, learn_tau=True),
+                                 dp.LIReadout(4, 2, dt=None, learn_tau=True))  # fmt: skip
+    target.load_state_dict(source.state_dict())  # no forward pass in between
+    assert (target[0].tau_mem, target[0].tau_syn) == (12.0, 3.0)
+    with torch.no_grad():
+        target[1].time_constants.copy_(torch.tensor([500.0, 0.1], dtype=torch.float64))
+    dp.constrain_(target)  # clamped into [tau_min, tau_max] and copied to the attributes
+    assert (target[1].tau_mem, target[1].tau_syn) == target[1].tau_bounds[::-1]
+    with torch.no_grad():
+        target[0].time_constants.copy_(torch.tensor([7.0, 2.5], dtype=torch.float64))
+    pytest.importorskip("nir")
+    from delayprop.nir import to_graph
+
+    graph = to_graph(target)
+    taus = {name: (float(np.asarray(node.tau_mem).flat[0]), float(np.asarray(node.tau_syn).flat[0]))
+            for name, node in graph.nodes.items() if hasattr(node, "tau_mem")}  # fmt: skip
+    assert (7.0, 2.5) in taus.values()

@@ -118,6 +118,7 @@ def _kinds(meta: dict[str, Any], **keys: str) -> dict[str, str]:
 
 def _neuron_node(layer: LIF | LIReadout, nir, dtype) -> Any:
     n = layer.n_out
+    layer.sync_time_constants()
     full = lambda v: np.full(n, v, dtype=dtype)  # noqa: E731
     common = dict(tau_syn=full(layer.tau_syn), tau_mem=full(layer.tau_mem), r=full(1.0),
                   v_leak=full(0.0), w_in=full(layer.tau_syn))  # fmt: skip

@@ -87,12 +87,22 @@ class _Projection(nn.Module):
         #: (tau_min, tau_max) ms, the range ``constrain_`` keeps learned time constants in
         self.tau_bounds = (options.tau_min, options.tau_max)
         #: learned (tau_mem, tau_syn) [2] ms (option ``learn_tau``), else None; the attributes
-        #: ``tau_mem``, ``tau_syn`` follow it at every forward pass
+        #: ``tau_mem``, ``tau_syn`` follow it (``sync_time_constants``: at every forward pass,
+        #: ``constrain_``, ``load_state_dict`` and export)
         self.time_constants: nn.Parameter | None = None
         if options.learn_tau:
             self.time_constants = nn.Parameter(
                 torch.tensor([options.tau_mem, options.tau_syn], dtype=dtype)
             )
+            self.register_load_state_dict_post_hook(
+                lambda module, _keys: module.sync_time_constants()
+            )
+
+    def sync_time_constants(self) -> None:
+        """Set the attributes ``tau_mem``, ``tau_syn`` (ms) to the learned time constants, if
+        the layer learns them."""
+        if self.time_constants is not None:
+            self.tau_mem, self.tau_syn = (float(t) for t in self.time_constants.detach())
 
     def _delays(self, module: Delay | None, kind: str, max_delay: float, shape: tuple[int, int],
                 init: Init, options: LayerOptions, dtype: torch.dtype) -> Delay | None:  # fmt: skip
@@ -142,8 +152,7 @@ class _Projection(nn.Module):
         return int(round(max_delay / self.dt))
 
     def _exact_settings(self, threshold: float, **extra) -> exact.ExactSettings:
-        if self.time_constants is not None:
-            self.tau_mem, self.tau_syn = (float(t) for t in self.time_constants.detach())
+        self.sync_time_constants()
         self._check_options()
         return exact.ExactSettings(self.tau_mem, self.tau_syn, threshold,
                                    backward=self.backward, **extra)  # fmt: skip
@@ -395,6 +404,7 @@ def constrain_(model: nn.Module) -> None:
             m.constraint.constrain_(m)
         if isinstance(m, _Projection) and m.time_constants is not None:
             m.time_constants.clamp_(*m.tau_bounds)
+            m.sync_time_constants()
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
