@@ -239,6 +239,8 @@ class LIF(_Projection):
                 rec_max_delay_steps=self._steps_of(self.rec_max_delay) if self.recurrent else 0,
                 capacity=self.spike_capacity,
                 regularizer=self.regularizer,
+                refractory=self.refractory,
+                max_spikes=self.max_spikes,
             )
             out = lif(spikes, weight, delay, settings, rec_w, rec_d)
         return out
