@@ -99,8 +99,9 @@ def record_signatures(dtype: torch.dtype) -> dict[str, tuple]:
             steps, units, offsets, w, d, w_rec, d_rec, 6, consts, 8
         ),
         "lif_backward": lambda: grid_cuda.lif_backward(
-            steps, units, offsets, *out[:3], out[3], grad_out, kick, w, d, w_rec, d_rec, 6, consts
-        ),
+            steps, units, offsets, *out[:3], out[3], out[4], grad_out, kick, w, d, w_rec, d_rec,
+            6, consts,
+        ),  # fmt: skip
         "li_forward": lambda: grid_cuda.li_forward(steps, units, offsets, w, d, 6, consts),
         "li_backward": lambda: grid_cuda.li_backward(
             steps, units, offsets, torch.ones(1, 6, 3, dtype=dtype), w, d, 6, consts

@@ -11,6 +11,7 @@ Run as a script (the simulator needs ``NUMBA_ENABLE_CUDASIM=1`` before numba.cud
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import traceback
@@ -133,7 +134,7 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int, **sizes) 
         q.in_steps, q.in_units, q.in_offsets, q.w_t, q.d_t, q.w_rec_t, q.d_rec_t, p.n_steps,
         CONSTS, capacity,
     )  # fmt: skip
-    steps, units, offsets, vdot = fwd_cpu
+    steps, units, offsets, vdot, iref = fwd_cpu
     n_out = p.w_t.shape[1]
     batch = p.in_offsets.numel() - 1
     assert steps.numel() >= 2 * batch * n_out // 3, f"too few spikes to test: {steps.numel()}"
@@ -147,7 +148,7 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int, **sizes) 
     g = torch.Generator().manual_seed(99)
     grad_out = torch.randn(steps.numel(), generator=g, dtype=torch.float64).to(dtype)
     kick = (0.05 * torch.rand(n_out, generator=g, dtype=torch.float64)).to(dtype)
-    args = (steps, units, offsets, vdot, grad_out, kick)
+    args = (steps, units, offsets, vdot, iref, grad_out, kick)
     bwd_cpu = grid_cpu.lif_backward(
         p.in_steps, p.in_units, p.in_offsets, *args, p.w_t, p.d_t, *rec, p.n_steps, CONSTS
     )
@@ -300,10 +301,11 @@ def check_empty_batch(device: torch.device) -> None:
     sizes = dict(batch=1, n_in=4, n_out=3, n_steps=10, per_sample=0, max_delay=2)
     p = make_problem(torch.float32, **sizes).to(device)
     offsets = torch.zeros(1, dtype=torch.int64, device=device)
-    steps, units, out_offsets, vdot = grid_cuda.lif_forward(
+    steps, units, out_offsets, vdot, iref = grid_cuda.lif_forward(
         p.in_steps, p.in_units, offsets, p.w_t, p.d_t, p.w_rec_t, p.d_rec_t, 10, CONSTS, 4
     )
-    assert steps.numel() == units.numel() == vdot.numel() == 0 and out_offsets.tolist() == [0]
+    assert steps.numel() == units.numel() == vdot.numel() == iref.numel() == 0
+    assert out_offsets.tolist() == [0]
     v = grid_cuda.li_forward(p.in_steps, p.in_units, offsets, p.w_t, p.d_t, 10, CONSTS)
     assert v.shape == (0, 10, 3)
 
@@ -325,6 +327,14 @@ def check_bad_input(device: torch.device) -> None:
             assert message in str(err), f"{message!r} not in {err}"
         else:
             raise AssertionError(f"no error for: {message}")
+    for options in ({"ref_steps": 2}, {"max_spikes": 1}):  # CPU kernels only, so far
+        try:
+            grid_cuda.lif_forward(p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, *rec, 30,
+                                  dataclasses.replace(CONSTS, **options), 4)  # fmt: skip
+        except NotImplementedError as err:
+            assert "CPU kernels only" in str(err), str(err)
+        else:
+            raise AssertionError(f"no error for {options} on CUDA")
     grad_v = torch.zeros(1, 29, 6, device=device)
     try:
         grid_cuda.li_backward(p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, 30,

@@ -116,6 +116,7 @@ def test_readout_trace_matches_grid_samples(dt):
     assert err < 0.5 * dt
 
 
-def test_with_engine_refuses_exact_only_options():
-    with pytest.raises(ValueError, match="need the exact engine"):
-        with_engine(dp.LIF(3, 2, dt=None, max_spikes=1), 0.1)
+def test_with_engine_refuses_options_the_precise_mode_lacks():
+    assert with_engine(dp.LIF(3, 2, dt=None, max_spikes=1), 0.1).dt == 0.1
+    with pytest.raises(ValueError, match="need precise=False"):
+        with_engine(dp.LIF(3, 2, dt=None, max_spikes=1), 0.1, precise=True)

@@ -247,8 +247,8 @@ def test_gpu_results_are_reproducible_bitwise():
         grad_out = torch.linspace(-1, 1, out[0].numel(), device=out[0].device)
         kick = torch.zeros(p.w_t.shape[1], device=out[0].device)
         back = grid_cuda.lif_backward(
-            p.in_steps, p.in_units, p.in_offsets, *out[:3], out[3], grad_out, kick, p.w_t,
-            p.d_t, p.w_rec_t, p.d_rec_t, p.n_steps, cuda_checks.CONSTS,
+            p.in_steps, p.in_units, p.in_offsets, *out[:3], out[3], out[4], grad_out, kick,
+            p.w_t, p.d_t, p.w_rec_t, p.d_rec_t, p.n_steps, cuda_checks.CONSTS,
         )  # fmt: skip
         runs.append(out + back)
     for a, b in zip(*runs):

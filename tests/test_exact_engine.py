@@ -220,10 +220,10 @@ def test_bad_input_is_named():
         layer(x)
     with pytest.raises(ValueError, match="input has 5 units but the weight matrix expects 8"):
         _layer()(random_spikes(1, 5, 30.0, 5, seed=9))
-    with pytest.raises(ValueError, match="refractory=2.0 needs the exact engine"):
-        dp.LIF(4, 3, dt=1.0, refractory=2.0)
-    with pytest.raises(ValueError, match="max_spikes=1 needs the exact engine"):
-        dp.LIF(4, 3, dt=0.1, max_spikes=1)
+    with pytest.raises(ValueError, match="refractory and max_spikes need precise=False"):
+        dp.LIF(4, 3, dt=1.0, precise=True, refractory=2.0)
+    with pytest.raises(ValueError, match="refractory and max_spikes need precise=False"):
+        dp.LIF(4, 3, dt=0.1, precise=True, max_spikes=1)
     with pytest.raises(ValueError, match="max_spikes must be a positive integer"):
         dp.LIF(4, 3, dt=None, max_spikes=0)
     for bad in (0, -1, 1.5, True):  # "no limit" is None on the layers and in the engine alike

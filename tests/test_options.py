@@ -149,13 +149,21 @@ def test_no_spike_limit_is_none_and_zero_is_an_error(name):
 
 
 def test_exact_engine_options_on_a_time_grid():
-    with pytest.raises(ValueError, match=r"refractory=1.0 needs the exact engine \(dt=None\); "
-                       r"on the time-stepped engine \(dt=0.5 ms\) leave refractory at 0.0"):
-        dp.LIF(2, 3, dt=0.5, refractory=1.0)
-    layer = dp.LIF(2, 3, dt=None, refractory=1.0)
+    with pytest.raises(ValueError, match=r"spike_limit=5 needs the exact engine \(dt=None\); "
+                       r"on the time-stepped engine \(dt=0.5 ms\) leave spike_limit at None"):
+        dp.LIF(2, 3, dt=0.5, spike_limit=5)
+    layer = dp.LIF(2, 3, dt=None, spike_limit=5)
     layer.dt = 0.5  # moved to a grid by hand: refused at the next forward pass
-    with pytest.raises(ValueError, match="refractory=1.0 needs the exact engine"):
+    with pytest.raises(ValueError, match="spike_limit=5 needs the exact engine"):
         layer(random_spikes(1, 2, 10.0, 3, seed=0))
+
+
+@pytest.mark.parametrize("option", [{"refractory": 1.0}, {"max_spikes": 2}])
+def test_refractory_and_spike_limit_on_the_grid_but_not_in_the_precise_mode(option):
+    layer = dp.LIF(2, 3, dt=0.5, **option)
+    assert layer(random_spikes(1, 2, 10.0, 3, seed=0)).n_units == 3
+    with pytest.raises(ValueError, match="refractory and max_spikes need precise=False"):
+        dp.LIF(2, 3, dt=0.5, precise=True, **option)
     assert dp.LIReadout(2, 3, dt=0.5, sample_dt=None).sample_dt is None
 
 

@@ -35,6 +35,8 @@ from .validation import (
     check_delays,
     check_event_arrays,
     check_grid_size,
+    check_limit,
+    check_nonnegative_finite,
     check_parameter,
     check_positive_finite,
 )
@@ -59,10 +61,15 @@ class GridSettings:
     capacity: int | SpikeCapacity = 1024
     regularizer: SpikeCountRegularizer | None = None
     precise: bool = False
+    refractory: float = 0.0
+    max_spikes: int | None = None
 
     @property
     def constants(self) -> GridConstants:
-        return grid_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold)
+        """The kernels' constants; ``refractory`` (ms) in whole steps, ``max_spikes`` (None: no
+        limit) as in ``kernels._grid_math.grid_constants``."""
+        return grid_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold,
+                              self.refractory, self.max_spikes)  # fmt: skip
 
     def precise_grid(self, dtype: torch.dtype) -> PreciseGrid:
         """Grid and packed constants of the precise kernels, in the float type ``dtype``."""
@@ -111,7 +118,7 @@ class _LIFGrid(torch.autograd.Function):
         else:
             w_rec_t = w_rec.detach().t().contiguous()
             d_rec_t = _delay_steps(d_rec, w_rec, s.dt)
-        out_steps, out_units, out_offsets, out_vdot = backend.lif_forward(
+        out_steps, out_units, out_offsets, out_vdot, out_iref = backend.lif_forward(
             in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t, s.n_steps, consts,
             s.capacity,
         )  # fmt: skip
@@ -120,7 +127,7 @@ class _LIFGrid(torch.autograd.Function):
         ctx.has_rec = w_rec is not None
         ctx.save_for_backward(
             in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
-            w_t, d_t, w_rec_t, d_rec_t,
+            out_iref, w_t, d_t, w_rec_t, d_rec_t,
         )  # fmt: skip
         ctx.mark_non_differentiable(out_units, out_offsets)
         return out_times, out_units, out_offsets
@@ -129,14 +136,14 @@ class _LIFGrid(torch.autograd.Function):
     def backward(ctx, grad_times, _grad_units, _grad_offsets):
         s: GridSettings = ctx.settings
         (in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
-         w_t, d_t, w_rec_t, d_rec_t) = ctx.saved_tensors  # fmt: skip
+         out_iref, w_t, d_t, w_rec_t, d_rec_t) = ctx.saved_tensors  # fmt: skip
         n_out = w_t.shape[1]
         if grad_times is None:
             grad_times = torch.zeros_like(out_vdot)
         kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, n_out, w_t)
         grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t = grid_backend(w_t.device).lif_backward(
             in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
-            grad_times.to(w_t.dtype).contiguous(), kick, w_t, d_t, w_rec_t, d_rec_t,
+            out_iref, grad_times.to(w_t.dtype).contiguous(), kick, w_t, d_t, w_rec_t, d_rec_t,
             s.n_steps, s.constants,
         )  # fmt: skip
         need = ctx.needs_input_grad
@@ -250,9 +257,12 @@ class _LIPrecise(torch.autograd.Function):
                 _delay_grad(dd_t, w.detach().t()) if need[5] else None)
 
 
-def _check_precise(rec_weight: Tensor | None) -> None:
+def _check_precise(rec_weight: Tensor | None, s: GridSettings) -> None:
     if rec_weight is not None:
         raise ValueError("precise=True does not support recurrent connections yet; use "
+                         "precise=False or the exact engine (dt=None)")  # fmt: skip
+    if s.refractory != 0.0 or s.max_spikes is not None:
+        raise ValueError("precise=True has no refractory period or spike limit yet; use "
                          "precise=False or the exact engine (dt=None)")  # fmt: skip
 
 
@@ -357,13 +367,15 @@ def lif(
               "rec_delay": (rec_delay, settings.rec_max_delay_steps)}  # fmt: skip
     _check_layer(spikes, weight, delays, settings, "lif")
     check_positive_finite(threshold=settings.threshold)
+    check_nonnegative_finite(refractory=settings.refractory)
+    check_limit(max_spikes=settings.max_spikes)
     n_out = weight.shape[0]
     check_parameter("rec_weight", rec_weight, (n_out, n_out), like=weight)
     if rec_weight is None and rec_delay is not None:
         raise ValueError("rec_delay given without rec_weight")
     times = spikes.times.to(weight.dtype)
     if settings.precise:
-        _check_precise(rec_weight)
+        _check_precise(rec_weight, settings)
         out_times, out_units, out_offsets = _LIFPrecise.apply(
             settings, spikes.units, spikes.offsets, times, weight, delay
         )

@@ -12,8 +12,9 @@ to weights, delays and input spike times are exact-adjoint (EventProp) gradients
 
 Two engines (docs/architecture.md): ``dt > 0`` selects the time-stepped engine (float32 default);
 ``dt=None`` the exact event-driven engine in continuous time (``delayprop.exact``, float64
-default), which also offers refractory periods, a spike limit per neuron and the exact peak of
-the readout voltage.
+default), which also offers the exact peak of the readout voltage.  Refractory periods and a
+spike limit per neuron work on both (on the grid in whole steps, CPU kernels, not in the precise
+mode).
 
 Every option of a layer (neuron constants, engine, delays, recurrence) is a field of
 ``delayprop.options.LayerOptions``, documented there with its unit; a layer takes such an object
@@ -264,6 +265,8 @@ class LIF(_Projection):
                 rec_max_delay_steps=self._steps_of(self.rec_max_delay) if self.recurrent else 0,
                 capacity=self.spike_capacity,
                 regularizer=self.regularizer,
+                refractory=self.refractory,
+                max_spikes=self.max_spikes,
             )
             out = lif(spikes, weight, delay, settings, rec_w, rec_d)
         return out

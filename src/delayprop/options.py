@@ -92,11 +92,12 @@ class NeuronOptions(_Options):
     """Synaptic time constant, ms."""
     threshold: float = option(1.0, output="spikes")
     """Firing threshold; V is reset to 0 at a spike."""
-    refractory: float = option(0.0, output="spikes", exact_only=True)
-    """After each spike V is held at 0 for this many ms (I keeps integrating)."""
-    max_spikes: int | None = option(None, output="spikes", exact_only=True)
-    """A neuron falls silent after this many spikes (1: first-spike neurons as in DelGrad);
-    None: no limit."""
+    refractory: float = option(0.0, output="spikes")
+    """After each spike V is held at 0 for this many ms (I keeps integrating); on the time grid
+    for ceil(refractory / dt) whole steps (not in the precise mode)."""
+    max_spikes: int | None = option(None, output="spikes")
+    """A neuron falls silent after this many spikes per sample (1: first-spike neurons as in
+    DelGrad; V is held at 0, I keeps integrating); None: no limit (not in the precise mode)."""
 
     def __post_init__(self) -> None:
         self._check_neuron()
@@ -153,6 +154,10 @@ class EngineOptions(_Options):
                 raise ValueError("precise=True is a mode of the time-stepped engine (dt > 0); "
                                  "the exact engine (dt=None) is continuous already")  # fmt: skip
             return
+        if self.precise and (getattr(self, "refractory", 0.0) != 0.0
+                             or getattr(self, "max_spikes", None) is not None):  # fmt: skip
+            raise ValueError("refractory and max_spikes need precise=False on the time-stepped "
+                             "engine (or the exact engine, dt=None)")  # fmt: skip
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("exact_only") and value is not None and value != f.default:

@@ -10,7 +10,8 @@ One code path for every layer type: the merged event timeline of a sample is wal
   (``arrival_read``): dL/dw_ju -= tau_syn lambda_I;   dL/dd_ju += w (lambda_V - lambda_I);
   dL/dt of the source spike += w (lambda_V - lambda_I)
   (plus a direct term where an LI readout's peak sits on this very arrival);
-* end of a refractory period of spike k (current I_e there): G_k += lambda_V I_e, then
+* end of a refractory period of spike k (current I_e there, ``refractory_end_read``):
+  G_k += lambda_V I_e, then
   lambda_V = 0 (V is clamped before, so it has no sensitivity);
 * readout drive (LI, ``readout_drive``): lambda_V -= dL/dV / tau_mem,
   lambda_I -= dL/dI / tau_syn at that time;
@@ -36,7 +37,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..kernels.formulas import adjoint_jump, arrival_read, readout_drive, tau_arrival_read
+from ..kernels.formulas import (
+    adjoint_jump,
+    arrival_read,
+    readout_drive,
+    refractory_end_read,
+    tau_arrival_read,
+)
 from ..kernels.lif_flow import adjoint_flow, tau_sensitivity_flow
 from ._timeline import heap_pop, heap_push, heap_replace_top
 
@@ -159,7 +166,7 @@ def _sample_backward(
         elif q >= olo and t_end >= t_drive and t_end >= t_spike:
             j = out_units[q]
             _propagate(lam_v, lam_i, aux, tl, j, t_end, tm, ts, delta)
-            g_out[q] += lam_v[j] * out_iref[q]
+            g_out[q] += refractory_end_read(lam_v[j], out_iref[q])
             lam_v[j] = 0.0
             if taus:
                 aux[0, j] = 0.0

@@ -30,7 +30,8 @@ import numpy as np
 from .formulas import rate_difference
 from .lif_flow import adjoint_flow, flow
 
-__all__ = ["GridConstants", "grid_constants", "precise_constants", "VDOT_FLOOR", "MIN_RATE_GAP"]
+__all__ = ["GridConstants", "grid_constants", "refractory_steps", "precise_constants",
+           "VDOT_FLOOR", "MIN_RATE_GAP"]  # fmt: skip
 
 #: The slope floor, relative to the threshold (dimensionless): tau_mem dV/dt at a spike is taken
 #: to be at least ``vdot_min = VDOT_FLOOR * |threshold|`` (V units) in the adjoint jump
@@ -43,7 +44,9 @@ VDOT_FLOOR = 1e-3
 class GridConstants:
     """Constants of one time grid: the propagator (alpha, beta, c_vi, c_adj, dimensionless),
     the neuron (threshold in V units, tau_syn and tau_mem in ms), ``vdot_min`` (the slope floor
-    in V units, ``VDOT_FLOOR * |threshold|``) and the step ``dt`` (ms)."""
+    in V units, ``VDOT_FLOOR * |threshold|``), the step ``dt`` (ms), the refractory period in
+    whole steps ``ref_steps`` (``refractory_steps``; 0: none) and the spike limit per neuron and
+    sample ``max_spikes`` (0: no limit)."""
 
     alpha: float
     beta: float
@@ -54,10 +57,13 @@ class GridConstants:
     tau_mem: float
     vdot_min: float
     dt: float
+    ref_steps: int = 0
+    max_spikes: int = 0
 
     def packed(self, dtype: np.dtype) -> np.ndarray:
         """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
-        vdot_min, tau_mem / dt], in the kernel's float type so that no arithmetic is promoted."""
+        vdot_min, tau_mem / dt, ref_steps, max_spikes], in the kernel's float type so that no
+        arithmetic is promoted (the two counts are small integers, exact in float32)."""
         return np.array(
             [
                 self.alpha,
@@ -69,13 +75,36 @@ class GridConstants:
                 self.tau_mem,
                 self.vdot_min,
                 self.tau_mem / self.dt,
+                self.ref_steps,
+                self.max_spikes,
             ],
             dtype=dtype,
         )
 
 
-def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) -> GridConstants:
-    """Exact one-step propagator coefficients for step ``dt`` (all times in ms)."""
+def refractory_steps(refractory: float, dt: float) -> int:
+    """The refractory period ``refractory`` (ms) on a grid of step ``dt`` (ms), in whole steps:
+    ceil(refractory / dt) (0 for no period; a period within 1e-9 steps of a multiple of dt
+    counts as that multiple, as in ``_util.n_steps_for``).  After a spike at step n, V is held
+    at 0 at steps n + 1 .. n + ref_steps and leaves 0 at t = (n + ref_steps) dt, at most one
+    step after the continuous end t_n + refractory: the grid converges to the exact engine's
+    hold as dt -> 0."""
+    if refractory == 0.0:
+        return 0
+    return int(math.ceil(refractory / dt - 1e-9))
+
+
+def grid_constants(
+    dt: float,
+    tau_mem: float,
+    tau_syn: float,
+    threshold: float,
+    refractory: float = 0.0,
+    max_spikes: int | None = None,
+) -> GridConstants:
+    """Exact one-step propagator coefficients for step ``dt`` (all times in ms), with the
+    refractory period (ms) in steps and the spike limit (None: no limit) as the kernels read
+    them."""
     delta = rate_difference(tau_mem, tau_syn)
     alpha = math.exp(-dt / tau_mem)
     beta = math.exp(-dt / tau_syn)
@@ -83,8 +112,9 @@ def grid_constants(dt: float, tau_mem: float, tau_syn: float, threshold: float) 
     c_vi = flow.py_func(0.0, 1.0, dt, tau_mem, tau_syn, delta)[0]
     c_adj = adjoint_flow.py_func(1.0, 0.0, dt, tau_mem, tau_syn, delta)[1]
     return GridConstants(
-        alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt
-    )
+        alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt,
+        refractory_steps(refractory, dt), max_spikes or 0,
+    )  # fmt: skip
 
 
 #: Precise mode superposes arrivals with k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn}),

@@ -9,7 +9,7 @@ Layout shared with the CUDA kernels:
   branch) to one extra row past the end, so per-worker buffers hold ``(n_steps + 1) x n_out``
   values whatever the maximum delay;
 * ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
-  tau_mem, vdot_min, tau_mem / dt].
+  tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes].
 
 What happens at each event (a step of the state or of the adjoint, the slope at a crossing, the
 adjoint jump at a spike, the gradients an arrival carries, a readout's drive) is written once in
@@ -20,6 +20,17 @@ Within a step n the order of events is: propagate the state from step n-1, test 
 zero delay).  The backward pass visits the same events in reverse; it stores, per step and
 neuron, (lambda_I, lambda_V - lambda_I) just after the arrivals of that step, and every
 synapse reads them at its arrival step.
+
+Refractory period and spike limit (LIF; ``ref_steps`` > 0 or ``max_spikes`` > 0, values in
+``consts``, so no extra compiled variant): after a spike at step n, V is held at 0 at steps
+n + 1 .. n + ref_steps (no threshold test; I keeps decaying and integrating arrivals) and leaves
+0 at the end of step n + ref_steps with the current I_e it has then, which the forward pass
+stores per spike (``out_iref``; NaN where the period does not end before the last step).  The
+max_spikes-th spike of a neuron holds V at 0 for the rest of the trial.  The adjoint of the
+hold: at the last held step the backward pass adds ``formulas.refractory_end_read`` (lambda_V
+I_e) to dL/dt of the spike and sets lambda_V to 0, which the held steps keep (alpha 0 = 0).
+Without either option the time loop takes the original path (one loop-invariant branch per
+step).
 
 Samples run in parallel in a fixed number of chunks (``n_chunks``); each chunk owns its buffers
 and gradient accumulators, which are summed at the end in chunk order (results depend neither
@@ -39,6 +50,7 @@ from .formulas import (
     arrival_read,
     crossing_slope,
     readout_drive,
+    refractory_end_read,
     state_step,
 )
 
@@ -125,10 +137,79 @@ def _record_adjoint(lam_v, lam_i, lam, n):
 
 
 # ----------------------------------------------------------------------------- LIF forward
+@njit(cache=True, inline="always")
+def _emit(out_steps, out_units, out_vdot, slot, count, cap, n, j, vdot):
+    """Write spike number ``count`` (step n, unit j, slope ``vdot``) of a sample to its slots
+    if there is room."""
+    if count < cap:
+        out_steps[slot + count] = n
+        out_units[slot + count] = j
+        out_vdot[slot + count] = vdot
+
+
+@njit(cache=True, inline="always")
+def _step_free(v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+               out_steps, out_units, out_vdot, slot, count, cap):  # fmt: skip
+    """Step n of every neuron without refractory period or spike limit; returns the sample's
+    spike count and the number of neurons that spiked (listed in ``spiking``)."""
+    n_spiking = 0
+    for j in range(v.size):
+        vj, cur[j] = state_step(v[j], cur[j], alpha, beta, c_vi)
+        if vj >= threshold:
+            _emit(out_steps, out_units, out_vdot, slot, count, cap, n, j,
+                  crossing_slope(vj, v[j], cur[j], secant))  # fmt: skip
+            count += 1
+            spiking[n_spiking] = j
+            n_spiking += 1
+            v[j] = 0.0
+        else:
+            v[j] = vj
+    return count, n_spiking
+
+
+@njit(cache=True, inline="always")
+def _step_held(v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+               out_steps, out_units, out_vdot, slot, count, cap,
+               ref_steps, max_spikes, n_steps, free_at, n_spk, pending, out_iref):  # fmt: skip
+    """``_step_free`` with refractory periods and a spike limit (cpu module docstring):
+    ``free_at[j]`` is the first step at which neuron j is free again, ``n_spk[j]`` its spikes
+    so far, ``pending[j]`` the number of its spike whose period ends at ``free_at[j]`` (-1:
+    none); the current at that end goes to ``out_iref``."""
+    n_spiking = 0
+    for j in range(v.size):
+        vj, i_next = state_step(v[j], cur[j], alpha, beta, c_vi)
+        if n < free_at[j]:  # held: V stays 0, I evolves
+            cur[j] = i_next
+            continue
+        if pending[j] >= 0:  # first free step after a period: V leaves 0 with this I
+            if pending[j] < cap:
+                out_iref[slot + pending[j]] = cur[j]
+            pending[j] = -1
+        cur[j] = i_next
+        if vj >= threshold:
+            _emit(out_steps, out_units, out_vdot, slot, count, cap, n, j,
+                  crossing_slope(vj, v[j], cur[j], secant))  # fmt: skip
+            if ref_steps > 0 and count < cap:  # no period end (yet); out_iref is empty else
+                out_iref[slot + count] = np.nan
+            n_spk[j] += 1
+            if max_spikes > 0 and n_spk[j] >= max_spikes:
+                free_at[j] = n_steps  # silent for the rest of the trial
+            elif ref_steps > 0:
+                free_at[j] = n + 1 + ref_steps
+                pending[j] = count
+            count += 1
+            spiking[n_spiking] = j
+            n_spiking += 1
+            v[j] = 0.0
+        else:
+            v[j] = vj
+    return count, n_spiking
+
+
 @njit(cache=True, parallel=True)
 def lif_forward(
     in_steps, in_units, in_offsets, w, d, w_rec, d_rec, n_out, n_steps, consts,
-    sample_ids, cap, out_steps, out_units, out_vdot, out_counts, n_chunks,
+    sample_ids, cap, out_steps, out_units, out_vdot, out_iref, out_counts, n_chunks,
 ):  # fmt: skip
     """Simulate a LIF layer for the samples ``sample_ids``.
 
@@ -136,6 +217,9 @@ def lif_forward(
     slots ``r*cap : r*cap + cap`` of the out arrays, in order of (step, unit), and its
     total spike count to ``out_counts[r]`` (which may exceed ``cap``: the caller then re-runs
     that sample with more room).  ``w_rec``/``d_rec`` are empty for a feed-forward layer.
+    With a refractory period (``consts[9]`` steps > 0) ``out_iref`` receives, in the same
+    slots, the synaptic current at the end of the period after each spike (NaN if it does not
+    end before the last step); otherwise it may be empty and is not written.
 
     The slope at the crossing is ``formulas.crossing_slope``, max(I - V, (tau_mem / dt)
     (V_n - V_{n-1})), V before the reset: the crossing lies somewhere in the step, and when the
@@ -145,6 +229,8 @@ def lif_forward(
     both converge as dt -> 0.
     """
     alpha, beta, c_vi, threshold, secant = consts[0], consts[1], consts[2], consts[4], consts[8]
+    ref_steps, max_spikes = np.int64(consts[9]), np.int64(consts[10])
+    held = ref_steps > 0 or max_spikes > 0
     recurrent = w_rec.size > 0
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
@@ -155,6 +241,9 @@ def lif_forward(
         v = np.empty(n_out, dtype=w.dtype)
         cur = np.empty(n_out, dtype=w.dtype)
         spiking = np.empty(n_out, dtype=np.uint64)
+        free_at = np.zeros(n_out, dtype=np.int64)
+        n_spk = np.zeros(n_out, dtype=np.int64)
+        pending = np.full(n_out, -1, dtype=np.int64)
         for r in range(c, n_run, n_chunks):
             b = sample_ids[r]
             _scatter_inputs(
@@ -162,23 +251,24 @@ def lif_forward(
             )
             v[:] = 0.0
             cur[:] = 0.0
+            if held:
+                free_at[:] = 0
+                n_spk[:] = 0
+                pending[:] = -1
             count = 0
             slot = r * cap
             for n in range(n_steps):
-                n_spiking = 0
-                for j in range(n_out):
-                    vj, cur[j] = state_step(v[j], cur[j], alpha, beta, c_vi)
-                    if vj >= threshold:
-                        if count < cap:
-                            out_steps[slot + count] = n
-                            out_units[slot + count] = j
-                            out_vdot[slot + count] = crossing_slope(vj, v[j], cur[j], secant)
-                        count += 1
-                        spiking[n_spiking] = j
-                        n_spiking += 1
-                        v[j] = 0.0
-                    else:
-                        v[j] = vj
+                if held:
+                    count, n_spiking = _step_held(
+                        v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+                        out_steps, out_units, out_vdot, slot, count, cap,
+                        ref_steps, max_spikes, n_steps, free_at, n_spk, pending, out_iref,
+                    )  # fmt: skip
+                else:
+                    count, n_spiking = _step_free(
+                        v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+                        out_steps, out_units, out_vdot, slot, count, cap,
+                    )  # fmt: skip
                 if recurrent:
                     n_u = np.uint64(n)
                     for q in range(n_spiking):
@@ -194,8 +284,8 @@ def lif_forward(
 # ----------------------------------------------------------------------------- LIF backward
 @njit(cache=True, parallel=True)
 def lif_backward(
-    in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, grad_out,
-    kick, w, d, w_rec, d_rec, n_out, n_steps, consts, n_chunks,
+    in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, out_iref,
+    grad_out, kick, w, d, w_rec, d_rec, n_out, n_steps, consts, n_chunks,
     grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part,
 ):  # fmt: skip
     """EventProp backward of a LIF layer for the whole batch.
@@ -204,10 +294,13 @@ def lif_backward(
     ``kick[j]`` is subtracted from lambda_V of neuron j at each of its spikes (spike-count
     regularisation; zeros to disable).  Writes ``grad_in`` (dL/dt of every input spike) and
     per-worker partial sums ``dw_part``/``dd_part`` ``[n_chunks, n_in*n_out]`` (``dd`` before
-    multiplication by w) and their recurrent counterparts.
+    multiplication by w) and their recurrent counterparts.  With a refractory period
+    (``consts[9]`` steps > 0) ``out_iref`` is the forward pass's current at the end of each
+    spike's period (NaN: none before the last step); otherwise it may be empty.
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min = consts[5], consts[7]
+    ref_steps = np.int64(consts[9])
     recurrent = w_rec.size > 0
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
@@ -218,16 +311,30 @@ def lif_backward(
         lam_i = np.empty(n_out, dtype=w.dtype)
         dw, dd = dw_part[c], dd_part[c]
         dw_rec, dd_rec = dw_rec_part[c], dd_rec_part[c]
+        g_end = np.zeros(n_out, dtype=w.dtype)  # refractory_end_read of j's next spike back
         for b in range(c, batch, n_chunks):
             lam_v[:] = 0.0
             lam_i[:] = 0.0
             k = out_offsets[b + 1] - 1
             k_lo = out_offsets[b]
+            q = k  # next spike whose refractory period ends, latest first
             for n in range(n_steps - 1, -1, -1):
+                if ref_steps > 0:
+                    # periods that end at step n (they are in spike order): lambda_V I_e goes
+                    # to the spike, lambda_V is 0 over the held steps before
+                    while q >= k_lo and (np.isnan(out_iref[q]) or out_steps[q] + ref_steps >= n):
+                        if not np.isnan(out_iref[q]):
+                            j = out_units[q]
+                            g_end[j] = refractory_end_read(lam_v[j], out_iref[q])
+                            lam_v[j] = 0.0
+                        q -= 1
                 _record_adjoint(lam_v, lam_i, lam, n)
                 while k >= k_lo and out_steps[k] == n:
                     j = out_units[k]
                     g = grad_out[k]
+                    if ref_steps > 0:
+                        g += g_end[j]
+                        g_end[j] = 0.0
                     if recurrent:
                         row = np.uint64(j) * nu
                         g += _gather_row(lam, np.uint64(n), row, w_rec, d_rec, nu, n_steps_u,

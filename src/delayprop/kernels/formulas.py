@@ -15,6 +15,8 @@ happens and where its inputs and results are stored:
 * ``arrival_read``: the gradients an arrival carries (both engines);
 * ``readout_drive``: what a loss on V (or I) at a time adds to lambda_V (or lambda_I);
 * ``tau_arrival_read``: the time-constant gradients an arrival carries (exact engine);
+* ``refractory_end_read``: what the end of a refractory period adds to dL/dt of the spike that
+  started it (both engines);
 * ``rate_difference``, ``equal_time_constants``: delta = 1/tau_mem - 1/tau_syn (the parameter
   of the closed-form flow, ``kernels.lif_flow``, which takes its limit form where delta == 0.0)
   and that one test of tau_mem == tau_syn, for the grid constants (``kernels._grid_math``),
@@ -55,6 +57,7 @@ __all__ = [
     "arrival_read",
     "readout_drive",
     "tau_arrival_read",
+    "refractory_end_read",
     "rate_difference",
     "equal_time_constants",
 ]
@@ -150,6 +153,12 @@ def tau_arrival_read(w, m_i, m_s, tau_syn):
         dL/dtau_mem += w m_I,    dL/dtau_syn += -w M / tau_syn
     """
     return w * m_i, -w * m_s / tau_syn
+def refractory_end_read(lam_v, i_end):
+    """What the end of a refractory period adds to G_k = dL/dt_k of the spike k that started it:
+    lambda_V just after the end times the synaptic current ``i_end`` with which V leaves 0.
+    Shifting the spike by dt_k (ms) shifts the end by dt_k and hence the voltage after it; the
+    caller then sets lambda_V to 0, as V is held (constant) during the period."""
+    return lam_v * i_end
 
 
 # ----------------------------------------------------------------------------- time constants

@@ -49,8 +49,10 @@ def lif_forward(
     n_steps: int,
     consts: GridConstants,
     capacity: Capacity,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float).
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float,
+    iref float: the synaptic current at the end of each spike's refractory period, NaN where
+    it does not end within the trial; empty without a refractory period).
 
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
     [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
@@ -66,21 +68,26 @@ def lif_forward(
         _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype),
     )  # fmt: skip
 
+    with_iref = consts.ref_steps > 0
+
     def run(sample_ids: np.ndarray, cap: int):
         steps = np.empty(len(sample_ids) * cap, np.int32)
         units = np.empty(len(sample_ids) * cap, np.int32)
         vdot = np.empty(len(sample_ids) * cap, dtype)
+        iref = np.empty(len(sample_ids) * cap if with_iref else 0, dtype)
         counts = np.empty(len(sample_ids), np.int64)
-        cpu.lif_forward(*args, sample_ids, cap, steps, units, vdot, counts,
+        cpu.lif_forward(*args, sample_ids, cap, steps, units, vdot, iref, counts,
                         cpu.n_chunks(len(sample_ids)))  # fmt: skip
-        return [steps, units, vdot], counts
+        return ([steps, units, vdot, iref] if with_iref else [steps, units, vdot]), counts
 
-    (out_steps, out_units, out_vdot), offsets = run_in_slots(run, batch, capacity)
+    out, offsets = run_in_slots(run, batch, capacity)
+    iref = out[3] if with_iref else np.empty(0, dtype)
     return (
-        torch.from_numpy(out_steps),
-        torch.from_numpy(out_units),
+        torch.from_numpy(out[0]),
+        torch.from_numpy(out[1]),
         torch.from_numpy(offsets),
-        torch.from_numpy(out_vdot),
+        torch.from_numpy(out[2]),
+        torch.from_numpy(iref),
     )
 
 
@@ -92,6 +99,7 @@ def lif_backward(
     out_units: Tensor,
     out_offsets: Tensor,
     out_vdot: Tensor,
+    out_iref: Tensor,
     grad_out: Tensor,
     kick: Tensor,
     w_t: Tensor,
@@ -101,7 +109,7 @@ def lif_backward(
     n_steps: int,
     consts: GridConstants,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """EventProp backward of a LIF layer.
+    """EventProp backward of a LIF layer (``out_iref`` as returned by ``lif_forward``).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
     [n_in, n_out], and the same two for the recurrent matrices).  The delay gradient is the
@@ -122,8 +130,8 @@ def lif_backward(
     dd_rec = np.zeros((nw, n_rec), dtype)
     cpu.lif_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(out_steps), _np(out_units),
-        _np(out_offsets), _np(out_vdot), _np(grad_out), _np(kick), _flat(w_t), _flat(d_t),
-        _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype), nw,
+        _np(out_offsets), _np(out_vdot), _np(out_iref), _np(grad_out), _np(kick), _flat(w_t),
+        _flat(d_t), _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype), nw,
         grad_in, dw, dd, dw_rec, dd_rec,
     )  # fmt: skip
     rec_shape = tuple(w_rec_t.shape)

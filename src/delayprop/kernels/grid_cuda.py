@@ -208,8 +208,9 @@ def lif_forward(
     n_steps: int,
     consts: GridConstants,
     capacity: Capacity,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float).
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float,
+    iref: empty, as the CUDA kernels have no refractory period, which is an error here).
 
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
     [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
@@ -218,13 +219,19 @@ def lif_forward(
     """
     dev = _check_tensors(w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets)
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    if consts.ref_steps > 0 or consts.max_spikes > 0:
+        raise NotImplementedError(
+            "refractory and max_spikes on the time grid run on the CPU kernels only; use a CPU "
+            "layer or the exact engine (dt=None)"
+        )
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
+    no_iref = torch.zeros(0, dtype=dtype, device=dev)
     if batch == 0:  # no launch without a block
         empty = torch.zeros(0, dtype=torch.int32, device=dev)
         offsets = torch.zeros(1, dtype=torch.int64, device=dev)
-        return empty, empty.clone(), offsets, torch.zeros(0, dtype=dtype, device=dev)
+        return empty, empty.clone(), offsets, torch.zeros(0, dtype=dtype, device=dev), no_iref
     ring_len = _ring_len(d_t, d_rec_t)
     threads = _threads(n_out, cfg)
     item = w_t.element_size()
@@ -250,7 +257,7 @@ def lif_forward(
         return [steps, units, vdot], counts
 
     (out_steps, out_units, out_vdot), offsets = run_in_device_slots(run, batch, capacity, dev)
-    return out_steps, out_units, offsets, out_vdot
+    return out_steps, out_units, offsets, out_vdot, no_iref
 
 
 def lif_backward(
@@ -261,6 +268,7 @@ def lif_backward(
     out_units: Tensor,
     out_offsets: Tensor,
     out_vdot: Tensor,
+    out_iref: Tensor,
     grad_out: Tensor,
     kick: Tensor,
     w_t: Tensor,
@@ -270,7 +278,7 @@ def lif_backward(
     n_steps: int,
     consts: GridConstants,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """EventProp backward of a LIF layer.
+    """EventProp backward of a LIF layer (``out_iref``: as returned by ``lif_forward``, empty).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
     [n_in, n_out], and the same two for the recurrent matrices).  The delay gradient is the

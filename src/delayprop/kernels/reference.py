@@ -96,14 +96,19 @@ def lif_reference(
     d_rec: Tensor | None = None,
     rec_max_delay_steps: int = 0,
     kick: Tensor | None = None,
+    refractory: float = 0.0,
+    max_spikes: int | None = None,
 ) -> ReferenceResult:
     """Forward and EventProp backward of one LIF layer.
 
     ``grad_out_fn(steps, units, samples) -> dL/dt`` per output spike supplies the gradient
     flowing into the output spike times (it sees the forward result first).
     Weights/delays are [n_out, n_in] (delays in ms); computation in ``w.dtype``.
+    ``refractory`` (ms, held for whole steps) and ``max_spikes`` (None: no limit) as in the
+    kernels (``kernels.cpu``).
     """
-    c = grid_constants(dt, tau_mem, tau_syn, threshold)
+    c = grid_constants(dt, tau_mem, tau_syn, threshold, refractory, max_spikes)
+    ref, limit = c.ref_steps, c.max_spikes
     n_out = w.shape[0]
     dtype = w.dtype
     steps = torch.round(in_times.to(dtype) / dt).long()
@@ -122,11 +127,28 @@ def lif_reference(
     i = torch.zeros(batch, n_out, dtype=dtype)
     spiked = torch.zeros(batch, n_steps, n_out, dtype=torch.bool)
     vdot = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    # refractory period and spike limit: first free step, spike count, step of the spike whose
+    # period ends at the first free step (-1: none), current at each period's end (NaN: none)
+    free_at = torch.zeros(batch, n_out, dtype=torch.long)
+    n_spk = torch.zeros(batch, n_out, dtype=torch.long)
+    pending = torch.full((batch, n_out), -1, dtype=torch.long)
+    iref = torch.full((batch, n_steps, n_out), float("nan"), dtype=dtype)
     for n in range(n_steps):
         v_prev = v
+        free = free_at <= n
+        ends = free & (pending >= 0)  # V leaves 0 with the current of step n - 1
+        b_e, j_e = torch.nonzero(ends, as_tuple=True)
+        iref[b_e, pending[b_e, j_e], j_e] = i[b_e, j_e]
+        pending = torch.where(ends, -1, pending)
         v, i = formulas.state_step.py_func(v, i, c.alpha, c.beta, c.c_vi)  # step n-1 -> n
-        s = v >= threshold  # threshold test, then reset
+        v = torch.where(free, v, torch.zeros_like(v))  # held at 0
+        s = (v >= threshold) & free  # threshold test, then reset
         spiked[:, n] = s
+        n_spk = n_spk + s.long()
+        silenced = s & (limit > 0) & (n_spk >= limit)
+        period = s & ~silenced & (ref > 0)
+        free_at = torch.where(silenced, n_steps, torch.where(period, n + 1 + ref, free_at))
+        pending = torch.where(period, n, pending)
         b_idx, j_idx = torch.nonzero(s, as_tuple=True)
         for b, j in zip(b_idx, j_idx):  # tau_mem dV/dt at the crossing
             vdot[b, n, j] = formulas.crossing_slope.py_func(v[b, j], v_prev[b, j], i[b, j],
@@ -149,11 +171,20 @@ def lif_reference(
     store_vmi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     grad_w_rec = torch.zeros_like(w_rec) if rec else None
     grad_d_rec = torch.zeros_like(w_rec) if rec else None
+    g_end = torch.zeros(batch, n_out, dtype=dtype)  # refractory_end_read of j's next spike back
     for n in range(n_steps - 1, -1, -1):
+        s = spiked[:, n]
+        if ref > 0 and n >= ref:  # periods that end at step n: lambda_V I_e, then lambda_V = 0
+            i_end = iref[:, n - ref]
+            ends = ~torch.isnan(i_end)
+            g_end = torch.where(ends, formulas.refractory_end_read.py_func(lam_v, i_end), g_end)
+            lam_v = torch.where(ends, torch.zeros_like(lam_v), lam_v)
         store_i[:, n] = lam_i  # adjoint just after the arrivals of step n
         store_vmi[:, n] = lam_v - lam_i
-        s = spiked[:, n]
         g = g_raster[:, n].clone()
+        if ref > 0:
+            g = g + torch.where(s, g_end, torch.zeros_like(g_end))
+            g_end = torch.where(s, torch.zeros_like(g_end), g_end)
         b_idx, j_idx = torch.nonzero(s, as_tuple=True)
         if rec and len(b_idx):
             g_w, g_t = _arrival_grads(store_i, store_vmi, b_idx, torch.full_like(b_idx, n),

@@ -45,8 +45,8 @@ def with_engine(model: nn.Module, dt: float | None, sample_dt: float | None = No
         if isinstance(m, (LIF, LIReadout)):
             if dt is None and isinstance(m, LIReadout) and sample_dt is None:
                 raise ValueError("an exact readout needs sample_dt")
-            if dt is not None and isinstance(m, LIF) and (m.refractory or m.max_spikes):
-                raise ValueError("refractory and max_spikes need the exact engine (dt=None)")
+            if precise and isinstance(m, LIF) and (m.refractory or m.max_spikes):
+                raise ValueError("refractory and max_spikes need precise=False (or dt=None)")
             m.dt = dt
             m.precise = precise and dt is not None
             if isinstance(m, LIReadout):
