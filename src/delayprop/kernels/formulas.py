@@ -153,6 +153,9 @@ def tau_arrival_read(w, m_i, m_s, tau_syn):
         dL/dtau_mem += w m_I,    dL/dtau_syn += -w M / tau_syn
     """
     return w * m_i, -w * m_s / tau_syn
+
+
+@njit(cache=True, inline="always")
 def refractory_end_read(lam_v, i_end):
     """What the end of a refractory period adds to G_k = dL/dt_k of the spike k that started it:
     lambda_V just after the end times the synaptic current ``i_end`` with which V leaves 0.
