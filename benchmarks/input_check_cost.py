@@ -42,7 +42,7 @@ def main() -> None:
     delays = {"delay": (layer.delays(), settings.max_delay_steps)}
 
     def checks() -> None:
-        layer._checked_delays(layer.delay)
+        layer.effective_parameters()  # computes and checks the delays
         functional._check_layer(x, layer.weight, delays, settings, "lif")
 
     forward, check = best_of(lambda: layer(x)), best_of(checks)
