@@ -61,7 +61,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .formulas import add_rn, mul_add_rn
+from .formulas import add_rn, mul_add_rn, readout_drive
 from .lif_flow import adjoint_flow, first_crossing, flow
 
 __all__ = ["prepare_synapses", "lif_forward", "lif_backward", "li_forward", "li_backward"]
@@ -625,7 +625,7 @@ def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v
             for n in range(n_steps - 1, -1, -1):
                 if n + 1 < n_steps:  # the sample at t_{n+1} ends this step's segment
                     for j in range(n_out):
-                        lam_v[j] -= grad_v[b, n + 1, j] / tau_mem
+                        lam_v[j] = readout_drive(lam_v[j], grad_v[b, n + 1, j], tau_mem)
                 _propagate_step(lam_v, lam_i, rec, 4 * n * n_out, never, n, alpha, beta, c_adj,
                                 k_a)
             _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],

@@ -55,9 +55,7 @@ from numba import cuda
 from numba.cuda import types
 
 from .cuda import MAX_PER_THREAD, _flush_inputs, _part_index, _ring_slot, _skip_late_inputs
-from .formulas import (  # their CUDA versions (every operation rounded) live in .cuda
-    add_rn,
-)
+from .formulas import add_rn, readout_drive  # add_rn's CUDA version (no FMA) lives in .cuda
 from .lif_flow import adjoint_flow
 from .precise_cpu import (
     MAX_SPIKES_PER_STEP,
@@ -569,7 +567,7 @@ def li_backward(
             if n + 1 < n_steps:  # the sample at t_{n+1} ends this step's segment
                 base = (b * n_steps + n + 1) * n_out
                 for m in range(n_mine):
-                    lam_v[m] -= grad_v[base + ti + m * bd] / tau_mem
+                    lam_v[m] = readout_drive(lam_v[m], grad_v[base + ti + m * bd], tau_mem)
             _finish_step(lam_v, lam_i, never, never, no_values, n, row_n, n_out, n_mine, rec_b,
                          alpha, beta, c_adj, k_a, tm, ts, delta)  # fmt: skip
             k, top, pending = _gather_step(
