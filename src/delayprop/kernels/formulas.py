@@ -17,6 +17,9 @@ happens and where its inputs and results are stored:
 * ``tau_arrival_read``: the time-constant gradients an arrival carries (exact engine);
 * ``refractory_end_read``: what the end of a refractory period adds to dL/dt of the spike that
   started it (both engines);
+* ``adapted_state_step``, ``adapted_adjoint_step``, ``adapted_spike_gradient``,
+  ``adaptation_read``: the same for a neuron with an adaptation current A (option
+  ``tau_adapt``, docs/methods.md "Adaptive LIF");
 * ``rate_difference``, ``equal_time_constants``: delta = 1/tau_mem - 1/tau_syn (the parameter
   of the closed-form flow, ``kernels.lif_flow``, which takes its limit form where delta == 0.0)
   and that one test of tau_mem == tau_syn, for the grid constants (``kernels._grid_math``),
@@ -58,6 +61,10 @@ __all__ = [
     "readout_drive",
     "tau_arrival_read",
     "refractory_end_read",
+    "adapted_state_step",
+    "adapted_adjoint_step",
+    "adapted_spike_gradient",
+    "adaptation_read",
     "rate_difference",
     "equal_time_constants",
 ]
@@ -162,6 +169,66 @@ def refractory_end_read(lam_v, i_end):
     Shifting the spike by dt_k (ms) shifts the end by dt_k and hence the voltage after it; the
     caller then sets lambda_V to 0, as V is held (constant) during the period."""
     return lam_v * i_end
+
+
+# ----------------------------------------------------------------------------- adaptation
+# The adaptive LIF neuron (docs/methods.md "Adaptive LIF"): an adaptation current A, fed by the
+# neuron's own spikes, is subtracted from the synaptic current,
+#
+#     tau_mem dV/dt = -V + I - A,   tau_adapt dA/dt = -A,   A <- A + b at each spike (b >= 0).
+#
+# Its adjoint lambda_A has the scaling of the others (lambda_x = -(dL/dx) / tau_x) and runs
+# backward with tau_adapt lambda_A' = lambda_A + lambda_V.  A enters V as I does, with the
+# opposite sign, so every flow of A is the flow of I with tau_adapt for tau_syn (delta_a =
+# 1/tau_mem - 1/tau_adapt) and the sign of the coupling reversed.  With adaptation the slope at a
+# crossing is tau_mem dV/dt = I - A - threshold (the ``vdot`` of ``adjoint_jump``) and the
+# drive with which V leaves a refractory hold is I - A (``refractory_end_read``).
+
+
+@njit(cache=True, inline="always")
+def adapted_state_step(v, i, a, alpha, beta, beta_a, c_vi, c_va):
+    """(V, I, A) one grid step of dt ms later, without events::
+
+        V <- alpha V + c_vi I - c_va A,    I <- beta I,    A <- beta_a A
+
+    beta_a = e^{-dt/tau_adapt}, c_va = alpha phi_a(dt) / tau_mem with phi_a the phi of
+    delta_a = 1/tau_mem - 1/tau_adapt (``kernels._grid_math``)."""
+    v_next, i_next = state_step(v, i, alpha, beta, c_vi)
+    return add_rn(v_next, -(c_va * a)), i_next, beta_a * a
+
+
+@njit(cache=True, inline="always")
+def adapted_adjoint_step(lam_v, lam_i, lam_a, alpha, beta, beta_a, c_adj, c_adj_a):
+    """(lambda_V, lambda_I, lambda_A) one grid step earlier, without events::
+
+        lambda_V <- alpha lambda_V,   lambda_I <- c_adj lambda_V + beta lambda_I,
+        lambda_A <- beta_a lambda_A - c_adj_a lambda_V
+
+    (old lambda_V on the right), c_adj_a = alpha phi_a(dt) / tau_adapt."""
+    new_v, new_i = adjoint_step(lam_v, lam_i, alpha, beta, c_adj)
+    return new_v, new_i, beta_a * lam_a - c_adj_a * lam_v
+
+
+@njit(cache=True, inline="always")
+def adapted_spike_gradient(g, jump, lam_v, lam_a):
+    """What ``adjoint_jump`` takes as G at a spike of an adaptive neuron::
+
+        G - b (lambda_V + lambda_A)
+
+    with G = dL/dt of the spike, b = ``jump`` (V units) and lambda_V, lambda_A just after the
+    spike.  Moving the spike later by dt_k moves A's jump with it (A after the spike changes by
+    b dt_k / tau_adapt) and, as V restarts from 0 with the slope I - A - b, so does V; with
+    ``vdot`` = I - A - threshold the jump is
+    lambda_V^- = (G + lambda_V (I - A - b) - b lambda_A) / vdot, which this G turns into
+    ``adjoint_jump``'s form.  lambda_I and lambda_A do not jump."""
+    return g - jump * (lam_v + lam_a)
+
+
+@njit(cache=True, inline="always")
+def adaptation_read(lam_a, tau_adapt):
+    """dL/db of a spike's adaptation jump b: -tau_adapt lambda_A just after the spike (A jumps
+    by b there, and dL/dA = -tau_adapt lambda_A)."""
+    return -tau_adapt * lam_a
 
 
 # ----------------------------------------------------------------------------- time constants
