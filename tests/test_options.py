@@ -40,6 +40,9 @@ VALUES: dict[str, tuple[object, dict]] = {
     "learn_tau": (True, {}),
     "tau_min": (1.0, {}),
     "tau_max": (100.0, {}),
+    "tau_adapt": (30.0, {}),
+    "adapt_jump": (0.25, {"tau_adapt": 30.0}),
+    "learn_adapt": (True, {"tau_adapt": 30.0}),
 }
 #: where a built layer holds each option that shapes its parameters
 CONNECTIONS = {
@@ -53,6 +56,8 @@ CONNECTIONS = {
     "learn_tau": lambda layer: layer.time_constants is not None,
     "tau_min": lambda layer: layer.tau_bounds[0],
     "tau_max": lambda layer: layer.tau_bounds[1],
+    "adapt_jump": lambda layer: float(layer.adaptation[0]),
+    "learn_adapt": lambda layer: layer.adaptation.requires_grad,
 }
 
 

@@ -74,6 +74,9 @@ def _layers(model: nn.Module) -> list[LIF | LIReadout]:
         )
     if any(isinstance(m, LIReadout) for m in layers[:-1]):
         raise ValueError("an LIReadout can only be the last layer of an exported network")
+    if any(isinstance(m, LIF) and m.tau_adapt is not None for m in layers):
+        raise ValueError("NIR has no adaptive LIF neuron: a layer with tau_adapt (adaptation) "
+                         "cannot be exported")  # fmt: skip
     for a, b in zip(layers, layers[1:]):
         if a.n_out != b.n_in:
             raise ValueError(f"layer sizes do not chain: {a.n_out} outputs into {b.n_in} inputs")

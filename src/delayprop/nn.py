@@ -189,8 +189,10 @@ class LIF(_Projection):
         options: the layer's options (``LayerOptions``: neuron constants, engine, delays,
             recurrence; default: every option at its default).
         **keywords: options by name, changing those of ``options``: e.g. ``dt=None`` (exact
-            engine), ``max_delay=10.0`` (ms), ``delay_kind="axonal"``, ``recurrent=True``.
-            The options about a readout's trace (``sample_dt``) do not apply.
+            engine), ``max_delay=10.0`` (ms), ``delay_kind="axonal"``, ``recurrent=True``,
+            ``tau_adapt=100.0, adapt_jump=0.2`` (adaptive LIF: ``layer.adaptation`` [n_out]
+            holds the jumps b).  The options about a readout's trace (``sample_dt``) do not
+            apply.
         weight_init: initial weights (``Normal(mean, std)``, a constant, a range, a callable);
             default N(0, 1/n_in).
         delay_init: initial delays, ms (a constant, a ``(low, high)`` uniform range, ...).
@@ -237,6 +239,14 @@ class LIF(_Projection):
             self.rec_delay = self._delays(rec_delay, options.rec_delay_kind,
                                           options.rec_max_delay, (n_out, n_out), rec_delay_init,
                                           options, dtype)  # fmt: skip
+        #: adaptation jumps b [n_out] (V units) of the adaptive neuron (option ``tau_adapt``): a
+        #: parameter with ``learn_adapt``, else a buffer; None without adaptation
+        self.adaptation: Tensor | None
+        jumps = torch.full((n_out,), options.adapt_jump, dtype=self.weight.dtype)
+        if options.learn_adapt:
+            self.adaptation = nn.Parameter(jumps)
+        else:
+            self.register_buffer("adaptation", None if options.tau_adapt is None else jumps)
         # room for output spikes per sample in the next forward pass: a hint that the engines'
         # host layer updates from each pass's spike counts (a batch that needs more runs again)
         self.spike_capacity = SpikeCapacity(4 * n_out)
@@ -245,9 +255,19 @@ class LIF(_Projection):
     def rec_max_delay(self) -> float:
         return 0.0 if self.rec_delay is None else self.rec_delay.max_delay
 
+    def _adaptation(self) -> Tensor | None:
+        """The adaptation jumps b [n_out] the forward pass uses (None without adaptation)."""
+        if self.tau_adapt is None:
+            return None
+        if self.adaptation is None:
+            raise ValueError("LIF: tau_adapt is set but the layer was built without adaptation; "
+                             "build it with tau_adapt (and adapt_jump) to have the jumps b")  # fmt: skip
+        return self.adaptation
+
     def forward(self, spikes: Spikes) -> Spikes:
         weight, delay = self.effective_parameters()
         rec_w, rec_d = self._constrained(self.rec_weight, self.rec_delay, "rec_delay")
+        adaptation = self._adaptation()
         if self.dt is None:
             settings = self._exact_settings(
                 self.threshold,
@@ -256,8 +276,10 @@ class LIF(_Projection):
                 capacity=self.spike_capacity,
                 regularizer=self.regularizer,
                 spike_limit=self.spike_limit,
+                tau_adapt=self.tau_adapt,
             )
-            out = exact.lif(spikes, weight, delay, settings, rec_w, rec_d, self.time_constants)
+            out = exact.lif(spikes, weight, delay, settings, rec_w, rec_d, self.time_constants,
+                            adaptation)  # fmt: skip
         else:
             settings = self._settings(
                 spikes,
@@ -267,8 +289,9 @@ class LIF(_Projection):
                 regularizer=self.regularizer,
                 refractory=self.refractory,
                 max_spikes=self.max_spikes,
+                tau_adapt=self.tau_adapt,
             )
-            out = lif(spikes, weight, delay, settings, rec_w, rec_d)
+            out = lif(spikes, weight, delay, settings, rec_w, rec_d, adaptation)
         return out
 
     def extra_repr(self) -> str:
@@ -398,8 +421,9 @@ def delay_modules(model: nn.Module) -> Iterator[Delay]:
 @torch.no_grad()
 def constrain_(model: nn.Module) -> None:
     """Project all delays of ``model`` back into [0, max_delay] (and into a hardware target's
-    range where a layer has a constraint) and learned time constants into [tau_min, tau_max]
-    ms; call after each optimiser step (as the published method does)."""
+    range where a layer has a constraint), learned time constants into [tau_min, tau_max] ms
+    and adaptation jumps to >= 0; call after each optimiser step (as the published method
+    does)."""
     for m in delay_modules(model):
         m.constrain_()
     for m in model.modules():
@@ -408,6 +432,8 @@ def constrain_(model: nn.Module) -> None:
         if isinstance(m, _Projection) and m.time_constants is not None:
             m.time_constants.clamp_(*m.tau_bounds)
             m.sync_time_constants()
+        if isinstance(m, LIF) and m.adaptation is not None:
+            m.adaptation.clamp_(min=0.0)
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

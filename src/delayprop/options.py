@@ -98,6 +98,11 @@ class NeuronOptions(_Options):
     max_spikes: int | None = option(None, output="spikes")
     """A neuron falls silent after this many spikes per sample (1: first-spike neurons as in
     DelGrad; V is held at 0, I keeps integrating); None: no limit (not in the precise mode)."""
+    tau_adapt: float | None = option(None, output="spikes")
+    """Time constant of the adaptation current A, ms: the adaptive LIF neuron
+    tau_mem dV/dt = -V + I - A, tau_adapt dA/dt = -A, A jumps by b at each spike (b per neuron:
+    ``adapt_jump``, ``learn_adapt``; docs/methods.md "Adaptive LIF").  None: no adaptation.
+    Exact engine and time grid (not the precise mode)."""
 
     def __post_init__(self) -> None:
         self._check_neuron()
@@ -108,6 +113,8 @@ class NeuronOptions(_Options):
                               threshold=self.threshold)  # fmt: skip
         check_nonnegative_finite(refractory=self.refractory)
         check_limit(max_spikes=self.max_spikes)
+        if self.tau_adapt is not None:
+            check_positive_finite(tau_adapt=self.tau_adapt)
 
 
 @dataclass
@@ -158,6 +165,9 @@ class EngineOptions(_Options):
                              or getattr(self, "max_spikes", None) is not None):  # fmt: skip
             raise ValueError("refractory and max_spikes need precise=False on the time-stepped "
                              "engine (or the exact engine, dt=None)")  # fmt: skip
+        if self.precise and getattr(self, "tau_adapt", None) is not None:
+            raise ValueError("tau_adapt (adaptation) needs precise=False on the time-stepped "
+                             "engine (or the exact engine, dt=None)")  # fmt: skip
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("exact_only") and value is not None and value != f.default:
@@ -203,6 +213,12 @@ class LayerOptions(EngineOptions, NeuronOptions):
     """Smallest value of a learned time constant, ms (``learn_tau``)."""
     tau_max: float = 200.0
     """Largest value of a learned time constant, ms (``learn_tau``)."""
+    adapt_jump: float = option(0.0, output="spikes")
+    """Initial jump b of the adaptation current at each spike (V units, >= 0), the same for
+    every neuron (the parameter ``layer.adaptation`` [n_out]); needs ``tau_adapt``."""
+    learn_adapt: bool = option(False, output="spikes")
+    """Train the adaptation jumps b (one per neuron, ``layer.adaptation``, kept >= 0 by
+    ``constrain_``; in the weights' optimiser group); needs ``tau_adapt``."""
 
     def __post_init__(self) -> None:
         self._check_neuron()
@@ -215,6 +231,16 @@ class LayerOptions(EngineOptions, NeuronOptions):
         if not self.tau_min < self.tau_max:
             raise ValueError(f"tau_min must be below tau_max, got {self.tau_min} and "
                              f"{self.tau_max} ms")  # fmt: skip
+        check_nonnegative_finite(adapt_jump=self.adapt_jump)
+        if self.tau_adapt is None and (self.adapt_jump != 0.0 or self.learn_adapt):
+            raise ValueError("adapt_jump and learn_adapt need an adaptation time constant "
+                             "tau_adapt (ms)")  # fmt: skip
+        if self.tau_adapt is not None and self.backward != "eventprop":
+            raise ValueError(f"tau_adapt (adaptation) needs backward='eventprop', not "
+                             f"{self.backward!r}")  # fmt: skip
+        if self.tau_adapt is not None and self.learn_tau:
+            raise ValueError("learn_tau and tau_adapt (adaptation) cannot be combined: the "
+                             "time-constant gradients are derived without adaptation")  # fmt: skip
         if self.learn_tau and self.backward != "eventprop":
             raise ValueError(f"learn_tau needs backward='eventprop', not {self.backward!r}")
         if self.learn_tau and not all(self.tau_min <= t <= self.tau_max

@@ -88,6 +88,8 @@ _NO_PROFILE = "hardware profiles are for method eventprop (DelGrad's hardware mo
 _DENSE_FF = "is feed-forward only; use method 'eventprop' for recurrent layers"
 _TAU = dict.fromkeys(("learn_tau", "tau_min", "tau_max"),
                      "learned time constants need method 'eventprop' on the exact engine")
+_ADAPT = dict.fromkeys(("tau_adapt", "adapt_jump", "learn_adapt"),
+                       "the adaptive LIF neuron needs method 'eventprop'")
 _NO_DELAYS = "the bptt baseline has no delays (use method 'dcls' or 'eventprop' to learn delays)"
 
 
@@ -108,6 +110,7 @@ def _dense(name: str) -> dict[str, str]:
         "hardware": "a hardware model is supported by method 'delgrad'",
         "hardware_profile": _NO_PROFILE,
         **_TAU,
+        **_ADAPT,
     }
 
 
@@ -160,6 +163,7 @@ REGISTRY: dict[str, Method] = {
                 "hardware_profile": _NO_PROFILE,
                 "surrogate_alpha": "DelGrad's gradients are exact, it has no surrogate",
                 **_TAU,
+                **_ADAPT,
             },
         ),
     )
