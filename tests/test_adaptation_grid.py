@@ -17,6 +17,7 @@ import torch
 
 import delayprop as dp
 from delayprop.functional import GridSettings, lif
+from delayprop.kernels import grid_constants
 from delayprop.kernels.reference import lif_reference
 from problems import random_spikes, spike_loss_weights
 
@@ -68,6 +69,20 @@ def _run(x: dp.Spikes, p: dict, s: GridSettings, grad_fn, adaptive: bool = True)
     grads = {"in": x_in.times.grad}
     grads.update({k: t.grad for k, t in p.items() if t is not None})
     return out, steps, grads
+
+
+@pytest.mark.parametrize("tau_adapt", [5.0, 20.0, 150.0])
+def test_adaptation_coefficients_are_those_of_a_current_with_tau_adapt(tau_adapt):
+    """beta_a, c_va, c_adj_a: beta, c_vi, c_adj of a synaptic current with tau_adapt for tau_syn
+    (also where tau_adapt == tau_mem), packed after the spike limit; none without adaptation."""
+    c = grid_constants(0.5, TAU_MEM, TAU_SYN, THRESHOLD, tau_adapt=tau_adapt)
+    like = grid_constants(0.5, TAU_MEM, tau_adapt, THRESHOLD)
+    assert (c.beta_a, c.c_va, c.c_adj_a) == (like.beta, like.c_vi, like.c_adj)
+    assert c.adaptive and c.packed(np.float64)[11:].tolist() == [c.beta_a, c.c_va, c.c_adj_a,
+                                                                 tau_adapt]  # fmt: skip
+    plain = grid_constants(0.5, TAU_MEM, TAU_SYN, THRESHOLD)
+    assert not plain.adaptive and plain.packed(np.float64)[11:].tolist() == [0.0] * 4
+    assert plain.packed(np.float64)[:11].tolist() == c.packed(np.float64)[:11].tolist()
 
 
 CASES = {
