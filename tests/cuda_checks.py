@@ -122,20 +122,29 @@ def make_problem(
 
 
 # ----------------------------------------------------------------------------- layer checks
-def check_lif(device: torch.device, dtype: torch.dtype, capacity: int, **sizes) -> None:
-    """LIF forward and backward (with a spike-count kick) on both backends."""
+def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
+              tau_adapt: float | None = None, **sizes) -> None:  # fmt: skip
+    """LIF forward and backward (with a spike-count kick) on both backends; with ``tau_adapt``
+    (ms) an adaptation current with random jumps b > 0."""
     p = make_problem(dtype, **sizes)
     q = p.to(device)
     rec = (p.w_rec_t, p.d_rec_t)
+    consts = grid_constants(dt=1.0, tau_mem=20.0, tau_syn=5.0, threshold=1.0, tau_adapt=tau_adapt)
+    n_out = p.w_t.shape[1]
+    jumps = None
+    if tau_adapt is not None:
+        g_b = torch.Generator().manual_seed(7)
+        jumps = (0.05 + 0.4 * torch.rand(n_out, generator=g_b, dtype=torch.float64)).to(dtype)
+    jumps_dev = None if jumps is None else jumps.to(device)
     fwd_cpu = grid_cpu.lif_forward(
-        p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, *rec, p.n_steps, CONSTS, capacity
+        p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, *rec, p.n_steps, consts, capacity,
+        jumps,
     )
     fwd_gpu = cuda_backend().lif_forward(
         q.in_steps, q.in_units, q.in_offsets, q.w_t, q.d_t, q.w_rec_t, q.d_rec_t, p.n_steps,
-        CONSTS, capacity,
+        consts, capacity, jumps_dev,
     )  # fmt: skip
     steps, units, offsets, vdot, iref = fwd_cpu
-    n_out = p.w_t.shape[1]
     batch = p.in_offsets.numel() - 1
     assert steps.numel() >= 2 * batch * n_out // 3, f"too few spikes to test: {steps.numel()}"
     for name, a, b in zip(("steps", "units", "offsets"), fwd_cpu[:3], fwd_gpu[:3]):
@@ -150,13 +159,15 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int, **sizes) 
     kick = (0.05 * torch.rand(n_out, generator=g, dtype=torch.float64)).to(dtype)
     args = (steps, units, offsets, vdot, iref, grad_out, kick)
     bwd_cpu = grid_cpu.lif_backward(
-        p.in_steps, p.in_units, p.in_offsets, *args, p.w_t, p.d_t, *rec, p.n_steps, CONSTS
+        p.in_steps, p.in_units, p.in_offsets, *args, p.w_t, p.d_t, *rec, p.n_steps, consts, jumps
     )
     bwd_gpu = cuda_backend().lif_backward(
         q.in_steps, q.in_units, q.in_offsets, *(a.to(device) for a in args), q.w_t, q.d_t,
-        q.w_rec_t, q.d_rec_t, p.n_steps, CONSTS,
+        q.w_rec_t, q.d_rec_t, p.n_steps, consts, jumps_dev,
     )  # fmt: skip
-    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec")
+    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec", "dL/db")
+    assert len(bwd_cpu) == len(bwd_gpu) == len(names)
+    assert bwd_cpu[5].numel() == (0 if jumps is None else n_out)
     for name, a, b in zip(names, bwd_cpu, bwd_gpu):
         assert a.shape == b.shape, f"{name}: shape {tuple(b.shape)} != {tuple(a.shape)}"
         if a.numel():
@@ -335,6 +346,23 @@ def check_bad_input(device: torch.device) -> None:
             assert "CPU kernels only" in str(err), str(err)
         else:
             raise AssertionError(f"no error for {options} on CUDA")
+    adaptive = grid_constants(dt=1.0, tau_mem=20.0, tau_syn=5.0, threshold=1.0, tau_adapt=30.0)
+    jumps = torch.full((6,), 0.2, device=device)
+    cases = {  # constants, b, error, message
+        "adaptation with a refractory period": (dataclasses.replace(adaptive, ref_steps=2),
+                                                jumps, NotImplementedError, "CPU kernels only"),
+        "adaptation without b": (adaptive, None, ValueError, "b missing"),
+        "b without adaptation": (CONSTS, jumps, ValueError, "b given"),
+        "b of the wrong length": (adaptive, jumps[:5], ValueError, "must be [6]"),
+    }  # fmt: skip
+    for case, (consts, b, error, message) in cases.items():
+        try:
+            grid_cuda.lif_forward(p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, *rec, 30,
+                                  consts, 4, b)  # fmt: skip
+        except error as err:
+            assert message in str(err), f"{case}: {err}"
+        else:
+            raise AssertionError(f"no error for {case} on CUDA")
     grad_v = torch.zeros(1, 29, 6, device=device)
     try:
         grid_cuda.li_backward(p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, 30,
@@ -565,6 +593,17 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
         dict(dtype=torch.float32, capacity=64, **TWO_WORDS),
         dict(max_threads=8, group=4, max_blocks=1, shared_bytes=256),
     ),
+    "lif_adapt_ff_float32": (
+        check_lif,
+        dict(dtype=torch.float32, capacity=3, tau_adapt=30.0, **dict(TINY, w_mean=1.2)),
+        SMALL_LAUNCH,
+    ),
+    "lif_adapt_rec_float64": (
+        check_lif,
+        dict(dtype=torch.float64, capacity=64, tau_adapt=30.0, rec_max_delay=3,
+             **dict(TINY, w_mean=1.2)),
+        SMALL_LAUNCH,
+    ),  # fmt: skip
     "li_float64": (
         check_li,
         dict(dtype=torch.float64, **dict(TINY, n_out=3, max_delay=7), late_inputs=True),

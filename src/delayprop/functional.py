@@ -11,6 +11,9 @@ arrival is placed; a delay that rounds outside [0, max_delay_steps] steps is an 
 ``validation.check_delays``; the gradient is taken with respect to the continuous delay).
 The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of that synapse; of
 an input spike time, the same summed over that spike's targets.
+
+``lif`` takes an optional adaptation current (``GridSettings.tau_adapt``, ``adaptation`` = the
+jump b of each neuron, kernels/cpu.py); dL/db is then returned as well.
 """
 
 from __future__ import annotations
@@ -49,7 +52,10 @@ class GridSettings:
     """Non-tensor settings of one time-stepped layer call (ms).
 
     ``capacity``: output spikes per sample the call makes room for (only affects speed); a
-    ``kernels.host.SpikeCapacity`` is updated by each call (``LIF`` keeps one per layer)."""
+    ``kernels.host.SpikeCapacity`` is updated by each call (``LIF`` keeps one per layer).
+    ``tau_adapt``: time constant (ms) of the neurons' adaptation current
+    (tau_adapt dA/dt = -A, subtracted from I in V's equation, A jumps by b_j at a spike of
+    neuron j; ``lif``'s ``adaptation`` gives b); None: no adaptation."""
 
     tau_mem: float
     tau_syn: float
@@ -63,13 +69,15 @@ class GridSettings:
     precise: bool = False
     refractory: float = 0.0
     max_spikes: int | None = None
+    tau_adapt: float | None = None
 
     @property
     def constants(self) -> GridConstants:
         """The kernels' constants; ``refractory`` (ms) in whole steps, ``max_spikes`` (None: no
-        limit) as in ``kernels._grid_math.grid_constants``."""
+        limit) and ``tau_adapt`` (ms; None: no adaptation) as in
+        ``kernels._grid_math.grid_constants``."""
         return grid_constants(self.dt, self.tau_mem, self.tau_syn, self.threshold,
-                              self.refractory, self.max_spikes)  # fmt: skip
+                              self.refractory, self.max_spikes, self.tau_adapt)  # fmt: skip
 
     def precise_grid(self, dtype: torch.dtype) -> PreciseGrid:
         """Grid and packed constants of the precise kernels, in the float type ``dtype``."""
@@ -106,7 +114,7 @@ def _delay_grad(dd_t: Tensor, w_t: Tensor) -> Tensor:
 
 class _LIFGrid(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec):
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec, b):
         backend = grid_backend(w.device)
         consts = s.constants
         in_steps = _steps(in_times, s.dt)
@@ -120,14 +128,14 @@ class _LIFGrid(torch.autograd.Function):
             d_rec_t = _delay_steps(d_rec, w_rec, s.dt)
         out_steps, out_units, out_offsets, out_vdot, out_iref = backend.lif_forward(
             in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t, s.n_steps, consts,
-            s.capacity,
+            s.capacity, b,
         )  # fmt: skip
         out_times = out_steps.to(in_times.dtype) * s.dt
         ctx.settings = s
         ctx.has_rec = w_rec is not None
         ctx.save_for_backward(
             in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
-            out_iref, w_t, d_t, w_rec_t, d_rec_t,
+            out_iref, w_t, d_t, w_rec_t, d_rec_t, b,
         )  # fmt: skip
         ctx.mark_non_differentiable(out_units, out_offsets)
         return out_times, out_units, out_offsets
@@ -136,15 +144,15 @@ class _LIFGrid(torch.autograd.Function):
     def backward(ctx, grad_times, _grad_units, _grad_offsets):
         s: GridSettings = ctx.settings
         (in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
-         out_iref, w_t, d_t, w_rec_t, d_rec_t) = ctx.saved_tensors  # fmt: skip
+         out_iref, w_t, d_t, w_rec_t, d_rec_t, b) = ctx.saved_tensors  # fmt: skip
         n_out = w_t.shape[1]
         if grad_times is None:
             grad_times = torch.zeros_like(out_vdot)
         kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, n_out, w_t)
-        grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t = grid_backend(w_t.device).lif_backward(
+        grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t, db = grid_backend(w_t.device).lif_backward(
             in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
             out_iref, grad_times.to(w_t.dtype).contiguous(), kick, w_t, d_t, w_rec_t, d_rec_t,
-            s.n_steps, s.constants,
+            s.n_steps, s.constants, b,
         )  # fmt: skip
         need = ctx.needs_input_grad
         grad_w = dw_t.t() if need[4] else None
@@ -152,7 +160,8 @@ class _LIFGrid(torch.autograd.Function):
         grad_w_rec = dw_rec_t.t() if ctx.has_rec and need[6] else None
         grad_d_rec = _delay_grad(dd_rec_t, w_rec_t) if ctx.has_rec and need[7] else None
         grad_in = grad_in if need[3] else None
-        return None, None, None, grad_in, grad_w, grad_d, grad_w_rec, grad_d_rec
+        grad_b = db if need[8] else None
+        return None, None, None, grad_in, grad_w, grad_d, grad_w_rec, grad_d_rec, grad_b
 
 
 class _LIGrid(torch.autograd.Function):
@@ -258,12 +267,32 @@ class _LIPrecise(torch.autograd.Function):
 
 
 def _check_precise(rec_weight: Tensor | None, s: GridSettings) -> None:
+    if s.tau_adapt is not None:
+        raise ValueError("precise=True has no adaptation current (tau_adapt); use "
+                         "precise=False or the exact engine (dt=None)")  # fmt: skip
     if rec_weight is not None:
         raise ValueError("precise=True does not support recurrent connections yet; use "
                          "precise=False or the exact engine (dt=None)")  # fmt: skip
     if s.refractory != 0.0 or s.max_spikes is not None:
         raise ValueError("precise=True has no refractory period or spike limit yet; use "
                          "precise=False or the exact engine (dt=None)")  # fmt: skip
+
+
+def _check_adaptation(b: Tensor | None, weight: Tensor, s: GridSettings) -> None:
+    """``b`` is given exactly when ``s.tau_adapt`` is, as a finite [n_out] tensor >= 0 of the
+    weights' dtype and device, with a finite tau_adapt > 0 (ms)."""
+    if s.tau_adapt is None:
+        if b is not None:
+            raise ValueError("lif: adaptation (b) given but settings.tau_adapt is None; set "
+                             "tau_adapt (ms) for an adaptation current")  # fmt: skip
+        return
+    check_positive_finite(tau_adapt=s.tau_adapt)
+    if b is None:
+        raise ValueError(f"lif: settings.tau_adapt={s.tau_adapt} ms needs the adaptation "
+                         "jumps b ([n_out] tensor, V units)")  # fmt: skip
+    lo_hi = check_parameter("adaptation", b, (weight.shape[0],), like=weight)
+    if lo_hi is not None and lo_hi[0] < 0:
+        raise ValueError(f"adaptation jumps b must be >= 0, found {lo_hi[0]}")
 
 
 def check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
@@ -354,6 +383,7 @@ def lif(
     settings: GridSettings,
     rec_weight: Tensor | None = None,
     rec_delay: Tensor | None = None,
+    adaptation: Tensor | None = None,
 ) -> Spikes:
     """A layer of LIF neurons on the time grid: input spikes -> output spikes (differentiable).
 
@@ -362,6 +392,9 @@ def lif(
         weight: [n_out, n_in].  delay: [n_out, n_in] ms, or None for no delays.
         settings: neuron constants, dt (ms), number of steps, delay bounds in steps.
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms), or None.
+        adaptation: [n_out], the jump b_j >= 0 (V units) of neuron j's adaptation current at
+            each of its spikes (differentiable); required exactly when ``settings.tau_adapt``
+            is set, which the precise mode does not support.
     """
     delays = {"delay": (delay, settings.max_delay_steps),
               "rec_delay": (rec_delay, settings.rec_max_delay_steps)}  # fmt: skip
@@ -373,6 +406,7 @@ def lif(
     check_parameter("rec_weight", rec_weight, (n_out, n_out), like=weight)
     if rec_weight is None and rec_delay is not None:
         raise ValueError("rec_delay given without rec_weight")
+    _check_adaptation(adaptation, weight, settings)
     times = spikes.times.to(weight.dtype)
     if settings.precise:
         _check_precise(rec_weight, settings)
@@ -381,8 +415,9 @@ def lif(
         )
     else:
         out_times, out_units, out_offsets = _LIFGrid.apply(
-            settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay
-        )
+            settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay,
+            adaptation,
+        )  # fmt: skip
     return Spikes(out_times, out_units, out_offsets, weight.shape[0], spikes.duration)
 
 

@@ -97,11 +97,12 @@ def check_finite(name: str, tensor: Tensor | None) -> tuple[float, float] | None
 
 def check_parameter(
     name: str, tensor: Tensor | None, shape: tuple[int, ...], like: Tensor | None = None
-) -> None:
+) -> tuple[float, float] | None:
     """``tensor`` (if given) has ``shape``, a supported float dtype, the dtype and device of
-    ``like`` (if given), and only finite values."""
+    ``like`` (if given), and only finite values; returns its (min, max) (None if absent or
+    empty)."""
     if tensor is None:
-        return
+        return None
     if tuple(tensor.shape) != tuple(shape):
         raise ValueError(f"{name} must be {list(shape)}, got shape {tuple(tensor.shape)}")
     check_dtype(name, tensor.dtype)
@@ -110,7 +111,7 @@ def check_parameter(
             f"{name} is {tensor.dtype} on {tensor.device} but the weights are {like.dtype} on "
             f"{like.device}"
         )
-    check_finite(name, tensor)
+    return check_finite(name, tensor)
 
 
 def check_delays(

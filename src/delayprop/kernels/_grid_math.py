@@ -18,6 +18,16 @@ equal exponentials when tau_mem is close to tau_syn.  The adjoint (lambda_V, lam
 c_vi and c_adj are the closed-form flow of ``kernels.lif_flow`` over one step (V of a unit
 current, lambda_I of a unit lambda_V), so the grid and the exact engine share one formula and
 one test of tau_mem == tau_syn (``formulas.equal_time_constants``).
+
+With adaptation (an adaptation current A, tau_adapt dA/dt = -A, subtracted from I in V's
+equation; ``formulas.adapted_state_step``) A enters V as I does with the opposite sign, so its
+coefficients are those of I with tau_adapt for tau_syn::
+
+    A <- beta_a A,   V <- ... - c_va A,   lambda_A <- beta_a lambda_A - c_adj_a lambda_V
+    beta_a = exp(-dt/tau_adapt),  c_va = alpha phi_a(dt) / tau_mem,
+    c_adj_a = alpha phi_a(dt) / tau_adapt
+
+with phi_a the phi of delta_a = 1/tau_mem - 1/tau_adapt.
 """
 
 from __future__ import annotations
@@ -45,8 +55,10 @@ class GridConstants:
     """Constants of one time grid: the propagator (alpha, beta, c_vi, c_adj, dimensionless),
     the neuron (threshold in V units, tau_syn and tau_mem in ms), ``vdot_min`` (the slope floor
     in V units, ``VDOT_FLOOR * |threshold|``), the step ``dt`` (ms), the refractory period in
-    whole steps ``ref_steps`` (``refractory_steps``; 0: none) and the spike limit per neuron and
-    sample ``max_spikes`` (0: no limit)."""
+    whole steps ``ref_steps`` (``refractory_steps``; 0: none), the spike limit per neuron and
+    sample ``max_spikes`` (0: no limit) and the adaptation current's time constant
+    ``tau_adapt`` (ms; 0: no adaptation) with its propagator (beta_a, c_va, c_adj_a,
+    dimensionless; 0 without adaptation)."""
 
     alpha: float
     beta: float
@@ -59,11 +71,21 @@ class GridConstants:
     dt: float
     ref_steps: int = 0
     max_spikes: int = 0
+    tau_adapt: float = 0.0
+    beta_a: float = 0.0
+    c_va: float = 0.0
+    c_adj_a: float = 0.0
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the neurons have an adaptation current (``tau_adapt`` > 0)."""
+        return self.tau_adapt > 0.0
 
     def packed(self, dtype: np.dtype) -> np.ndarray:
         """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
-        vdot_min, tau_mem / dt, ref_steps, max_spikes], in the kernel's float type so that no
-        arithmetic is promoted (the two counts are small integers, exact in float32)."""
+        vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt], in
+        the kernel's float type so that no arithmetic is promoted (the two counts are small
+        integers, exact in float32)."""
         return np.array(
             [
                 self.alpha,
@@ -77,6 +99,10 @@ class GridConstants:
                 self.tau_mem / self.dt,
                 self.ref_steps,
                 self.max_spikes,
+                self.beta_a,
+                self.c_va,
+                self.c_adj_a,
+                self.tau_adapt,
             ],
             dtype=dtype,
         )
@@ -101,20 +127,31 @@ def grid_constants(
     threshold: float,
     refractory: float = 0.0,
     max_spikes: int | None = None,
+    tau_adapt: float | None = None,
 ) -> GridConstants:
     """Exact one-step propagator coefficients for step ``dt`` (all times in ms), with the
-    refractory period (ms) in steps and the spike limit (None: no limit) as the kernels read
-    them."""
-    delta = rate_difference(tau_mem, tau_syn)
+    refractory period (ms) in steps, the spike limit (None: no limit) and the adaptation time
+    constant (ms; None: no adaptation) as the kernels read them."""
     alpha = math.exp(-dt / tau_mem)
     beta = math.exp(-dt / tau_syn)
-    # the flow's Python source, run on floats: host arithmetic, nothing to compile
-    c_vi = flow.py_func(0.0, 1.0, dt, tau_mem, tau_syn, delta)[0]
-    c_adj = adjoint_flow.py_func(1.0, 0.0, dt, tau_mem, tau_syn, delta)[1]
+    c_vi, c_adj = _coupling(dt, tau_mem, tau_syn)
+    adapt = (0.0, 0.0, 0.0, 0.0)
+    if tau_adapt is not None:
+        adapt = (tau_adapt, math.exp(-dt / tau_adapt), *_coupling(dt, tau_mem, tau_adapt))
     return GridConstants(
         alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt,
-        refractory_steps(refractory, dt), max_spikes or 0,
+        refractory_steps(refractory, dt), max_spikes or 0, *adapt,
     )  # fmt: skip
+
+
+def _coupling(dt: float, tau_mem: float, tau_x: float) -> tuple[float, float]:
+    """(V after dt ms from a unit current x of time constant ``tau_x`` ms and V = 0, lambda_x
+    after dt ms back from a unit lambda_V): c_vi and c_adj for x = I, c_va and c_adj_a for the
+    adaptation current.  The flow's Python source, run on floats: host arithmetic, nothing to
+    compile."""
+    delta = rate_difference(tau_mem, tau_x)
+    return (flow.py_func(0.0, 1.0, dt, tau_mem, tau_x, delta)[0],
+            adjoint_flow.py_func(1.0, 0.0, dt, tau_mem, tau_x, delta)[1])  # fmt: skip
 
 
 #: Precise mode superposes arrivals with k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn}),

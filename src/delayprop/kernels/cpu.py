@@ -9,7 +9,7 @@ Layout shared with the CUDA kernels:
   branch) to one extra row past the end, so per-worker buffers hold ``(n_steps + 1) x n_out``
   values whatever the maximum delay;
 * ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
-  tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes].
+  tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt].
 
 What happens at each event (a step of the state or of the adjoint, the slope at a crossing, the
 adjoint jump at a spike, the gradients an arrival carries, a readout's drive) is written once in
@@ -32,6 +32,16 @@ I_e) to dL/dt of the spike and sets lambda_V to 0, which the held steps keep (al
 Without either option the time loop takes the original path (one loop-invariant branch per
 step).
 
+Adaptation (``b``, the jump of the adaptation current A at a spike of each neuron, V units,
+[n_out]; empty: none, so again no extra compiled variant): the state is (V, I, A)
+(``formulas.adapted_state_step``), the slope at a crossing and the current with which V leaves
+a refractory hold are taken with the drive I - A, and a spike of neuron j adds b_j to A (A
+keeps decaying while V is held).  Backward, lambda_A runs along (``formulas.
+adapted_adjoint_step``); at a spike of j, G becomes ``formulas.adapted_spike_gradient`` of
+lambda_V, lambda_A just after it before the jump of lambda_V, and dL/db_j gains
+``formulas.adaptation_read``.  Without adaptation the kernels branch on a loop-invariant flag
+and compute exactly what they computed before.
+
 Samples run in parallel in a fixed number of chunks (``n_chunks``); each chunk owns its buffers
 and gradient accumulators, which are summed at the end in chunk order (results depend neither
 on scheduling nor on the number of threads).
@@ -44,6 +54,10 @@ from numba import njit, prange
 
 from .._util import REDUCTION_CHUNKS, n_chunks  # defined there; kept here for the host drivers
 from .formulas import (
+    adaptation_read,
+    adapted_adjoint_step,
+    adapted_spike_gradient,
+    adapted_state_step,
     add_rn,
     adjoint_jump,
     adjoint_step,
@@ -128,6 +142,15 @@ def _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj):
 
 
 @njit(cache=True, inline="always")
+def _propagate_adapted_adjoint(lam_v, lam_i, lam_a, alpha, beta, beta_a, c_adj, c_adj_a):
+    """``_propagate_adjoint`` with the adaptation current's adjoint lambda_A."""
+    for j in range(lam_v.size):
+        lam_v[j], lam_i[j], lam_a[j] = adapted_adjoint_step(
+            lam_v[j], lam_i[j], lam_a[j], alpha, beta, beta_a, c_adj, c_adj_a
+        )
+
+
+@njit(cache=True, inline="always")
 def _record_adjoint(lam_v, lam_i, lam, n):
     """Store (lambda_I, lambda_V - lambda_I) of every neuron at step n, side by side."""
     base = 2 * n * lam_v.size
@@ -148,16 +171,41 @@ def _emit(out_steps, out_units, out_vdot, slot, count, cap, n, j, vdot):
 
 
 @njit(cache=True, inline="always")
-def _step_free(v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+def _drive(cur, adapt, j, adaptive):
+    """What drives V of neuron j: I, or I - A with adaptation."""
+    if adaptive:
+        return add_rn(cur[j], -adapt[j])
+    return cur[j]
+
+
+@njit(cache=True, inline="always")
+def _advance(v, cur, adapt, j, prop, adaptive):
+    """Neuron j one step later without events: I (and A) updated in place; returns V (not
+    stored: the caller tests the threshold first) and the drive I - A (I without adaptation).
+    ``prop`` = (alpha, beta, c_vi, beta_a, c_va)."""
+    alpha, beta, c_vi, beta_a, c_va = prop
+    if adaptive:
+        vj, cur[j], adapt[j] = adapted_state_step(v[j], cur[j], adapt[j], alpha, beta, beta_a,
+                                                  c_vi, c_va)  # fmt: skip
+    else:
+        vj, cur[j] = state_step(v[j], cur[j], alpha, beta, c_vi)
+    return vj, _drive(cur, adapt, j, adaptive)
+
+
+@njit(cache=True, inline="always")
+def _step_free(v, cur, adapt, b, adaptive, n, prop, threshold, secant, spiking,
                out_steps, out_units, out_vdot, slot, count, cap):  # fmt: skip
     """Step n of every neuron without refractory period or spike limit; returns the sample's
-    spike count and the number of neurons that spiked (listed in ``spiking``)."""
+    spike count and the number of neurons that spiked (listed in ``spiking``).  With
+    ``adaptive``, ``adapt`` holds A and a spike of j adds ``b[j]`` to it."""
     n_spiking = 0
     for j in range(v.size):
-        vj, cur[j] = state_step(v[j], cur[j], alpha, beta, c_vi)
+        vj, drive = _advance(v, cur, adapt, j, prop, adaptive)
         if vj >= threshold:
             _emit(out_steps, out_units, out_vdot, slot, count, cap, n, j,
-                  crossing_slope(vj, v[j], cur[j], secant))  # fmt: skip
+                  crossing_slope(vj, v[j], drive, secant))  # fmt: skip
+            if adaptive:
+                adapt[j] = add_rn(adapt[j], b[j])
             count += 1
             spiking[n_spiking] = j
             n_spiking += 1
@@ -168,27 +216,28 @@ def _step_free(v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
 
 
 @njit(cache=True, inline="always")
-def _step_held(v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+def _step_held(v, cur, adapt, b, adaptive, n, prop, threshold, secant, spiking,
                out_steps, out_units, out_vdot, slot, count, cap,
                ref_steps, max_spikes, n_steps, free_at, n_spk, pending, out_iref):  # fmt: skip
     """``_step_free`` with refractory periods and a spike limit (cpu module docstring):
     ``free_at[j]`` is the first step at which neuron j is free again, ``n_spk[j]`` its spikes
     so far, ``pending[j]`` the number of its spike whose period ends at ``free_at[j]`` (-1:
-    none); the current at that end goes to ``out_iref``."""
+    none); the drive (I, or I - A) at that end goes to ``out_iref``."""
     n_spiking = 0
     for j in range(v.size):
-        vj, i_next = state_step(v[j], cur[j], alpha, beta, c_vi)
-        if n < free_at[j]:  # held: V stays 0, I evolves
-            cur[j] = i_next
+        if n < free_at[j]:  # held: V stays 0, I (and A) evolve
+            _advance(v, cur, adapt, j, prop, adaptive)
             continue
-        if pending[j] >= 0:  # first free step after a period: V leaves 0 with this I
+        if pending[j] >= 0:  # first free step after a period: V leaves 0 with this drive
             if pending[j] < cap:
-                out_iref[slot + pending[j]] = cur[j]
+                out_iref[slot + pending[j]] = _drive(cur, adapt, j, adaptive)
             pending[j] = -1
-        cur[j] = i_next
+        vj, drive = _advance(v, cur, adapt, j, prop, adaptive)
         if vj >= threshold:
             _emit(out_steps, out_units, out_vdot, slot, count, cap, n, j,
-                  crossing_slope(vj, v[j], cur[j], secant))  # fmt: skip
+                  crossing_slope(vj, v[j], drive, secant))  # fmt: skip
+            if adaptive:
+                adapt[j] = add_rn(adapt[j], b[j])
             if ref_steps > 0 and count < cap:  # no period end (yet); out_iref is empty else
                 out_iref[slot + count] = np.nan
             n_spk[j] += 1
@@ -208,7 +257,7 @@ def _step_held(v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
 
 @njit(cache=True, parallel=True)
 def lif_forward(
-    in_steps, in_units, in_offsets, w, d, w_rec, d_rec, n_out, n_steps, consts,
+    in_steps, in_units, in_offsets, w, d, w_rec, d_rec, b, n_out, n_steps, consts,
     sample_ids, cap, out_steps, out_units, out_vdot, out_iref, out_counts, n_chunks,
 ):  # fmt: skip
     """Simulate a LIF layer for the samples ``sample_ids``.
@@ -216,10 +265,12 @@ def lif_forward(
     Sample ``sample_ids[r]`` writes its spikes (step, unit, tau_mem dV/dt at the crossing) to
     slots ``r*cap : r*cap + cap`` of the out arrays, in order of (step, unit), and its
     total spike count to ``out_counts[r]`` (which may exceed ``cap``: the caller then re-runs
-    that sample with more room).  ``w_rec``/``d_rec`` are empty for a feed-forward layer.
+    that sample with more room).  ``w_rec``/``d_rec`` are empty for a feed-forward layer;
+    ``b`` [n_out] (V units) is each neuron's adaptation jump, empty without adaptation.
     With a refractory period (``consts[9]`` steps > 0) ``out_iref`` receives, in the same
-    slots, the synaptic current at the end of the period after each spike (NaN if it does not
-    end before the last step); otherwise it may be empty and is not written.
+    slots, the drive (I, or I - A with adaptation) at the end of the period after each spike
+    (NaN if it does not end before the last step); otherwise it may be empty and is not
+    written.
 
     The slope at the crossing is ``formulas.crossing_slope``, max(I - V, (tau_mem / dt)
     (V_n - V_{n-1})), V before the reset: the crossing lies somewhere in the step, and when the
@@ -228,9 +279,11 @@ def lif_forward(
     network at dt = 1 ms, overflow at dt = 10 ms).  The secant over the step is positive and
     both converge as dt -> 0.
     """
-    alpha, beta, c_vi, threshold, secant = consts[0], consts[1], consts[2], consts[4], consts[8]
+    threshold, secant = consts[4], consts[8]
+    prop = (consts[0], consts[1], consts[2], consts[11], consts[12])  # alpha beta c_vi beta_a c_va
     ref_steps, max_spikes = np.int64(consts[9]), np.int64(consts[10])
     held = ref_steps > 0 or max_spikes > 0
+    adaptive = b.size > 0
     recurrent = w_rec.size > 0
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
@@ -240,17 +293,19 @@ def lif_forward(
         buf = np.zeros((n_steps + 1) * n_out, dtype=w.dtype)
         v = np.empty(n_out, dtype=w.dtype)
         cur = np.empty(n_out, dtype=w.dtype)
+        adapt = np.zeros(b.size, dtype=w.dtype)
         spiking = np.empty(n_out, dtype=np.uint64)
         free_at = np.zeros(n_out, dtype=np.int64)
         n_spk = np.zeros(n_out, dtype=np.int64)
         pending = np.full(n_out, -1, dtype=np.int64)
         for r in range(c, n_run, n_chunks):
-            b = sample_ids[r]
+            smp = sample_ids[r]
             _scatter_inputs(
-                in_steps, in_units, in_offsets[b], in_offsets[b + 1], w, d, nu, n_steps_u, buf
+                in_steps, in_units, in_offsets[smp], in_offsets[smp + 1], w, d, nu, n_steps_u, buf
             )
             v[:] = 0.0
             cur[:] = 0.0
+            adapt[:] = 0.0
             if held:
                 free_at[:] = 0
                 n_spk[:] = 0
@@ -260,13 +315,13 @@ def lif_forward(
             for n in range(n_steps):
                 if held:
                     count, n_spiking = _step_held(
-                        v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+                        v, cur, adapt, b, adaptive, n, prop, threshold, secant, spiking,
                         out_steps, out_units, out_vdot, slot, count, cap,
                         ref_steps, max_spikes, n_steps, free_at, n_spk, pending, out_iref,
                     )  # fmt: skip
                 else:
                     count, n_spiking = _step_free(
-                        v, cur, n, alpha, beta, c_vi, threshold, secant, spiking,
+                        v, cur, adapt, b, adaptive, n, prop, threshold, secant, spiking,
                         out_steps, out_units, out_vdot, slot, count, cap,
                     )  # fmt: skip
                 if recurrent:
@@ -285,8 +340,8 @@ def lif_forward(
 @njit(cache=True, parallel=True)
 def lif_backward(
     in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, out_iref,
-    grad_out, kick, w, d, w_rec, d_rec, n_out, n_steps, consts, n_chunks,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part,
+    grad_out, kick, w, d, w_rec, d_rec, b, n_out, n_steps, consts, n_chunks,
+    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part,
 ):  # fmt: skip
     """EventProp backward of a LIF layer for the whole batch.
 
@@ -295,12 +350,16 @@ def lif_backward(
     regularisation; zeros to disable).  Writes ``grad_in`` (dL/dt of every input spike) and
     per-worker partial sums ``dw_part``/``dd_part`` ``[n_chunks, n_in*n_out]`` (``dd`` before
     multiplication by w) and their recurrent counterparts.  With a refractory period
-    (``consts[9]`` steps > 0) ``out_iref`` is the forward pass's current at the end of each
-    spike's period (NaN: none before the last step); otherwise it may be empty.
+    (``consts[9]`` steps > 0) ``out_iref`` is the forward pass's drive at the end of each
+    spike's period (NaN: none before the last step); otherwise it may be empty.  With
+    adaptation (``b`` [n_out], V units; empty: none) ``db_part`` ``[n_chunks, n_out]``
+    receives per-worker partial sums of dL/db (``[n_chunks, 0]`` without).
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min = consts[5], consts[7]
     ref_steps = np.int64(consts[9])
+    beta_a, c_adj_a, tau_adapt = consts[11], consts[13], consts[14]
+    adaptive = b.size > 0
     recurrent = w_rec.size > 0
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
@@ -309,14 +368,17 @@ def lif_backward(
         lam = np.zeros(2 * (n_steps + 1) * n_out, dtype=w.dtype)
         lam_v = np.empty(n_out, dtype=w.dtype)
         lam_i = np.empty(n_out, dtype=w.dtype)
+        lam_a = np.zeros(b.size, dtype=w.dtype)
         dw, dd = dw_part[c], dd_part[c]
         dw_rec, dd_rec = dw_rec_part[c], dd_rec_part[c]
+        db = db_part[c]
         g_end = np.zeros(n_out, dtype=w.dtype)  # refractory_end_read of j's next spike back
-        for b in range(c, batch, n_chunks):
+        for s in range(c, batch, n_chunks):
             lam_v[:] = 0.0
             lam_i[:] = 0.0
-            k = out_offsets[b + 1] - 1
-            k_lo = out_offsets[b]
+            lam_a[:] = 0.0
+            k = out_offsets[s + 1] - 1
+            k_lo = out_offsets[s]
             q = k  # next spike whose refractory period ends, latest first
             for n in range(n_steps - 1, -1, -1):
                 if ref_steps > 0:
@@ -339,12 +401,19 @@ def lif_backward(
                         row = np.uint64(j) * nu
                         g += _gather_row(lam, np.uint64(n), row, w_rec, d_rec, nu, n_steps_u,
                                          tau_syn, dw_rec, dd_rec)  # fmt: skip
+                    if adaptive:  # lambda_V, lambda_A just after the spike
+                        g = adapted_spike_gradient(g, b[j], lam_v[j], lam_a[j])
+                        db[j] += adaptation_read(lam_a[j], tau_adapt)
                     lam_v[j] = adjoint_jump(lam_v[j], g, out_vdot[k], threshold, vdot_min, kick[j])
                     k -= 1
                 if n > 0:
-                    _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj)
+                    if adaptive:
+                        _propagate_adapted_adjoint(lam_v, lam_i, lam_a, alpha, beta, beta_a, c_adj,
+                                                   c_adj_a)  # fmt: skip
+                    else:
+                        _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj)
             _gather_inputs(
-                in_steps, in_units, in_offsets[b], in_offsets[b + 1], w, d, nu, n_steps_u,
+                in_steps, in_units, in_offsets[s], in_offsets[s + 1], w, d, nu, n_steps_u,
                 lam, tau_syn, dw, dd, grad_in,
             )  # fmt: skip
 

@@ -36,7 +36,14 @@ otherwise add a negative-index test to every access, and uint64 mixed with a sig
 becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
 ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
-tau_mem, vdot_min, tau_mem / dt].
+tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt]
+(no refractory period or spike limit here: the host refuses them).
+
+Adaptation as in the CPU kernels: ``b`` [n_out] (V units; empty: none) is each neuron's jump of
+its adaptation current A at a spike; the state is (V, I, A), the adjoint (lambda_V, lambda_I,
+lambda_A), and each thread adds dL/db of its own neurons to its block's partial ``db_part``
+(no synchronisation).  Without adaptation a uniform, loop-invariant flag selects the original
+arithmetic.
 
 The event formulas (state and adjoint steps, slope at a crossing, adjoint jump, arrival read,
 readout drive) are the ``@njit`` functions of ``kernels.formulas``, which numba-cuda compiles as
@@ -52,6 +59,10 @@ from numba.cuda import libdevice, types
 from numba.cuda.extending import overload
 
 from .formulas import (
+    adaptation_read,
+    adapted_adjoint_step,
+    adapted_spike_gradient,
+    adapted_state_step,
     add_rn,
     adjoint_jump,
     adjoint_step,
@@ -169,10 +180,15 @@ def _record_adjoint(lam, n_mod, lam_v, lam_i, t, bdim, nu):
 
 
 @cuda.jit(device=True, cache=True)
-def _apply_jump(lam_v, j, g, vdot, threshold, vdot_min, kick):
-    """Adjoint jump at a spike of neuron j (``formulas.adjoint_jump``), if this thread owns j."""
+def _apply_jump(lam_v, lam_a, j, g, vdot, threshold, vdot_min, kick, b, tau_adapt, db):
+    """Adjoint jump at a spike of neuron j (``formulas.adjoint_jump``), if this thread owns j;
+    with adaptation (``b`` not empty) G is first ``formulas.adapted_spike_gradient`` of
+    lambda_V, lambda_A just after the spike and dL/db_j gains ``formulas.adaptation_read``."""
     if j % cuda.blockDim.x == cuda.threadIdx.x:
         m = j // cuda.blockDim.x
+        if b.size > 0:
+            g = adapted_spike_gradient(g, b[j], lam_v[m], lam_a[m])
+            db[j] += adaptation_read(lam_a[m], tau_adapt)
         lam_v[m] = adjoint_jump(lam_v[m], g, vdot, threshold, vdot_min, kick[j])
 
 
@@ -181,6 +197,15 @@ def _propagate_adjoint(lam_v, lam_i, n_mine, alpha, beta, c_adj):
     """Transposed one-step propagator: lambda at step n -> lambda at step n - 1."""
     for m in range(n_mine):
         lam_v[m], lam_i[m] = adjoint_step(lam_v[m], lam_i[m], alpha, beta, c_adj)
+
+
+@cuda.jit(device=True, cache=True)
+def _propagate_adapted_adjoint(lam_v, lam_i, lam_a, n_mine, alpha, beta, beta_a, c_adj, c_adj_a):
+    """``_propagate_adjoint`` with the adaptation current's adjoint lambda_A."""
+    for m in range(n_mine):
+        lam_v[m], lam_i[m], lam_a[m] = adapted_adjoint_step(
+            lam_v[m], lam_i[m], lam_a[m], alpha, beta, beta_a, c_adj, c_adj_a
+        )
 
 
 # ----------------------------------------------------------------------------- block sums
@@ -280,9 +305,22 @@ def _spikes_before(spikes, buf, j):
 
 
 # ----------------------------------------------------------------------------- LIF forward
+@cuda.jit(device=True, cache=True)
+def _advance(v, cur, adapt, m, alpha, beta, c_vi, beta_a, c_va, adaptive):
+    """This thread's m-th neuron one step later without events: I (and A) updated in place;
+    returns V (the caller tests the threshold first) and the drive I - A (I without
+    adaptation)."""
+    if adaptive:
+        vm, cur[m], adapt[m] = adapted_state_step(v[m], cur[m], adapt[m], alpha, beta, beta_a,
+                                                  c_vi, c_va)  # fmt: skip
+        return vm, add_rn(cur[m], -adapt[m])
+    vm, cur[m] = state_step(v[m], cur[m], alpha, beta, c_vi)
+    return vm, cur[m]
+
+
 @cuda.jit(cache=True)
 def lif_forward(
-    in_steps, in_units, in_offsets, w, d, w_rec, d_rec, n_out, n_steps, ring_len, consts,
+    in_steps, in_units, in_offsets, w, d, w_rec, d_rec, b, n_out, n_steps, ring_len, consts,
     sample_ids, cap, out_steps, out_units, out_vdot, out_counts, ring,
 ):  # fmt: skip
     """Simulate a LIF layer for the samples ``sample_ids`` (block-strided).
@@ -292,12 +330,16 @@ def lif_forward(
     reset) to entries ``r*cap : r*cap + cap`` of the out arrays in (step, unit) order and its
     spike count to ``out_counts[r]`` (which may exceed ``cap``: the host then runs it again).
     ``ring``: ``gridDim * ring_len * n_out`` zeros (left zero at the end of every sample).
-    ``w_rec``/``d_rec`` are empty for a feed-forward layer.
+    ``w_rec``/``d_rec`` are empty for a feed-forward layer; ``b`` [n_out] (V units) holds the
+    adaptation jumps, empty without adaptation.
     """
     alpha, beta, c_vi, threshold, secant = consts[0], consts[1], consts[2], consts[4], consts[8]
+    beta_a, c_va = consts[11], consts[12]
+    adaptive = b.size > 0
     spikes = cuda.shared.array((3, MAX_WORDS), np.uint32)
     v = cuda.local.array(MAX_PER_THREAD, w.dtype)
     cur = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    adapt = cuda.local.array(MAX_PER_THREAD, w.dtype)
     vdot = cuda.local.array(MAX_PER_THREAD, w.dtype)
     fired = cuda.local.array(MAX_PER_THREAD, np.uint8)
     ti, bi, bd = cuda.threadIdx.x, cuda.blockIdx.x, cuda.blockDim.x
@@ -309,15 +351,16 @@ def lif_forward(
     size = ring_len * n_out
     ring_b = ring[bi * size : (bi + 1) * size]
     for r in range(bi, sample_ids.size, cuda.gridDim.x):
-        b = sample_ids[r]
+        smp = sample_ids[r]
         cuda.syncthreads()  # the previous sample is done with the bitmask
         for i in range(ti, 3 * n_words, bd):
             spikes[i // n_words, i % n_words] = 0
         for m in range(n_mine):
             v[m] = 0
             cur[m] = 0
+            adapt[m] = 0
         cuda.syncthreads()
-        k, k_hi = in_offsets[b], in_offsets[b + 1]
+        k, k_hi = in_offsets[smp], in_offsets[smp + 1]
         count = 0
         first = r * cap
         n_mod = _U0
@@ -329,11 +372,13 @@ def lif_forward(
             buf = n % 3
             for m in range(n_mine):
                 j = ti + m * bd
-                vj, cur[m] = state_step(v[m], cur[m], alpha, beta, c_vi)
+                vj, drive = _advance(v, cur, adapt, m, alpha, beta, c_vi, beta_a, c_va, adaptive)
                 fired[m] = vj >= threshold
                 if fired[m]:
                     cuda.atomic.or_(spikes, (buf, j >> 5), np.uint32(1 << (j & 31)))
-                    vdot[m] = crossing_slope(vj, v[m], cur[m], secant)
+                    vdot[m] = crossing_slope(vj, v[m], drive, secant)
+                    if adaptive:
+                        adapt[m] = add_rn(adapt[m], b[j])
                     v[m] = 0
                 else:
                     v[m] = vj
@@ -374,22 +419,27 @@ def lif_forward(
 @cuda.jit(cache=True)
 def lif_backward(
     in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, grad_out,
-    kick, w, d, w_rec, d_rec, n_out, n_steps, ring_len, consts, group, chunk_in, chunk_rec,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, lam,
+    kick, w, d, w_rec, d_rec, b, n_out, n_steps, ring_len, consts, group, chunk_in, chunk_rec,
+    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part, lam,
 ):  # fmt: skip
     """EventProp backward of a LIF layer (block-strided over the batch).
 
     ``grad_out[k]`` is dL/dt of output spike k; ``kick[j]`` is subtracted from lambda_V of
     neuron j at each of its spikes.  Writes ``grad_in`` (zeros on entry) and per-block partial
     sums ``dw_part``/``dd_part`` ``[gridDim, n_in*n_out]`` (zeros on entry; ``dd`` before
-    multiplication by w) and their recurrent counterparts.  ``lam``: room for
+    multiplication by w) and their recurrent counterparts; with adaptation (``b`` [n_out],
+    V units; empty: none) ``db_part`` ``[gridDim, n_out]`` (zeros on entry) receives per-block
+    partial sums of dL/db (``[gridDim, 0]`` without).  ``lam``: room for
     ``gridDim * 2 * ring_len * n_out`` values (rows are written before they are read).
     Dynamic shared memory: ``chunk_in + chunk_rec`` slots (see ``_sum_groups``).
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min = consts[5], consts[7]
+    beta_a, c_adj_a, tau_adapt = consts[11], consts[13], consts[14]
+    adaptive = b.size > 0
     lam_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
     lam_i = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    lam_a = cuda.local.array(MAX_PER_THREAD, w.dtype)
     part = cuda.shared.array(0, w.dtype)
     ti, bi, bd = cuda.threadIdx.x, cuda.blockIdx.x, cuda.blockDim.x
     t, bdim = np.uint64(ti), np.uint64(bd)
@@ -403,14 +453,16 @@ def lif_backward(
     lam_b = lam[bi * size : (bi + 1) * size]
     dw, dd = dw_part[bi], dd_part[bi]
     dw_rec, dd_rec = dw_rec_part[bi], dd_rec_part[bi]
-    for b in range(bi, in_offsets.size - 1, cuda.gridDim.x):
+    db = db_part[bi]
+    for s in range(bi, in_offsets.size - 1, cuda.gridDim.x):
         for m in range(n_mine):
             lam_v[m] = 0
             lam_i[m] = 0
-        k_lo = in_offsets[b]
-        k = _skip_late_inputs(in_steps, in_offsets[b + 1] - 1, k_lo, n_steps)
+            lam_a[m] = 0
+        k_lo = in_offsets[s]
+        k = _skip_late_inputs(in_steps, in_offsets[s + 1] - 1, k_lo, n_steps)
         top, pending = k, 0
-        ko, ko_lo = out_offsets[b + 1] - 1, out_offsets[b]
+        ko, ko_lo = out_offsets[s + 1] - 1, out_offsets[s]
         n_mod = np.uint64((n_steps - 1) % ring_len)
         for n in range(n_steps - 1, -1, -1):
             left = np.uint64(n_steps - n)
@@ -438,16 +490,20 @@ def lif_backward(
                     for e in range(c):
                         g = _slot_total(part, chunk_in + e, n_groups, sums_base)
                         _apply_jump(
-                            lam_v, out_units[top_out - e], grad_out[top_out - e] + g,
-                            out_vdot[top_out - e], threshold, vdot_min, kick,
+                            lam_v, lam_a, out_units[top_out - e], grad_out[top_out - e] + g,
+                            out_vdot[top_out - e], threshold, vdot_min, kick, b, tau_adapt, db,
                         )  # fmt: skip
             else:
                 while ko >= ko_lo and out_steps[ko] >= n:
                     _apply_jump(
-                        lam_v, out_units[ko], grad_out[ko], out_vdot[ko], threshold, vdot_min, kick
-                    )
+                        lam_v, lam_a, out_units[ko], grad_out[ko], out_vdot[ko], threshold,
+                        vdot_min, kick, b, tau_adapt, db,
+                    )  # fmt: skip
                     ko -= 1
-            if n > 0:
+            if n > 0 and adaptive:
+                _propagate_adapted_adjoint(lam_v, lam_i, lam_a, n_mine, alpha, beta, beta_a,
+                                           c_adj, c_adj_a)  # fmt: skip
+            elif n > 0:
                 _propagate_adjoint(lam_v, lam_i, n_mine, alpha, beta, c_adj)
             n_mod = n_mod - _U1 if n_mod > _U0 else rl - _U1
         if pending > 0:

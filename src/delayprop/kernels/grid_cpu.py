@@ -16,6 +16,7 @@ from . import cpu
 from ._grid_math import GridConstants
 from .host import (
     Capacity,
+    adaptation_jumps,
     check_grid_layout,
     check_spike_gradients,
     check_voltage_gradient,
@@ -49,23 +50,27 @@ def lif_forward(
     n_steps: int,
     consts: GridConstants,
     capacity: Capacity,
+    adaptation: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float,
-    iref float: the synaptic current at the end of each spike's refractory period, NaN where
-    it does not end within the trial; empty without a refractory period).
+    iref float: the drive (synaptic current, minus the adaptation current with adaptation) at
+    the end of each spike's refractory period, NaN where it does not end within the trial;
+    empty without a refractory period).
 
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
     [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
     ``host.SpikeCapacity`` is updated); samples that emit more are simulated again with
-    exactly enough room.
+    exactly enough room.  ``adaptation``: the jump b [n_out] (V units) of each neuron's
+    adaptation current at its spikes, given exactly when ``consts`` has ``tau_adapt``.
     """
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    b = adaptation_jumps(adaptation, consts, w_t)
     n_out = w_t.shape[1]
     dtype = _np(w_t).dtype
     batch = in_offsets.numel() - 1
     args = (
         _np(in_steps), _np(in_units), _np(in_offsets), _flat(w_t), _flat(d_t),
-        _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype),
+        _flat(w_rec_t), _flat(d_rec_t), _np(b), n_out, n_steps, consts.packed(dtype),
     )  # fmt: skip
 
     with_iref = consts.ref_steps > 0
@@ -108,14 +113,17 @@ def lif_backward(
     d_rec_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """EventProp backward of a LIF layer (``out_iref`` as returned by ``lif_forward``).
+    adaptation: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """EventProp backward of a LIF layer (``out_iref`` and ``adaptation`` as given to and
+    returned by ``lif_forward``).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
-    [n_in, n_out], and the same two for the recurrent matrices).  The delay gradient is the
-    last-but-one times the weight (done by the caller).
+    [n_in, n_out], the same two for the recurrent matrices, and dL/db [n_out], empty without
+    adaptation).  The delay gradient is the third times the weight (done by the caller).
     """
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    b = adaptation_jumps(adaptation, consts, w_t)
     n_in, n_out = w_t.shape
     batch = in_offsets.numel() - 1
     check_spike_gradients(out_steps, out_units, out_offsets, out_vdot, grad_out, kick, n_out,
@@ -128,11 +136,12 @@ def lif_backward(
     dd = np.zeros((nw, n_in * n_out), dtype)
     dw_rec = np.zeros((nw, n_rec), dtype)
     dd_rec = np.zeros((nw, n_rec), dtype)
+    db = np.zeros((nw, b.numel()), dtype)
     cpu.lif_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(out_steps), _np(out_units),
         _np(out_offsets), _np(out_vdot), _np(out_iref), _np(grad_out), _np(kick), _flat(w_t),
-        _flat(d_t), _flat(w_rec_t), _flat(d_rec_t), n_out, n_steps, consts.packed(dtype), nw,
-        grad_in, dw, dd, dw_rec, dd_rec,
+        _flat(d_t), _flat(w_rec_t), _flat(d_rec_t), _np(b), n_out, n_steps, consts.packed(dtype),
+        nw, grad_in, dw, dd, dw_rec, dd_rec, db,
     )  # fmt: skip
     rec_shape = tuple(w_rec_t.shape)
     return (
@@ -141,6 +150,7 @@ def lif_backward(
         sum_parts(dd, (n_in, n_out)),
         sum_parts(dw_rec, rec_shape),
         sum_parts(dd_rec, rec_shape),
+        sum_parts(db, (b.numel(),)),
     )
 
 

@@ -32,6 +32,7 @@ from torch import Tensor
 from ._grid_math import GridConstants
 from .host import (
     Capacity,
+    adaptation_jumps,
     check_grid_layout,
     check_spike_gradients,
     check_voltage_gradient,
@@ -208,6 +209,7 @@ def lif_forward(
     n_steps: int,
     consts: GridConstants,
     capacity: Capacity,
+    adaptation: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float,
     iref: empty, as the CUDA kernels have no refractory period, which is an error here).
@@ -215,10 +217,13 @@ def lif_forward(
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
     [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
     ``host.SpikeCapacity`` is updated); samples that emit more are simulated again with
-    exactly enough room.
+    exactly enough room.  ``adaptation``: the jump b [n_out] (V units) of each neuron's
+    adaptation current at its spikes, given exactly when ``consts`` has ``tau_adapt``.
     """
-    dev = _check_tensors(w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets)
+    dev = _check_tensors(w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets,
+                         *([] if adaptation is None else [adaptation]))  # fmt: skip
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    b = adaptation_jumps(adaptation, consts, w_t)
     if consts.ref_steps > 0 or consts.max_spikes > 0:
         raise NotImplementedError(
             "refractory and max_spikes on the time grid run on the CPU kernels only; use a CPU "
@@ -237,8 +242,8 @@ def lif_forward(
     item = w_t.element_size()
     args = (
         _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(w_t.reshape(-1)),
-        _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)), _arr(d_rec_t.reshape(-1)), n_out,
-        n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
+        _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)), _arr(d_rec_t.reshape(-1)), _arr(b),
+        n_out, n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
     )  # fmt: skip
 
     def run(sample_ids: Tensor, cap: int) -> tuple[list[Tensor], Tensor]:
@@ -277,18 +282,21 @@ def lif_backward(
     d_rec_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """EventProp backward of a LIF layer (``out_iref``: as returned by ``lif_forward``, empty).
+    adaptation: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """EventProp backward of a LIF layer (``out_iref``: as returned by ``lif_forward``, empty;
+    ``adaptation`` as given to it).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
-    [n_in, n_out], and the same two for the recurrent matrices).  The delay gradient is the
-    last-but-one times the weight (done by the caller).
+    [n_in, n_out], the same two for the recurrent matrices, and dL/db [n_out], empty without
+    adaptation).  The delay gradient is the third times the weight (done by the caller).
     """
     dev = _check_tensors(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
-        out_offsets, out_vdot, grad_out, kick,
+        out_offsets, out_vdot, grad_out, kick, *([] if adaptation is None else [adaptation]),
     )  # fmt: skip
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
+    b = adaptation_jumps(adaptation, consts, w_t)
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     n_rec = w_rec_t.numel()
@@ -297,6 +305,7 @@ def lif_backward(
                           batch)  # fmt: skip
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     rec_shape = tuple(w_rec_t.shape)
+    n_b = b.numel()
     if batch == 0:
         zeros = torch.zeros_like(w_t)
         return (
@@ -305,26 +314,28 @@ def lif_backward(
             zeros.clone(),
             w_rec_t.new_zeros(rec_shape),
             w_rec_t.new_zeros(rec_shape),
+            torch.zeros_like(b),
         )
     ring_len = _ring_len(d_t, d_rec_t)
     threads = _threads(n_out, cfg)
     item = w_t.element_size()
     slots, shared = _reduction_layout(threads, item, cfg, 2 if n_rec else 1)
-    scratch = (2 * ring_len * n_out + 2 * n_in * n_out + 2 * n_rec) * item
+    scratch = (2 * ring_len * n_out + 2 * n_in * n_out + 2 * n_rec + n_b) * item
     blocks = _blocks(batch, scratch, cfg)
     dw = torch.zeros(blocks, n_in * n_out, dtype=dtype, device=dev)
     dd = torch.zeros_like(dw)
     dw_rec = torch.zeros(blocks, n_rec, dtype=dtype, device=dev)
     dd_rec = torch.zeros_like(dw_rec)
+    db = torch.zeros(blocks, n_b, dtype=dtype, device=dev)
     lam = torch.empty(blocks * 2 * ring_len * n_out, dtype=dtype, device=dev)
     with _launching(dev) as stream:
         kern.lif_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(out_steps), _arr(out_units),
             _arr(out_offsets), _arr(out_vdot), _arr(grad_out.to(dtype)), _arr(kick.to(dtype)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)),
-            _arr(d_rec_t.reshape(-1)), n_out, n_steps, ring_len, _arr(_packed(consts, dtype, dev)),
-            cfg.group, slots, slots if n_rec else 0, _arr(grad_in), _arr(dw), _arr(dd),
-            _arr(dw_rec), _arr(dd_rec), _arr(lam),
+            _arr(d_rec_t.reshape(-1)), _arr(b), n_out, n_steps, ring_len,
+            _arr(_packed(consts, dtype, dev)), cfg.group, slots, slots if n_rec else 0,
+            _arr(grad_in), _arr(dw), _arr(dd), _arr(dw_rec), _arr(dd_rec), _arr(db), _arr(lam),
         )  # fmt: skip
     return (
         grad_in,
@@ -332,6 +343,7 @@ def lif_backward(
         dd.sum(0).view(n_in, n_out),
         dw_rec.sum(0).view(rec_shape),
         dd_rec.sum(0).view(rec_shape),
+        db.sum(0),
     )
 
 

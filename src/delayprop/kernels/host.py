@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_dtype, check_event_arrays
+from ._grid_math import GridConstants
 
 __all__ = [
     "SpikeCapacity",
@@ -33,6 +34,7 @@ __all__ = [
     "check_grid_layout",
     "check_spike_gradients",
     "check_voltage_gradient",
+    "adaptation_jumps",
 ]
 
 
@@ -235,3 +237,21 @@ def check_voltage_gradient(grad_v: Tensor, batch: int, n_steps: int, n_out: int)
     """dL/dV of an LI readout is [batch, n_steps, n_out].  O(1)."""
     if tuple(grad_v.shape) != (batch, n_steps, n_out):
         raise ValueError(f"grad_v must be {[batch, n_steps, n_out]}, got {list(grad_v.shape)}")
+
+
+def adaptation_jumps(b: Tensor | None, consts: GridConstants, w_t: Tensor) -> Tensor:
+    """The adaptation jumps b [n_out] (V units) as the LIF kernels take them: ``b`` itself, or
+    an empty tensor of the weights' dtype and device without adaptation.  ``b`` must be given
+    exactly when ``consts`` has an adaptation time constant, as a contiguous-able [n_out]
+    tensor of the weights' dtype.  O(1)."""
+    if (b is not None) != consts.adaptive:
+        raise ValueError("adaptation jumps b must be given exactly when the constants have "
+                         f"tau_adapt (tau_adapt={consts.tau_adapt} ms, b "
+                         f"{'given' if b is not None else 'missing'})")  # fmt: skip
+    if b is None:
+        return w_t.new_zeros(0)
+    n_out = w_t.shape[1]
+    if b.shape != (n_out,) or b.dtype != w_t.dtype:
+        raise ValueError(f"adaptation jumps b must be [{n_out}] {w_t.dtype}, got "
+                         f"{tuple(b.shape)} {b.dtype}")  # fmt: skip
+    return b.detach().contiguous()

@@ -11,6 +11,7 @@ maximum.  Never use it for training.
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,7 @@ class ReferenceResult:
     grad_d: Tensor
     grad_w_rec: Tensor | None = None
     grad_d_rec: Tensor | None = None
+    grad_b: Tensor | None = None  # dL/db [n_out] (LIF with adaptation only)
 
 
 def _arrival_steps(steps: Tensor, units: Tensor, d_steps: Tensor) -> Tensor:
@@ -77,6 +79,23 @@ def _input_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn):
     return g_t.sum(dim=1), grad_w, grad_d
 
 
+def _python(formula):
+    """``formula.py_func`` with the formulas it calls run as Python as well: a formula that
+    calls another (``adapted_state_step`` calls ``state_step``) would otherwise hand tensors to
+    a compiled function."""
+    names = {k: getattr(f, "py_func", f) for k, f in vars(formulas).items()}
+    return types.FunctionType(formula.py_func.__code__, names, formula.__name__)
+
+
+_adapted_state_step = _python(formulas.adapted_state_step)
+_adapted_adjoint_step = _python(formulas.adapted_adjoint_step)
+
+
+def _drive(i: Tensor, a: Tensor, adaptive: bool) -> Tensor:
+    """What drives V: I, or I - A with adaptation (rounded as the kernels do)."""
+    return formulas.add_rn(i, -a) if adaptive else i
+
+
 def lif_reference(
     in_times: Tensor,
     in_units: Tensor,
@@ -98,6 +117,8 @@ def lif_reference(
     kick: Tensor | None = None,
     refractory: float = 0.0,
     max_spikes: int | None = None,
+    tau_adapt: float | None = None,
+    adaptation: Tensor | None = None,
 ) -> ReferenceResult:
     """Forward and EventProp backward of one LIF layer.
 
@@ -105,9 +126,10 @@ def lif_reference(
     flowing into the output spike times (it sees the forward result first).
     Weights/delays are [n_out, n_in] (delays in ms); computation in ``w.dtype``.
     ``refractory`` (ms, held for whole steps) and ``max_spikes`` (None: no limit) as in the
-    kernels (``kernels.cpu``).
+    kernels (``kernels.cpu``); with ``tau_adapt`` (ms) an adaptation current that jumps by
+    ``adaptation`` [n_out] (V units) at each spike (dL/db in ``grad_b``).
     """
-    c = grid_constants(dt, tau_mem, tau_syn, threshold, refractory, max_spikes)
+    c = grid_constants(dt, tau_mem, tau_syn, threshold, refractory, max_spikes, tau_adapt)
     ref, limit = c.ref_steps, c.max_spikes
     n_out = w.shape[0]
     dtype = w.dtype
@@ -119,12 +141,15 @@ def lif_reference(
     if rec:
         d_rec_steps = torch.round(d_rec / dt).clamp(0, rec_max_delay_steps).long()
     kick = torch.zeros(n_out, dtype=dtype) if kick is None else kick.to(dtype)
+    adaptive = tau_adapt is not None
+    jump = adaptation.to(dtype) if adaptive else torch.zeros(n_out, dtype=dtype)
 
     # ---- forward
     arr = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     _scatter(arr, samples, _arrival_steps(steps, units, d_steps), w[:, units].t())
     v = torch.zeros(batch, n_out, dtype=dtype)
     i = torch.zeros(batch, n_out, dtype=dtype)
+    a = torch.zeros(batch, n_out, dtype=dtype)  # adaptation current (stays 0 without)
     spiked = torch.zeros(batch, n_steps, n_out, dtype=torch.bool)
     vdot = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     # refractory period and spike limit: first free step, spike count, step of the spike whose
@@ -136,11 +161,14 @@ def lif_reference(
     for n in range(n_steps):
         v_prev = v
         free = free_at <= n
-        ends = free & (pending >= 0)  # V leaves 0 with the current of step n - 1
+        ends = free & (pending >= 0)  # V leaves 0 with the drive of step n - 1
         b_e, j_e = torch.nonzero(ends, as_tuple=True)
-        iref[b_e, pending[b_e, j_e], j_e] = i[b_e, j_e]
+        iref[b_e, pending[b_e, j_e], j_e] = _drive(i, a, adaptive)[b_e, j_e]
         pending = torch.where(ends, -1, pending)
-        v, i = formulas.state_step.py_func(v, i, c.alpha, c.beta, c.c_vi)  # step n-1 -> n
+        if adaptive:  # step n-1 -> n
+            v, i, a = _adapted_state_step(v, i, a, c.alpha, c.beta, c.beta_a, c.c_vi, c.c_va)
+        else:
+            v, i = formulas.state_step.py_func(v, i, c.alpha, c.beta, c.c_vi)
         v = torch.where(free, v, torch.zeros_like(v))  # held at 0
         s = (v >= threshold) & free  # threshold test, then reset
         spiked[:, n] = s
@@ -150,10 +178,13 @@ def lif_reference(
         free_at = torch.where(silenced, n_steps, torch.where(period, n + 1 + ref, free_at))
         pending = torch.where(period, n, pending)
         b_idx, j_idx = torch.nonzero(s, as_tuple=True)
+        drive = _drive(i, a, adaptive)
         for b, j in zip(b_idx, j_idx):  # tau_mem dV/dt at the crossing
-            vdot[b, n, j] = formulas.crossing_slope.py_func(v[b, j], v_prev[b, j], i[b, j],
+            vdot[b, n, j] = formulas.crossing_slope.py_func(v[b, j], v_prev[b, j], drive[b, j],
                                                             tau_mem / dt)  # fmt: skip
         v = torch.where(s, torch.zeros_like(v), v)
+        if adaptive:
+            a = torch.where(s, formulas.add_rn(a, jump), a)
         if rec and len(b_idx):
             rec_steps = torch.full_like(b_idx, n)
             _scatter(arr, b_idx, _arrival_steps(rec_steps, j_idx, d_rec_steps), w_rec[:, j_idx].t())
@@ -167,6 +198,8 @@ def lif_reference(
     # ---- backward
     lam_v = torch.zeros(batch, n_out, dtype=dtype)
     lam_i = torch.zeros(batch, n_out, dtype=dtype)
+    lam_a = torch.zeros(batch, n_out, dtype=dtype)
+    grad_b = torch.zeros(n_out, dtype=dtype)
     store_i = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     store_vmi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     grad_w_rec = torch.zeros_like(w_rec) if rec else None
@@ -192,18 +225,26 @@ def lif_reference(
             g[b_idx, j_idx] += g_t.sum(dim=1)
             grad_w_rec.index_add_(1, j_idx, g_w.t())
             grad_d_rec.index_add_(1, j_idx, g_t.t())
+        if adaptive:  # lambda_V, lambda_A just after the spikes
+            g = torch.where(s, formulas.adapted_spike_gradient.py_func(g, jump, lam_v, lam_a), g)
+            read = formulas.adaptation_read.py_func(lam_a, tau_adapt)
+            grad_b += torch.where(s, read, torch.zeros_like(read)).sum(dim=0)
         lam_v = lam_v.clone()
         for b, j in zip(b_idx, j_idx):  # adjoint jump at each spike of step n
             lam_v[b, j] = formulas.adjoint_jump.py_func(lam_v[b, j], g[b, j], vdot[b, n, j],
                                                         threshold, c.vdot_min, kick[j])  # fmt: skip
-        if n > 0:  # transposed propagator from step n back to n-1
+        if n > 0 and adaptive:  # transposed propagator from step n back to n-1
+            lam_v, lam_i, lam_a = _adapted_adjoint_step(
+                lam_v, lam_i, lam_a, c.alpha, c.beta, c.beta_a, c.c_adj, c.c_adj_a
+            )
+        elif n > 0:
             lam_v, lam_i = formulas.adjoint_step.py_func(lam_v, lam_i, c.alpha, c.beta, c.c_adj)
     grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
                                           tau_syn)  # fmt: skip
     order = torch.argsort(b_out * n_steps * n_out + n_out_steps * n_out + u_out)
     return ReferenceResult(
         n_out_steps[order], u_out[order], b_out[order], None, grad_t, grad_w, grad_d,
-        grad_w_rec, grad_d_rec,
+        grad_w_rec, grad_d_rec, grad_b if adaptive else None,
     )  # fmt: skip
 
 
