@@ -260,8 +260,9 @@ class LIF(_Projection):
         if self.tau_adapt is None:
             return None
         if self.adaptation is None:
-            raise ValueError("LIF: tau_adapt is set but the layer was built without adaptation; "
-                             "build it with tau_adapt (and adapt_jump) to have the jumps b")  # fmt: skip
+            raise ValueError("LIF: tau_adapt is set but the layer was built without "
+                             "adaptation; build it with tau_adapt (and adapt_jump) to have the "
+                             "jumps b")  # fmt: skip
         return self.adaptation
 
     def forward(self, spikes: Spikes) -> Spikes:

@@ -31,8 +31,8 @@ How each backend runs the same source:
 * CUDA kernels call them too: numba-cuda compiles a CPU dispatcher that it meets in device code
   as a device function of the same Python source; under numba-cuda's simulator the CPU-compiled
   function runs;
-* the dense torch reference (``kernels.reference``) runs the Python source (``.py_func``) on
-  tensors.
+* the dense torch reference (``kernels.reference``) runs the Python source on tensors
+  (``.py_func``, or ``python_form`` for a formula that calls another).
 
 ``mul_add_rn`` and ``add_rn`` are the two roundings that device code must not fuse into an FMA
 (so that a float32 forward pass on a GPU gives the CPU's spikes bit for bit): plain Python here,
@@ -46,6 +46,8 @@ formula, delete the ``__pycache__`` folders of ``kernels`` and ``exact`` (as for
 """
 
 from __future__ import annotations
+
+import types
 
 from numba import njit
 from numba.extending import register_jitable
@@ -67,6 +69,7 @@ __all__ = [
     "adaptation_read",
     "rate_difference",
     "equal_time_constants",
+    "python_form",
 ]
 
 
@@ -244,3 +247,12 @@ def equal_time_constants(tau_mem: float, tau_syn: float) -> bool:
     The expm1 form of the flow is accurate for any delta != 0, however small, so no tolerance
     is needed (or wanted: a tolerance would switch formulas where both are accurate)."""
     return rate_difference(tau_mem, tau_syn) == 0.0
+
+
+def python_form(formula):
+    """The Python source of ``formula`` (an ``@njit`` function of this module) as a plain
+    function whose calls to other formulas run their Python source too, so that it works on
+    tensors (``.py_func`` alone would hand tensors to the compiled ``state_step`` inside
+    ``adapted_state_step``)."""
+    names = {k: getattr(f, "py_func", f) for k, f in globals().items()}
+    return types.FunctionType(formula.py_func.__code__, names, formula.__name__)

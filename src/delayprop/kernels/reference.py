@@ -11,7 +11,6 @@ maximum.  Never use it for training.
 
 from __future__ import annotations
 
-import types
 from dataclasses import dataclass
 
 import torch
@@ -79,16 +78,8 @@ def _input_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn):
     return g_t.sum(dim=1), grad_w, grad_d
 
 
-def _python(formula):
-    """``formula.py_func`` with the formulas it calls run as Python as well: a formula that
-    calls another (``adapted_state_step`` calls ``state_step``) would otherwise hand tensors to
-    a compiled function."""
-    names = {k: getattr(f, "py_func", f) for k, f in vars(formulas).items()}
-    return types.FunctionType(formula.py_func.__code__, names, formula.__name__)
-
-
-_adapted_state_step = _python(formulas.adapted_state_step)
-_adapted_adjoint_step = _python(formulas.adapted_adjoint_step)
+_adapted_state_step = formulas.python_form(formulas.adapted_state_step)
+_adapted_adjoint_step = formulas.python_form(formulas.adapted_adjoint_step)
 
 
 def _drive(i: Tensor, a: Tensor, adaptive: bool) -> Tensor:
