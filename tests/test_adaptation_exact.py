@@ -174,7 +174,7 @@ def test_single_neuron_matches_dense_simulation(tm, ts, ta, t_ref):
     assert len(ref) >= 3  # several spikes, which adaptation delays
     assert plain.n_spikes > len(ref) or float((plain.times.numpy() - ref).min()) < -0.1
     assert out.n_spikes == len(ref)
-    np.testing.assert_allclose(out.times.numpy(), ref, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out.times.numpy(), ref, rtol=0, atol=1e-9)
 
 
 # ----------------------------------------------------------------------------- b = 0
@@ -254,11 +254,11 @@ def test_feed_forward_two_layers(tm, ts, ta, t_ref, w1_mean, w2_mean):
                   "input times": x.times})  # fmt: skip
 
 
-@pytest.mark.parametrize("t_ref", [0.0, 1.5])
-def test_recurrent_layer_first_spike_loss(t_ref):
-    """Adaptive recurrent layer (zero and positive recurrent delays) -> adaptive output layer;
-    a time-invariant first-spike loss on the output (its first spikes do not depend on b2) and
-    smooth losses on all output and hidden spikes."""
+@pytest.mark.parametrize("t_ref,max_spikes", [(0.0, None), (1.5, 3)])
+def test_recurrent_layer_first_spike_loss(t_ref, max_spikes):
+    """Adaptive recurrent layer (zero and positive recurrent delays) -> adaptive output layer
+    (silenced after ``max_spikes``); a time-invariant first-spike loss on the output (its first
+    spikes do not depend on b2) and smooth losses on all output and hidden spikes."""
     duration = 50.0
     rng = np.random.default_rng(5)
     x = random_spikes(2, 5, duration, 10, seed=6).requires_grad_()
@@ -272,17 +272,21 @@ def test_recurrent_layer_first_spike_loss(t_ref):
     w2 = _param(rng.normal(2.0, 1.5, (3, 6)))
     b2 = _param(rng.uniform(0.1, 0.8, 3))
     s = exact.ExactSettings(20.0, 5.0, refractory=t_ref, tau_adapt=25.0)
+    s_out = exact.ExactSettings(20.0, 5.0, refractory=t_ref, tau_adapt=25.0,
+                                max_spikes=max_spikes)  # fmt: skip
     labels = torch.tensor([1, 2])
 
     def loss():
         h = exact.lif(x, w, d, s, w_rec, d_rec, adaptation=b)
-        out = exact.lif(h, w2, None, s, adaptation=b2)
+        out = exact.lif(h, w2, None, s_out, adaptation=b2)
         t_first = losses.first_spike_times(out)
         return (losses.time_invariant_mse(t_first, labels) + _spike_loss(out, 8)
                 + _spike_loss(h, 7), h, out)
 
     _, h, out = loss()
     assert int(h.counts_per_unit().max()) >= 4 and out.n_spikes >= 4
+    if max_spikes is not None:
+        assert int(out.counts_per_unit().max()) == max_spikes
     _check(loss, {"w": w, "d": d, "w_rec": w_rec, "d_rec": d_rec, "b": b, "w2": w2, "b2": b2,
                   "input times": x.times}, lower_bounds={"d_rec": 0.0})  # fmt: skip
 
