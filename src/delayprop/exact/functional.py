@@ -13,6 +13,12 @@ arrivals have no effect).  The backward pass is the EventProp adjoint in continu
 chain rule over spike times of ``delayprop.exact.timing`` (Yamamoto et al. 2022); both give the
 same gradients.
 
+Adaptive LIF neurons (``ExactSettings.tau_adapt`` with ``lif(..., adaptation=b)``): an
+adaptation current A, ``tau_adapt dA/dt = -A``, enters ``tau_mem dV/dt = -V + I - A`` and jumps
+by b_j >= 0 at each spike of neuron j; its flow, the threshold root finder and the adjoint
+lambda_A are in ``kernels.lif_flow``, the spike terms in ``kernels.formulas``; b receives its
+gradient from the EventProp backward.
+
 Readouts of the LI layer:
 
 * ``li_readout``: voltages [batch, n_samples, n_out] at t = 0, sample_dt, 2 sample_dt, ... (ms),

@@ -212,17 +212,18 @@ def crossing_lower_bound(v0, i0, threshold, tm):
 
 
 @njit(cache=True)
-def _refine_crossing(v0, i0, a0, lo, hi, s, threshold, tol, checked, tm, ts, ta, delta, delta_a):
+def _refine_crossing(v0, i0, a0, lo, hi, s, threshold, t0, checked, tm, ts, ta, delta, delta_a):
     """The root of V(s) = ``threshold`` in [lo, hi], on which V (``adapted_flow``; a0 == 0.0:
     ``flow``) rises monotonically from below the threshold to at least it: Halley's method (the
     derivatives cost nothing extra) from s, kept inside the bracket by bisection, until its
-    step or the bracket falls below ``tol`` (ms).
+    step or the bracket falls below tol, a few units in the last place of t0 + hi (ms).
 
     A step below ``tol`` means convergence where V is concave and s starts at its tangent
     bound (``first_crossing``).  Near an end of the bracket where dV/ds vanishes (a piece of
     ``first_crossing_adapted``) Halley's steps are tiny anywhere: with ``checked`` such a step
     ends the search only if V changes sign within ``tol`` beyond it, else the bracket shrinks
     to there and bisection goes on."""
+    tol = 4.0 * np.finfo(np.float64).eps * (abs(t0) + hi) + 1e-300
     for _ in range(_MAX_ITER):
         v, i, a = adapted_flow(v0, i0, a0, s, tm, ts, ta, delta, delta_a)
         f = v - threshold
@@ -280,8 +281,7 @@ def first_crossing(v0, i0, h, threshold, t0, tm, ts, delta):
         return np.inf
     # V rises monotonically on [0, hi] from below to at least the threshold: one root, at or
     # after s_lb
-    tol = 4.0 * np.finfo(np.float64).eps * (abs(t0) + hi) + 1e-300
-    return _refine_crossing(v0, i0, 0.0, 0.0, hi, min(s_lb, hi), threshold, tol, False, tm, ts,
+    return _refine_crossing(v0, i0, 0.0, 0.0, hi, min(s_lb, hi), threshold, t0, False, tm, ts,
                             ts, delta, delta)  # fmt: skip
 
 
@@ -334,36 +334,31 @@ def first_crossing_adapted(v0, i0, a0, h, threshold, t0, tm, ts, ta, delta, delt
     if s_lb > h:
         return np.inf
     tol = 4.0 * np.finfo(np.float64).eps * (abs(t0) + h) + 1e-300
-    # ends of the pieces where g is monotone: s* (if inside) and h
     s_star = np.inf
     if i0 > 0.0 and ts != ta:
         s_star = (math.log(i0 / ts) - math.log(a0 / ta)) / (1.0 / ts - 1.0 / ta)
-    cuts = np.empty(4)
-    n = 0
+    # walk the (at most two) pieces [lo, hi] on which g is monotone; ``start`` is where the
+    # current piece of monotone V begins, and V(start) < threshold
+    start = 0.0
     lo, q_lo = 0.0, i0 - a0 - v0
     for k in range(2):
         hi = s_star if (k == 0 and 0.0 < s_star < h) else h
         if k == 1 and hi == lo:
             break
-        v, i, a = adapted_flow(v0, i0, a0, hi, tm, ts, ta, delta, delta_a)
-        q_hi = i - a - v
+        v_hi, i, a = adapted_flow(v0, i0, a0, hi, tm, ts, ta, delta, delta_a)
+        q_hi = i - a - v_hi
         if (q_lo < 0.0 < q_hi) or (q_hi < 0.0 < q_lo):
-            cuts[n] = _slope_zero(v0, i0, a0, lo, hi, q_lo, q_hi, tol, tm, ts, ta, delta,
-                                  delta_a)  # fmt: skip
-            n += 1
-        cuts[n] = hi
-        n += 1
-        lo, q_lo = hi, q_hi
-    # V is monotone between consecutive cuts; V(0) < threshold
-    lo = 0.0
-    for k in range(n):
-        hi = cuts[k]
-        v_hi, _, _ = adapted_flow(v0, i0, a0, hi, tm, ts, ta, delta, delta_a)
+            z = _slope_zero(v0, i0, a0, lo, hi, q_lo, q_hi, tol, tm, ts, ta, delta, delta_a)
+            v_z, _, _ = adapted_flow(v0, i0, a0, z, tm, ts, ta, delta, delta_a)
+            if v_z >= threshold:
+                return _refine_crossing(v0, i0, a0, start, z, min(max(s_lb, start), z),
+                                        threshold, t0, True, tm, ts, ta, delta, delta_a)
+            start = z
         if v_hi >= threshold:
-            tol = 4.0 * np.finfo(np.float64).eps * (abs(t0) + hi) + 1e-300
-            return _refine_crossing(v0, i0, a0, lo, hi, min(max(s_lb, lo), hi), threshold, tol,
-                                    True, tm, ts, ta, delta, delta_a)  # fmt: skip
-        lo = hi
+            return _refine_crossing(v0, i0, a0, start, hi, min(max(s_lb, start), hi), threshold,
+                                    t0, True, tm, ts, ta, delta, delta_a)  # fmt: skip
+        start = hi
+        lo, q_lo = hi, q_hi
     return np.inf
 
 
