@@ -120,8 +120,7 @@ def lif_forward(
         got = np.empty(n, np.int64)
         _forward.lif_forward(
             times, units, offsets, *proj, *rec, consts, max_spikes, jump, leaves, pending, cap,
-            max_in,
-            n_chunks(n), *out, got,
+            max_in, n_chunks(n), *out, got,
         )  # fmt: skip
         return out, got
 

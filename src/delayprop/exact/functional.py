@@ -406,9 +406,7 @@ def _adaptation(settings: ExactSettings, adaptation: Tensor | None,
     if settings.tau_adapt is None:
         raise ValueError(f"{name}: adaptation given but settings.tau_adapt is None (set the "
                          "adaptation time constant)")  # fmt: skip
-    if adaptation.device.type != "cpu":
-        raise ValueError(f"the exact engine runs on the CPU; adaptation is on {adaptation.device}")
-    check_parameter("adaptation", adaptation, (n_out,))
+    _check_tensor("adaptation", adaptation, (n_out,), delay=False)
     if bool((adaptation < 0).any()):
         raise ValueError(f"{name}: adaptation (b per neuron) must be >= 0, got "
                          f"{float(adaptation.min())}")  # fmt: skip
