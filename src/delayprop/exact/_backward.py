@@ -20,6 +20,12 @@ One code path for every layer type: the merged event timeline of a sample is wal
   G_k = dL/dt_k from downstream plus the recurrent reads above (all at later times, so
   already complete: the pass is causal).
 
+Adaptation (``jump`` = b per neuron not empty, ``_forward``): each neuron also carries lambda_A
+(``kernels.lif_flow.adapted_adjoint_flow``); at a spike of j, with lambda_V, lambda_A just after
+it, G_k becomes ``adapted_spike_gradient`` (G_k - b_j (lambda_V + lambda_A)), the slope is
+the recorded I - A - threshold, dL/db_j += ``adaptation_read`` (-tau_adapt lambda_A), and
+lambda_I, lambda_A do not jump; a refractory end reads the recorded drive I - A.
+
 Time constants (only when ``dtau_part`` is not empty): each neuron also carries the auxiliary
 adjoints (m_V, m_I, M) of ``kernels.lif_flow.tau_sensitivity_flow``; every arrival adds
 ``tau_arrival_read`` to dL/dtau_mem, dL/dtau_syn of its target, and m_V is zeroed where V is
@@ -27,7 +33,8 @@ reset (a spike) or leaves its clamp (a refractory end), as lambda_V is.
 
 Samples run in parallel; weight and delay gradients go to per-worker partial sums
 ``[n_chunks, n_src * n_out]`` indexed ``u * n_out + j``, time-constant gradients to
-``[n_chunks, 2, n_out]`` (dL/dtau_mem, dL/dtau_syn per neuron).
+``[n_chunks, 2, n_out]`` (dL/dtau_mem, dL/dtau_syn per neuron), adaptation gradients to
+``[n_chunks, n_out]`` (dL/db per neuron).
 """
 
 from __future__ import annotations
@@ -38,13 +45,15 @@ import numpy as np
 from numba import njit, prange
 
 from ..kernels.formulas import (
+    adaptation_read,
+    adapted_spike_gradient,
     adjoint_jump,
     arrival_read,
     readout_drive,
     refractory_end_read,
     tau_arrival_read,
 )
-from ..kernels.lif_flow import adjoint_flow, tau_sensitivity_flow
+from ..kernels.lif_flow import adapted_adjoint_flow, adjoint_flow, tau_sensitivity_flow
 from ._timeline import heap_pop, heap_push, heap_replace_top
 
 __all__ = ["walk_backward"]
@@ -81,14 +90,21 @@ def _retreat_stream(key, stream, pos, n, t_src, d_row, a, m):
 
 
 @njit(cache=True)
-def _propagate(lam_v, lam_i, aux, tl, j, t, tm, ts, delta):
-    """Carry neuron j's adjoint (and, if ``aux`` [3, n_out] is not empty, its auxiliary
-    adjoints m_V, m_I, M) back from its last event time tl[j] to t <= tl[j]."""
+def _propagate(lam_v, lam_i, lam_a, aux, tl, j, t, consts):
+    """Carry neuron j's adjoint (with lambda_A if ``lam_a`` is not empty, and, if ``aux``
+    [3, n_out] is not empty, its auxiliary adjoints m_V, m_I, M) back from its last event time
+    tl[j] to t <= tl[j]."""
+    tm, ts, delta = consts[0], consts[1], consts[2]
     if aux.shape[0] > 0:
         aux[0, j], aux[1, j], aux[2, j] = tau_sensitivity_flow(
             lam_v[j], lam_i[j], aux[0, j], aux[1, j], aux[2, j], tl[j] - t, tm, ts, delta
         )
-    lam_v[j], lam_i[j] = adjoint_flow(lam_v[j], lam_i[j], tl[j] - t, tm, ts, delta)
+    if lam_a.size > 0:
+        lam_v[j], lam_i[j], lam_a[j] = adapted_adjoint_flow(
+            lam_v[j], lam_i[j], lam_a[j], tl[j] - t, tm, ts, consts[7], delta, consts[8]
+        )
+    else:
+        lam_v[j], lam_i[j] = adjoint_flow(lam_v[j], lam_i[j], tl[j] - t, tm, ts, delta)
     tl[j] = t
 
 
@@ -96,12 +112,13 @@ def _propagate(lam_v, lam_i, aux, tl, j, t, tm, ts, delta):
 def _sample_backward(
     b, in_times, in_units, lo, hi, d_in, tgt_in, w_in,
     out_times, out_units, olo, ohi, out_vdot, out_iref, g_out, kick, d_rec, tgt_rec, w_rec,
-    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts,
-    grad_in, dw, dd, dw_rec, dd_rec, dtau, lam_v, lam_i, aux, tl, key, stream, pos,
+    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, jump,
+    grad_in, dw, dd, dw_rec, dd_rec, dtau, db, lam_v, lam_i, lam_a, aux, tl, key, stream, pos,
 ):  # fmt: skip
-    tm, ts, delta, theta, duration, t_ref, vdot_min = (
-        consts[0], consts[1], consts[2], consts[3], consts[4], consts[5], consts[6]
+    tm, ts, theta, duration, t_ref, vdot_min, ta = (
+        consts[0], consts[1], consts[3], consts[4], consts[5], consts[6], consts[7]
     )  # fmt: skip
+    adaptive = jump.size > 0
     n_out = d_in.shape[1]
     recurrent = d_rec.shape[0] > 0
     has_gi = drive_gi.size > 0
@@ -109,6 +126,7 @@ def _sample_backward(
     neg = -np.inf
     lam_v[:] = 0.0
     lam_i[:] = 0.0
+    lam_a[:] = 0.0
     aux[:] = 0.0
     tl[:] = duration
     taus = aux.shape[0] > 0
@@ -146,7 +164,7 @@ def _sample_backward(
                 j = tgt_rec[u, m]
                 w = w_rec[u, m]
                 nh = _retreat_stream(key, stream, pos, nh, out_times[k], d_rec[u], a, m)
-            _propagate(lam_v, lam_i, aux, tl, j, t_arr, tm, ts, delta)
+            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_arr, consts)
             g_w, g = arrival_read(w, lam_i[j], lam_v[j] - lam_i[j], ts)
             if taus:
                 g_tm, g_ts = tau_arrival_read(w, aux[1, j], aux[2, j], ts)
@@ -165,7 +183,7 @@ def _sample_backward(
                 g_out[k] += g
         elif q >= olo and t_end >= t_drive and t_end >= t_spike:
             j = out_units[q]
-            _propagate(lam_v, lam_i, aux, tl, j, t_end, tm, ts, delta)
+            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_end, consts)
             g_out[q] += refractory_end_read(lam_v[j], out_iref[q])
             lam_v[j] = 0.0
             if taus:
@@ -177,15 +195,19 @@ def _sample_backward(
             jd = drive_j[b, e]
             j_lo, j_hi = (0, n_out) if jd < 0 else (jd, jd + 1)
             for j in range(j_lo, j_hi):
-                _propagate(lam_v, lam_i, aux, tl, j, t_drive, tm, ts, delta)
+                _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_drive, consts)
                 lam_v[j] = readout_drive(lam_v[j], drive_gv[b, e, j], tm)
                 if has_gi:
                     lam_i[j] = readout_drive(lam_i[j], drive_gi[b, e, j], ts)
             e -= 1
         elif p >= olo:
             j = out_units[p]
-            _propagate(lam_v, lam_i, aux, tl, j, t_spike, tm, ts, delta)
-            lam_v[j] = adjoint_jump(lam_v[j], g_out[p], out_vdot[p], theta, vdot_min, kick[j])
+            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_spike, consts)
+            g = g_out[p]
+            if adaptive:
+                g = adapted_spike_gradient(g, jump[j], lam_v[j], lam_a[j])
+                db[j] += adaptation_read(lam_a[j], ta)
+            lam_v[j] = adjoint_jump(lam_v[j], g, out_vdot[p], theta, vdot_min, kick[j])
             if taus:
                 aux[0, j] = 0.0
             p -= 1
@@ -197,8 +219,8 @@ def _sample_backward(
 def walk_backward(
     in_times, in_units, in_offsets, d_in, tgt_in, w_in,
     out_times, out_units, out_offsets, out_vdot, out_iref, g_out, kick, d_rec, tgt_rec, w_rec,
-    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, max_streams, n_chunks,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, dtau_part,
+    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, jump, max_streams,
+    n_chunks, grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, dtau_part, db_part,
 ):  # fmt: skip
     """Adjoint pass of one layer for the whole batch (see the module docstring).
 
@@ -209,13 +231,16 @@ def walk_backward(
     empty), and optionally ``kink_*`` [batch, n_out]: extra dL/dt of one arrival (stream a,
     position m) per neuron.  ``max_streams`` bounds input plus output spikes of any sample.
     ``dtau_part`` [n_chunks, 2, n_out] receives dL/dtau_mem, dL/dtau_syn per neuron, or is
-    empty ([n_chunks, 0, n_out]) when the time constants need no gradient.
+    empty ([n_chunks, 0, n_out]) when the time constants need no gradient.  ``jump`` [n_out]
+    is the adaptation jump b per neuron (V units), or empty without adaptation; ``db_part``
+    [n_chunks, n_out] then receives dL/db per neuron ([n_chunks, 0] without adaptation).
     """
     n_out = d_in.shape[1]
     batch = in_offsets.size - 1
     for c in prange(n_chunks):
         lam_v = np.empty(n_out)
         lam_i = np.empty(n_out)
+        lam_a = np.empty(jump.size)
         aux = np.empty((3 if dtau_part.shape[1] > 0 else 0, n_out))
         tl = np.empty(n_out)
         key = np.empty(max_streams)
@@ -224,11 +249,12 @@ def walk_backward(
         dw, dd = dw_part[c], dd_part[c]
         dw_rec, dd_rec = dw_rec_part[c], dd_rec_part[c]
         dtau = dtau_part[c]
+        db = db_part[c]
         for b in range(c, batch, n_chunks):
             _sample_backward(
                 b, in_times, in_units, in_offsets[b], in_offsets[b + 1], d_in, tgt_in, w_in,
                 out_times, out_units, out_offsets[b], out_offsets[b + 1], out_vdot, out_iref,
                 g_out, kick, d_rec, tgt_rec, w_rec, drive_t, drive_j, drive_gv, drive_gi,
-                kink_a, kink_m, kink_c, consts, grad_in, dw, dd, dw_rec, dd_rec, dtau,
-                lam_v, lam_i, aux, tl, key, stream, pos,
+                kink_a, kink_m, kink_c, consts, jump, grad_in, dw, dd, dw_rec, dd_rec, dtau, db,
+                lam_v, lam_i, lam_a, aux, tl, key, stream, pos,
             )  # fmt: skip

@@ -8,7 +8,13 @@ Layout shared with ``_backward``:
 * streams of a sample are numbered: input spikes first (0 .. n_in - 1, in input order), then
   the layer's own spikes (n_in + s for its s-th spike) for recurrent connections;
 * ``consts`` = ``ExactSettings.packed()``: [tau_mem, tau_syn, delta, threshold, duration,
-  refractory, vdot_min]; arrivals and spikes at or after ``duration`` are dropped.
+  refractory, vdot_min, tau_adapt, delta_a]; arrivals and spikes at or after ``duration`` are
+  dropped;
+* adaptation (``jump`` = b per neuron, V units, not empty): each spike of neuron j adds b_j to
+  its adaptation current A, which decays with tau_adapt and enters tau_mem dV/dt = -V + I - A
+  (``kernels.lif_flow.adapted_flow``); A decays on through refractory periods and after the
+  spike limit.  Without adaptation ``jump`` (and the per-worker A) are empty and the kernels
+  take the plain LIF flow.
 
 Order of simultaneous events (mirrored by the backward pass): spikes, then refractory ends /
 readout samples, then arrivals (so a spike's zero-delay recurrent arrivals come after it).
@@ -31,8 +37,10 @@ from numba import njit, prange
 from ..kernels.lif_flow import (
     MAX_END,
     MAX_INTERIOR,
+    adapted_flow,
     crossing_lower_bound,
     first_crossing,
+    first_crossing_adapted,
     flow,
     interval_max,
 )
@@ -72,16 +80,21 @@ def _advance_stream(key, stream, pos, n, t_src, d_sorted, u, a, m, duration):
 @njit(cache=True)
 def _lif_sample(
     in_times, in_units, lo, hi, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts, max_spikes,
-    base, cap, out_t, out_u, out_vdot, out_iref,
-    v, cur, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream, pos, ref_queue,
+    jump, base, cap, out_t, out_u, out_vdot, out_iref,
+    v, cur, adapt, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream, pos,
+    ref_queue,
 ):  # fmt: skip
-    """Simulate one sample; returns its spike count, or -1 if it needs more than ``cap``."""
+    """Simulate one sample; returns its spike count, or -1 if it needs more than ``cap``.
+    ``adapt`` (A per neuron) is empty, as ``jump`` is, without adaptation."""
     tm, ts, delta, theta, duration, t_ref = (
         consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
     )  # fmt: skip
+    ta, delta_a = consts[7], consts[8]
     recurrent = d_rec.shape[0] > 0
+    adaptive = jump.size > 0
     v[:] = 0.0
     cur[:] = 0.0
+    adapt[:] = 0.0
     tl[:] = 0.0
     clamped[:] = False
     tentative[:] = False
@@ -103,13 +116,23 @@ def _lif_sample(
             if tentative[j]:
                 # ---- a lower bound came due: find the exact crossing from j's last event
                 tentative[j] = False
-                t_next = tl[j] + first_crossing(v[j], cur[j], duration - tl[j], theta, tl[j],
-                                                tm, ts, delta)  # fmt: skip
+                if adaptive:
+                    s_cross = first_crossing_adapted(v[j], cur[j], adapt[j], duration - tl[j],
+                                                     theta, tl[j], tm, ts, ta, delta, delta_a)
+                else:
+                    s_cross = first_crossing(v[j], cur[j], duration - tl[j], theta, tl[j], tm,
+                                             ts, delta)  # fmt: skip
+                t_next = tl[j] + s_cross
                 tree_set(tree_t, tree_i, leaves, j, t_next if t_next < duration else np.inf)
                 continue
-            # ---- spike of neuron j: V reached theta; reset (and clamp)
+            # ---- spike of neuron j: V reached theta; reset, adapt (and clamp)
             t = t_spike
             cur[j] *= math.exp(-(t - tl[j]) / ts)
+            drive = cur[j]
+            if adaptive:
+                adapt[j] *= math.exp(-(t - tl[j]) / ta)
+                drive -= adapt[j]
+                adapt[j] += jump[j]
             v[j] = 0.0
             tl[j] = t
             tree_set(tree_t, tree_i, leaves, j, np.inf)
@@ -118,7 +141,7 @@ def _lif_sample(
             slot = base + count
             out_t[slot] = t
             out_u[slot] = j
-            out_vdot[slot] = cur[j] - theta
+            out_vdot[slot] = drive - theta
             out_iref[slot] = np.nan
             if recurrent and t + d_rec[j, 0] < duration:
                 nh = heap_push(key, stream, pos, nh, t + d_rec[j, 0], n_in + count, 0)
@@ -132,15 +155,19 @@ def _lif_sample(
                     q_tail += 1
             count += 1
         elif t_end <= t_arr:
-            # ---- end of a refractory period: V leaves 0 with the current I
+            # ---- end of a refractory period: V leaves 0 with the drive I - A
             t = t_end
             s = ref_queue[q_head]
             q_head += 1
             j = out_u[base + s]
             cur[j] *= math.exp(-(t - tl[j]) / ts)
+            drive = cur[j]
+            if adaptive:
+                adapt[j] *= math.exp(-(t - tl[j]) / ta)
+                drive -= adapt[j]
             tl[j] = t
             clamped[j] = False
-            out_iref[base + s] = cur[j]
+            out_iref[base + s] = drive
         else:
             # ---- arrival of stream a at its m-th target
             t = t_arr
@@ -162,6 +189,11 @@ def _lif_sample(
                 nh = _advance_stream(key, stream, pos, nh, t_src, d_rec, u, a, m, duration)
             if clamped[j]:
                 cur[j] *= math.exp(-(t - tl[j]) / ts)
+                if adaptive:
+                    adapt[j] *= math.exp(-(t - tl[j]) / ta)
+            elif adaptive:
+                v[j], cur[j], adapt[j] = adapted_flow(v[j], cur[j], adapt[j], t - tl[j], tm, ts,
+                                                      ta, delta, delta_a)  # fmt: skip
             else:
                 v[j], cur[j] = flow(v[j], cur[j], t - tl[j], tm, ts, delta)
             tl[j] = t
@@ -180,15 +212,17 @@ def _lif_sample(
 @njit(cache=True, parallel=True)
 def lif_forward(
     in_times, in_units, in_offsets, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts,
-    max_spikes, leaves, sample_ids, cap, max_in, n_chunks,
+    max_spikes, jump, leaves, sample_ids, cap, max_in, n_chunks,
     out_t, out_u, out_vdot, out_iref, out_counts,
 ):  # fmt: skip
     """Simulate a LIF layer for the samples ``sample_ids`` (ff when ``d_rec`` has no rows).
 
     Sample ``sample_ids[r]`` writes its spikes in time order to slots ``r*cap .. r*cap + cap``:
-    time (ms), neuron, tau_mem dV/dt = I - threshold just before the spike, and the synaptic
-    current at the end of the refractory period that follows it (NaN if none within the
-    trial).  ``out_counts[r]`` is its spike count, or -1 if it needs more room than ``cap``.
+    time (ms), neuron, tau_mem dV/dt = I - A - threshold just before the spike, and the drive
+    I - A at the end of the refractory period that follows it (NaN if none within the trial;
+    A = 0 without adaptation).  ``jump`` [n_out] (V units, >= 0) is the adaptation jump b per
+    neuron, or empty for no adaptation.  ``out_counts[r]`` is its spike count, or -1 if it
+    needs more room than ``cap``.
     ``max_spikes`` > 0 silences a neuron after that many spikes; ``max_in`` bounds the input
     spikes of any sample; ``leaves`` is ``tree_size(n_out)``.
     """
@@ -197,6 +231,7 @@ def lif_forward(
     for c in prange(n_chunks):
         v = np.empty(n_out)
         cur = np.empty(n_out)
+        adapt = np.empty(jump.size)
         tl = np.empty(n_out)
         clamped = np.empty(n_out, dtype=np.bool_)
         n_spk = np.empty(n_out, dtype=np.int64)
@@ -211,10 +246,10 @@ def lif_forward(
             b = sample_ids[r]
             out_counts[r] = _lif_sample(
                 in_times, in_units, in_offsets[b], in_offsets[b + 1], d_in, tgt_in, w_in,
-                d_rec, tgt_rec, w_rec, consts, max_spikes, r * cap, cap,
+                d_rec, tgt_rec, w_rec, consts, max_spikes, jump, r * cap, cap,
                 out_t, out_u, out_vdot, out_iref,
-                v, cur, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream, pos,
-                ref_queue,
+                v, cur, adapt, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream,
+                pos, ref_queue,
             )  # fmt: skip
 
 

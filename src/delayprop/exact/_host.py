@@ -71,6 +71,11 @@ def _spike_arrays(times: Tensor, units: Tensor, offsets: Tensor) -> tuple[np.nda
     return _np(times, np.float64), _np(units, np.int64), _np(offsets, np.int64)
 
 
+def _jump(adaptation: np.ndarray | None) -> np.ndarray:
+    """The kernels' ``jump``: b per neuron, or empty for no adaptation."""
+    return np.zeros(0) if adaptation is None else _np(adaptation, np.float64)
+
+
 def _max_count(offsets: np.ndarray) -> int:
     return int(np.diff(offsets).max(initial=0))
 
@@ -85,11 +90,14 @@ def lif_forward(
     max_spikes: int,
     capacity: Capacity,
     limit: int,
+    adaptation: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer on the batch.
 
     Returns output spike times (float64 ms), units (int32), offsets (int64), tau_mem dV/dt
-    before each spike, and the current at the end of its refractory period (NaN if none).
+    before each spike, and the drive I - A at the end of its refractory period (NaN if none).
+    ``adaptation``: the adaptation jump b per neuron [n_out] (float64, V units), or None for
+    none (A = 0).
     ``capacity`` guesses the spikes per sample (a ``kernels.host.SpikeCapacity`` is updated);
     samples that need more are run again with twice the room, up to ``limit`` spikes per
     sample (all neurons together): a sample that needs more raises ``SpikeLimitExceeded``
@@ -101,6 +109,7 @@ def lif_forward(
     n_out = proj.d_sorted.shape[1]
     max_in = max(_max_count(offsets), 1)
     leaves = tree_size(n_out)
+    jump = _jump(adaptation)
     if max_spikes > 0:  # no sample can need more
         limit = min(limit, max_spikes * n_out)
 
@@ -110,8 +119,8 @@ def lif_forward(
                np.empty(n * cap)]  # fmt: skip
         got = np.empty(n, np.int64)
         _forward.lif_forward(
-            times, units, offsets, *proj, *rec, consts, max_spikes, leaves, pending, cap, max_in,
-            n_chunks(n), *out, got,
+            times, units, offsets, *proj, *rec, consts, max_spikes, jump, leaves, pending, cap,
+            max_in, n_chunks(n), *out, got,
         )  # fmt: skip
         return out, got
 
@@ -181,13 +190,16 @@ def backward(
     drive: Drive,
     consts: np.ndarray,
     tau_grads: bool = False,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+    adaptation: np.ndarray | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
     """Adjoint pass of one layer.
 
     ``out`` = (times, units, offsets, vdot, iref) of the layer's own spikes (empty for a
-    readout); ``grad_out`` = dL/dt of each (float64, modified in place).  Returns dL/d input
-    times and dL/dW, dL/dD, dL/dW_rec, dL/dD_rec, each [n_out, n_src], and, if ``tau_grads``,
-    dL/dtau_mem, dL/dtau_syn per neuron [2, n_out] (ms^-1 x loss), else None.
+    readout); ``grad_out`` = dL/dt of each (float64, modified in place); ``adaptation`` the
+    forward's b per neuron [n_out], or None.  Returns dL/d input times and dL/dW, dL/dD,
+    dL/dW_rec, dL/dD_rec, each [n_out, n_src], if ``tau_grads`` dL/dtau_mem, dL/dtau_syn per
+    neuron [2, n_out] (ms^-1 x loss), else None, and with ``adaptation`` dL/db [n_out], else
+    None.
     """
     times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
@@ -201,13 +213,16 @@ def backward(
     grad_in = np.zeros(len(times))
     parts = [np.zeros((nw, n * n_out)) for n in (n_src, n_src, n_rec, n_rec)]
     dtau_part = np.zeros((nw, 2 if tau_grads else 0, n_out))
+    jump = _jump(adaptation)
+    db_part = np.zeros((nw, jump.size))
     max_streams = max(int(np.diff(offsets + o_off[: batch + 1]).max(initial=0)), 1)
     _backward.walk_backward(
         times, units, offsets, *proj, o_t, o_u, o_off, o_vdot, o_iref, grad_out, kick, *rec,
-        *drive, consts, max_streams, nw, grad_in, *parts, dtau_part,
+        *drive, consts, jump, max_streams, nw, grad_in, *parts, dtau_part, db_part,
     )  # fmt: skip
     dw, dd, dw_rec, dd_rec = (
         torch.from_numpy(p.sum(axis=0).reshape(-1, n_out).T.copy()) for p in parts
     )
     dtau = torch.from_numpy(dtau_part.sum(axis=0)) if tau_grads else None
-    return torch.from_numpy(grad_in), dw, dd, dw_rec, dd_rec, dtau
+    db = torch.from_numpy(db_part.sum(axis=0)) if adaptation is not None else None
+    return torch.from_numpy(grad_in), dw, dd, dw_rec, dd_rec, dtau, db

@@ -13,6 +13,12 @@ arrivals have no effect).  The backward pass is the EventProp adjoint in continu
 chain rule over spike times of ``delayprop.exact.timing`` (Yamamoto et al. 2022); both give the
 same gradients.
 
+Adaptive LIF neurons (``ExactSettings.tau_adapt`` with ``lif(..., adaptation=b)``): an
+adaptation current A, ``tau_adapt dA/dt = -A``, enters ``tau_mem dV/dt = -V + I - A`` and jumps
+by b_j >= 0 at each spike of neuron j; its flow, the threshold root finder and the adjoint
+lambda_A are in ``kernels.lif_flow``, the spike terms in ``kernels.formulas``; b receives its
+gradient from the EventProp backward.
+
 Readouts of the LI layer:
 
 * ``li_readout``: voltages [batch, n_samples, n_out] at t = 0, sample_dt, 2 sample_dt, ... (ms),
@@ -89,6 +95,11 @@ class ExactSettings:
             near-tangential crossings reach it.
         backward: ``"eventprop"`` (the adjoint of ``_backward``) or ``"timing"`` (the chain
             rule over spike times of ``delayprop.exact.timing``, slower, same gradients).
+        tau_adapt: None (no adaptation), or the time constant (ms) of the adaptation current A
+            of a LIF layer: ``tau_mem dV/dt = -V + I - A``, ``tau_adapt dA/dt = -A``, and each
+            spike of neuron j adds b_j to its A (``lif``'s ``adaptation`` tensor; the
+            spike-triggered adaptation of the SE-adLIF neuron of Baronig et al. 2025 without its
+            subthreshold coupling).  EventProp backward only.
     """
 
     tau_mem: float
@@ -103,11 +114,14 @@ class ExactSettings:
     sample_dt: float | None = None
     vdot_floor: float = VDOT_FLOOR
     backward: str = "eventprop"
+    tau_adapt: float | None = None
 
     def __post_init__(self) -> None:
         if self.backward not in BACKWARDS:
             raise ValueError(f"backward must be one of {BACKWARDS}, got {self.backward!r}")
         check_positive_finite(tau_mem=self.tau_mem, tau_syn=self.tau_syn)
+        if self.tau_adapt is not None:
+            check_positive_finite(tau_adapt=self.tau_adapt)
         if not self.threshold > 0:  # inf: a readout that never fires
             raise ValueError(f"threshold must be > 0, got {self.threshold}")
         if self.duration is not None and not (self.duration > 0 and math.isfinite(self.duration)):
@@ -127,15 +141,19 @@ class ExactSettings:
 
     def packed(self) -> np.ndarray:
         """Packed for the kernels (float64): [tau_mem, tau_syn, delta, threshold, duration,
-        refractory, vdot_min], delta = 1/tau_mem - 1/tau_syn (ms^-1,
-        ``kernels.formulas.rate_difference``), vdot_min = vdot_floor x threshold (V units; an
-        LI readout's infinite threshold counts as 1)."""
+        refractory, vdot_min, tau_adapt, delta_a], delta = 1/tau_mem - 1/tau_syn and
+        delta_a = 1/tau_mem - 1/tau_adapt (ms^-1, ``kernels.formulas.rate_difference``),
+        vdot_min = vdot_floor x threshold (V units; an LI readout's infinite threshold counts as
+        1).  Without adaptation tau_adapt is inf (and delta_a 1/tau_mem); the kernels then do
+        not read them (they take adaptation from the non-empty ``jump`` array)."""
         if self.duration is None:
             raise ValueError("duration is not set")
         delta = rate_difference(self.tau_mem, self.tau_syn)
         threshold = self.threshold if math.isfinite(self.threshold) else 1.0
+        tau_adapt = math.inf if self.tau_adapt is None else self.tau_adapt
         return np.array([self.tau_mem, self.tau_syn, delta, self.threshold, self.duration,
-                         self.refractory, self.vdot_floor * threshold])  # fmt: skip
+                         self.refractory, self.vdot_floor * threshold, tau_adapt,
+                         rate_difference(self.tau_mem, tau_adapt)])  # fmt: skip
 
 
 # ---------------------------------------------------------------------- autograd Functions
@@ -157,14 +175,16 @@ def _grads(need, *pairs):
 class _LIFExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec,
-                taus):  # fmt: skip
+                taus, adaptation):  # fmt: skip
         consts = s.packed()
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
+        jump = None if adaptation is None else adaptation.detach().numpy().copy()
         out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
                                 int(s.max_spikes or 0), s.capacity,  # the kernels' 0: no limit
-                                w.shape[0] * int(s.spike_limit))  # fmt: skip
+                                w.shape[0] * int(s.spike_limit), jump)  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
+        ctx.jump = jump
         ctx.has_rec = w_rec is not None
         ctx.n_out_arrays = len(out)
         ctx.save_for_backward(in_times, in_units, in_offsets, *out,
@@ -188,20 +208,20 @@ class _LIFExact(torch.autograd.Function):
             kick = s.regularizer.kick(counts, batch).numpy().astype(np.float64)
         if s.backward == "timing":
             w, d, w_rec, d_rec = (_detach(p) for p in params)
-            dtau = None
+            dtau = db = None  # lif() refuses adaptation with this backward
             grad_in, dw, dd, dw_rec, dd_rec = timing.lif_backward(
                 in_times, in_units, in_offsets, w, d, *out[:3], g_out, kick, w_rec, d_rec,
                 ctx.consts,
             )  # fmt: skip
         else:
-            grad_in, dw, dd, dw_rec, dd_rec, dtau = _host.backward(
+            grad_in, dw, dd, dw_rec, dd_rec, dtau, db = _host.backward(
                 in_times, in_units, in_offsets, ctx.proj, tuple(out), g_out, kick, ctx.rec,
-                _host.no_drive(batch, n_out), ctx.consts, ctx.needs_input_grad[8],
+                _host.no_drive(batch, n_out), ctx.consts, ctx.needs_input_grad[8], ctx.jump,
             )  # fmt: skip
         need = ctx.needs_input_grad
         rec_grads = (dw_rec, dd_rec) if ctx.has_rec else (None, None)
         return (None, None, None) + _grads(need[3:], grad_in, dw, dd, *rec_grads,
-                                           _tau_grad(dtau))  # fmt: skip
+                                           _tau_grad(dtau), db)  # fmt: skip
 
 
 def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
@@ -222,7 +242,7 @@ def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor, dtau: Tensor | 
 def _readout_backward(ctx, drive: _host.Drive):
     in_times, in_units, in_offsets = ctx.saved_tensors[:3]
     batch = in_offsets.numel() - 1
-    grad_in, dw, dd, _, _, dtau = _host.backward(
+    grad_in, dw, dd, _, _, dtau, _ = _host.backward(
         in_times, in_units, in_offsets, ctx.proj, _no_spikes_out(batch), np.zeros(0),
         np.zeros(ctx.proj.d_sorted.shape[1]), _host.empty_projection(ctx.proj.d_sorted.shape[1]),
         drive, ctx.consts, ctx.needs_input_grad[6],
@@ -375,6 +395,37 @@ def _with_time_constants(settings: ExactSettings, time_constants: Tensor | None,
     return dataclasses.replace(settings, tau_mem=tm, tau_syn=ts), _f64(time_constants)
 
 
+def _adaptation(settings: ExactSettings, adaptation: Tensor | None,
+                time_constants: Tensor | None, n_out: int, name: str) -> Tensor | None:  # fmt: skip
+    """``lif``'s ``adaptation`` (b per neuron) checked against the settings, in float64."""
+    if adaptation is None:
+        if settings.tau_adapt is not None:
+            raise ValueError(f"{name}: settings.tau_adapt is set but no adaptation tensor (b per "
+                             "neuron, V units) was given")  # fmt: skip
+        return None
+    if settings.tau_adapt is None:
+        raise ValueError(f"{name}: adaptation given but settings.tau_adapt is None (set the "
+                         "adaptation time constant)")  # fmt: skip
+    _check_tensor("adaptation", adaptation, (n_out,), delay=False)
+    if bool((adaptation < 0).any()):
+        raise ValueError(f"{name}: adaptation (b per neuron) must be >= 0, got "
+                         f"{float(adaptation.min())}")  # fmt: skip
+    if settings.backward != "eventprop":
+        raise ValueError(f"{name}: adaptation needs backward='eventprop' (the timing backward "
+                         f"does not model it), not {settings.backward!r}")  # fmt: skip
+    if time_constants is not None and time_constants.requires_grad:
+        raise ValueError(f"{name}: gradients of the time constants (learn_tau) are not derived "
+                         "for adaptive neurons; pass time_constants without requires_grad or "
+                         "no adaptation")  # fmt: skip
+    return _f64(adaptation)
+
+
+def _no_adaptation(settings: ExactSettings, name: str) -> None:
+    if settings.tau_adapt is not None:
+        raise ValueError(f"{name}: an LI readout has no adaptation; settings.tau_adapt must be "
+                         "None")  # fmt: skip
+
+
 def lif(
     spikes: Spikes,
     weight: Tensor,
@@ -383,6 +434,7 @@ def lif(
     rec_weight: Tensor | None = None,
     rec_delay: Tensor | None = None,
     time_constants: Tensor | None = None,
+    adaptation: Tensor | None = None,
 ) -> Spikes:
     """A layer of LIF neurons in continuous time: input spikes -> output spikes (float64 times,
     differentiable).
@@ -394,10 +446,14 @@ def lif(
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms, zero allowed).
         time_constants: None, or a tensor [2] (tau_mem, tau_syn ms) that replaces the
             settings' and receives their gradients (EventProp backward only).
+        adaptation: None, or (required iff ``settings.tau_adapt`` is set) a CPU tensor [n_out]:
+            the jump b_j >= 0 (V units) of neuron j's adaptation current at each of its spikes;
+            it receives dL/db (EventProp backward; not with gradients of ``time_constants``).
     """
     settings, times = _prepare(spikes, weight, delay, settings, "lif")
     settings, taus = _with_time_constants(settings, time_constants, "lif")
     n_out = weight.shape[0]
+    adapt = _adaptation(settings, adaptation, time_constants, n_out, "lif")
     if rec_weight is None and rec_delay is not None:
         raise ValueError("rec_delay given without rec_weight")
     _check_tensor("rec_weight", rec_weight, (n_out, n_out), delay=False)
@@ -411,7 +467,7 @@ def lif(
     try:
         out_t, out_u, out_off = _LIFExact.apply(
             settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay),
-            _f64(rec_weight), _f64(rec_delay), taus,
+            _f64(rec_weight), _f64(rec_delay), taus, adapt,
         )  # fmt: skip
     except SpikeLimitExceeded as err:
         raise ValueError(_spike_limit_message(err, weight, settings)) from None
@@ -428,6 +484,7 @@ def li_readout(
     t = n * settings.sample_dt ms, n = 0 .. ceil(duration / sample_dt) - 1.
     ``time_constants`` as for ``lif``."""
     settings, times = _prepare(spikes, weight, delay, settings, "li_readout")
+    _no_adaptation(settings, "li_readout")
     settings, taus = _with_time_constants(settings, time_constants, "li_readout")
     if settings.sample_dt is None:
         raise ValueError("li_readout needs settings.sample_dt (ms between voltage samples)")
@@ -446,6 +503,7 @@ def li_peak(
     [batch, n_out] float64 and differentiable.  A voltage that never rises above 0 peaks at
     t = 0 with value 0.  ``time_constants`` as for ``lif``."""
     settings, times = _prepare(spikes, weight, delay, settings, "li_peak")
+    _no_adaptation(settings, "li_peak")
     settings, taus = _with_time_constants(settings, time_constants, "li_peak")
     return _LIPeakExact.apply(
         settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay), taus
