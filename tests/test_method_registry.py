@@ -41,6 +41,9 @@ NON_DEFAULT_CONFIG = {
     "learn_tau": True,
     "tau_min": 1.0,
     "tau_max": 100.0,
+    "tau_adapt": 30.0,
+    "adapt_jump": 0.2,
+    "learn_adapt": True,
 }
 NON_DEFAULT_TRAIN = {
     "reg_target": 14.0,
@@ -145,7 +148,7 @@ def test_registry_rejects_what_each_method_lacks():
                   "rec_weight_init"}  # fmt: skip
     event_engine = {"max_spikes", "refractory", "spike_limit", "backward", "precise", "sample_dt"}
     delays = {"max_delay", "readout_max_delay", "delay_kind", "delay_bound", "learn_delays"}
-    taus = {"learn_tau", "tau_min", "tau_max"}
+    taus = {"learn_tau", "tau_min", "tau_max", "tau_adapt", "adapt_jump", "learn_adapt"}
     expected = {
         "eventprop": {"hardware", "surrogate_alpha"},
         "bptt": recurrence | event_engine | delays | taus | {"hardware", "hardware_profile"},

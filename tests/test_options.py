@@ -56,7 +56,7 @@ CONNECTIONS = {
     "learn_tau": lambda layer: layer.time_constants is not None,
     "tau_min": lambda layer: layer.tau_bounds[0],
     "tau_max": lambda layer: layer.tau_bounds[1],
-    "adapt_jump": lambda layer: float(layer.adaptation[0]),
+    "adapt_jump": lambda layer: float(layer.adaptation.detach()[0]),
     "learn_adapt": lambda layer: layer.adaptation.requires_grad,
 }
 

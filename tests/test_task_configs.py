@@ -38,6 +38,7 @@ CASES = {
     "shd_rec": ["model.hidden=[24]", "data.augment=[{kind: shift, max_shift: 40}, "
                 "{kind: blend, p: 0.5, n: 8}]"],
     "shd_ff": ["model.hidden=[24]"],
+    "shd_adlif": ["model.hidden=[16, 16]"],
     "ssc": ["model.hidden=[16, 16]", "model.weight_init=[[0.03,0.01],[0.02,0.03],[0,0.03]]"],
     "braille": ["model.hidden=[16, 16]", "model.weight_init=[[0.03,0.01],[0.02,0.03],[0,0.03]]"],
 }
@@ -67,7 +68,7 @@ def test_missing_data_set_gives_the_download_instructions(tmp_path, capsys, monk
     assert "delayprop data download shd" in err
 
 
-@pytest.mark.parametrize("task", ["digits", "yinyang_nodelay"])
+@pytest.mark.parametrize("task", ["digits", "yinyang_nodelay", "yinyang_adlif"])
 def test_offline_tasks_train(task, tmp_path):
     out = tmp_path / task
     assert main(["train", task, "--out", str(out), "--quiet", "--set", *SMALL]) == 0
