@@ -31,6 +31,9 @@ adjoints (m_V, m_I, M) of ``kernels.lif_flow.tau_sensitivity_flow``; every arriv
 ``tau_arrival_read`` to dL/dtau_mem, dL/dtau_syn of its target, and m_V is zeroed where V is
 reset (a spike) or leaves its clamp (a refractory end), as lambda_V is.
 
+The time constants are read per neuron from ``taus`` [3, n_out] (tau_mem, tau_syn, delta of
+neuron j in column j, as in ``_forward``); ``consts`` supplies the rest.
+
 Samples run in parallel; weight and delay gradients go to per-worker partial sums
 ``[n_chunks, n_src * n_out]`` indexed ``u * n_out + j``, time-constant gradients to
 ``[n_chunks, 2, n_out]`` (dL/dtau_mem, dL/dtau_syn per neuron), adaptation gradients to
@@ -90,11 +93,11 @@ def _retreat_stream(key, stream, pos, n, t_src, d_row, a, m):
 
 
 @njit(cache=True)
-def _propagate(lam_v, lam_i, lam_a, aux, tl, j, t, consts):
+def _propagate(lam_v, lam_i, lam_a, aux, tl, j, t, consts, taus):
     """Carry neuron j's adjoint (with lambda_A if ``lam_a`` is not empty, and, if ``aux``
     [3, n_out] is not empty, its auxiliary adjoints m_V, m_I, M) back from its last event time
-    tl[j] to t <= tl[j]."""
-    tm, ts, delta = consts[0], consts[1], consts[2]
+    tl[j] to t <= tl[j], with its time constants ``taus[:, j]``."""
+    tm, ts, delta = taus[0, j], taus[1, j], taus[2, j]
     if aux.shape[0] > 0:
         aux[0, j], aux[1, j], aux[2, j] = tau_sensitivity_flow(
             lam_v[j], lam_i[j], aux[0, j], aux[1, j], aux[2, j], tl[j] - t, tm, ts, delta
@@ -112,12 +115,11 @@ def _propagate(lam_v, lam_i, lam_a, aux, tl, j, t, consts):
 def _sample_backward(
     b, in_times, in_units, lo, hi, d_in, tgt_in, w_in,
     out_times, out_units, olo, ohi, out_vdot, out_iref, g_out, kick, d_rec, tgt_rec, w_rec,
-    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, jump,
+    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, taus, jump,
     grad_in, dw, dd, dw_rec, dd_rec, dtau, db, lam_v, lam_i, lam_a, aux, tl, key, stream, pos,
 ):  # fmt: skip
-    tm, ts, theta, duration, t_ref, vdot_min, ta = (
-        consts[0], consts[1], consts[3], consts[4], consts[5], consts[6], consts[7]
-    )  # fmt: skip
+    theta, duration, t_ref, vdot_min, ta = consts[3], consts[4], consts[5], consts[6], consts[7]
+    tau_m, tau_s = taus[0], taus[1]
     adaptive = jump.size > 0
     n_out = d_in.shape[1]
     recurrent = d_rec.shape[0] > 0
@@ -129,7 +131,7 @@ def _sample_backward(
     lam_a[:] = 0.0
     aux[:] = 0.0
     tl[:] = duration
-    taus = aux.shape[0] > 0
+    tau_grads = aux.shape[0] > 0
     n_in = hi - lo
     nh = _push_streams_reversed(in_times, in_units, lo, hi, d_in, duration, key, stream, pos,
                                 0, 0)  # fmt: skip
@@ -164,10 +166,10 @@ def _sample_backward(
                 j = tgt_rec[u, m]
                 w = w_rec[u, m]
                 nh = _retreat_stream(key, stream, pos, nh, out_times[k], d_rec[u], a, m)
-            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_arr, consts)
-            g_w, g = arrival_read(w, lam_i[j], lam_v[j] - lam_i[j], ts)
-            if taus:
-                g_tm, g_ts = tau_arrival_read(w, aux[1, j], aux[2, j], ts)
+            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_arr, consts, taus)
+            g_w, g = arrival_read(w, lam_i[j], lam_v[j] - lam_i[j], tau_s[j])
+            if tau_grads:
+                g_tm, g_ts = tau_arrival_read(w, aux[1, j], aux[2, j], tau_s[j])
                 dtau[0, j] += g_tm
                 dtau[1, j] += g_ts
             if has_kink and kink_a[b, j] == a and kink_m[b, j] == m:
@@ -183,10 +185,10 @@ def _sample_backward(
                 g_out[k] += g
         elif q >= olo and t_end >= t_drive and t_end >= t_spike:
             j = out_units[q]
-            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_end, consts)
+            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_end, consts, taus)
             g_out[q] += refractory_end_read(lam_v[j], out_iref[q])
             lam_v[j] = 0.0
-            if taus:
+            if tau_grads:
                 aux[0, j] = 0.0
             q -= 1
             while q >= olo and math.isnan(out_iref[q]):
@@ -195,20 +197,20 @@ def _sample_backward(
             jd = drive_j[b, e]
             j_lo, j_hi = (0, n_out) if jd < 0 else (jd, jd + 1)
             for j in range(j_lo, j_hi):
-                _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_drive, consts)
-                lam_v[j] = readout_drive(lam_v[j], drive_gv[b, e, j], tm)
+                _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_drive, consts, taus)
+                lam_v[j] = readout_drive(lam_v[j], drive_gv[b, e, j], tau_m[j])
                 if has_gi:
-                    lam_i[j] = readout_drive(lam_i[j], drive_gi[b, e, j], ts)
+                    lam_i[j] = readout_drive(lam_i[j], drive_gi[b, e, j], tau_s[j])
             e -= 1
         elif p >= olo:
             j = out_units[p]
-            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_spike, consts)
+            _propagate(lam_v, lam_i, lam_a, aux, tl, j, t_spike, consts, taus)
             g = g_out[p]
             if adaptive:
                 g = adapted_spike_gradient(g, jump[j], lam_v[j], lam_a[j])
                 db[j] += adaptation_read(lam_a[j], ta)
             lam_v[j] = adjoint_jump(lam_v[j], g, out_vdot[p], theta, vdot_min, kick[j])
-            if taus:
+            if tau_grads:
                 aux[0, j] = 0.0
             p -= 1
         else:
@@ -219,8 +221,8 @@ def _sample_backward(
 def walk_backward(
     in_times, in_units, in_offsets, d_in, tgt_in, w_in,
     out_times, out_units, out_offsets, out_vdot, out_iref, g_out, kick, d_rec, tgt_rec, w_rec,
-    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, jump, max_streams,
-    n_chunks, grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, dtau_part, db_part,
+    drive_t, drive_j, drive_gv, drive_gi, kink_a, kink_m, kink_c, consts, taus, jump,
+    max_streams, n_chunks, grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, dtau_part, db_part,
 ):  # fmt: skip
     """Adjoint pass of one layer for the whole batch (see the module docstring).
 
@@ -231,7 +233,8 @@ def walk_backward(
     empty), and optionally ``kink_*`` [batch, n_out]: extra dL/dt of one arrival (stream a,
     position m) per neuron.  ``max_streams`` bounds input plus output spikes of any sample.
     ``dtau_part`` [n_chunks, 2, n_out] receives dL/dtau_mem, dL/dtau_syn per neuron, or is
-    empty ([n_chunks, 0, n_out]) when the time constants need no gradient.  ``jump`` [n_out]
+    empty ([n_chunks, 0, n_out]) when the time constants need no gradient; ``taus`` [3, n_out]
+    holds the time constants per neuron (module docstring).  ``jump`` [n_out]
     is the adaptation jump b per neuron (V units), or empty without adaptation; ``db_part``
     [n_chunks, n_out] then receives dL/db per neuron ([n_chunks, 0] without adaptation).
     """
@@ -255,6 +258,6 @@ def walk_backward(
                 b, in_times, in_units, in_offsets[b], in_offsets[b + 1], d_in, tgt_in, w_in,
                 out_times, out_units, out_offsets[b], out_offsets[b + 1], out_vdot, out_iref,
                 g_out, kick, d_rec, tgt_rec, w_rec, drive_t, drive_j, drive_gv, drive_gi,
-                kink_a, kink_m, kink_c, consts, jump, grad_in, dw, dd, dw_rec, dd_rec, dtau, db,
-                lam_v, lam_i, lam_a, aux, tl, key, stream, pos,
+                kink_a, kink_m, kink_c, consts, taus, jump, grad_in, dw, dd, dw_rec, dd_rec,
+                dtau, db, lam_v, lam_i, lam_a, aux, tl, key, stream, pos,
             )  # fmt: skip

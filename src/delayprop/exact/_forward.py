@@ -9,7 +9,10 @@ Layout shared with ``_backward``:
   the layer's own spikes (n_in + s for its s-th spike) for recurrent connections;
 * ``consts`` = ``ExactSettings.packed()``: [tau_mem, tau_syn, delta, threshold, duration,
   refractory, vdot_min, tau_adapt, delta_a]; arrivals and spikes at or after ``duration`` are
-  dropped;
+  dropped; the kernels read the time constants per neuron from ``taus`` [3, n_out] (tau_mem,
+  tau_syn ms and delta = 1/tau_mem - 1/tau_syn ms^-1 of neuron j in column j;
+  ``exact.functional.neuron_constants``), not from ``consts[0:3]``: a layer with one pair has
+  every column equal;
 * adaptation (``jump`` = b per neuron, V units, not empty): each spike of neuron j adds b_j to
   its adaptation current A, which decays with tau_adapt and enters tau_mem dV/dt = -V + I - A
   (``kernels.lif_flow.adapted_flow``); A decays on through refractory periods and after the
@@ -79,17 +82,16 @@ def _advance_stream(key, stream, pos, n, t_src, d_sorted, u, a, m, duration):
 # ----------------------------------------------------------------------------- LIF
 @njit(cache=True)
 def _lif_sample(
-    in_times, in_units, lo, hi, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts, max_spikes,
-    jump, base, cap, out_t, out_u, out_vdot, out_iref,
+    in_times, in_units, lo, hi, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts, taus,
+    max_spikes, jump, base, cap, out_t, out_u, out_vdot, out_iref,
     v, cur, adapt, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream, pos,
     ref_queue,
 ):  # fmt: skip
     """Simulate one sample; returns its spike count, or -1 if it needs more than ``cap``.
     ``adapt`` (A per neuron) is empty, as ``jump`` is, without adaptation."""
-    tm, ts, delta, theta, duration, t_ref = (
-        consts[0], consts[1], consts[2], consts[3], consts[4], consts[5]
-    )  # fmt: skip
+    theta, duration, t_ref = consts[3], consts[4], consts[5]
     ta, delta_a = consts[7], consts[8]
+    tau_m, tau_s, dl = taus[0], taus[1], taus[2]
     recurrent = d_rec.shape[0] > 0
     adaptive = jump.size > 0
     v[:] = 0.0
@@ -118,16 +120,17 @@ def _lif_sample(
                 tentative[j] = False
                 if adaptive:
                     s_cross = first_crossing_adapted(v[j], cur[j], adapt[j], duration - tl[j],
-                                                     theta, tl[j], tm, ts, ta, delta, delta_a)
+                                                     theta, tl[j], tau_m[j], tau_s[j], ta, dl[j],
+                                                     delta_a)  # fmt: skip
                 else:
-                    s_cross = first_crossing(v[j], cur[j], duration - tl[j], theta, tl[j], tm,
-                                             ts, delta)  # fmt: skip
+                    s_cross = first_crossing(v[j], cur[j], duration - tl[j], theta, tl[j],
+                                             tau_m[j], tau_s[j], dl[j])  # fmt: skip
                 t_next = tl[j] + s_cross
                 tree_set(tree_t, tree_i, leaves, j, t_next if t_next < duration else np.inf)
                 continue
             # ---- spike of neuron j: V reached theta; reset, adapt (and clamp)
             t = t_spike
-            cur[j] *= math.exp(-(t - tl[j]) / ts)
+            cur[j] *= math.exp(-(t - tl[j]) / tau_s[j])
             drive = cur[j]
             if adaptive:
                 adapt[j] *= math.exp(-(t - tl[j]) / ta)
@@ -160,7 +163,7 @@ def _lif_sample(
             s = ref_queue[q_head]
             q_head += 1
             j = out_u[base + s]
-            cur[j] *= math.exp(-(t - tl[j]) / ts)
+            cur[j] *= math.exp(-(t - tl[j]) / tau_s[j])
             drive = cur[j]
             if adaptive:
                 adapt[j] *= math.exp(-(t - tl[j]) / ta)
@@ -188,20 +191,21 @@ def _lif_sample(
                 w = w_rec[u, m]
                 nh = _advance_stream(key, stream, pos, nh, t_src, d_rec, u, a, m, duration)
             if clamped[j]:
-                cur[j] *= math.exp(-(t - tl[j]) / ts)
+                cur[j] *= math.exp(-(t - tl[j]) / tau_s[j])
                 if adaptive:
                     adapt[j] *= math.exp(-(t - tl[j]) / ta)
             elif adaptive:
-                v[j], cur[j], adapt[j] = adapted_flow(v[j], cur[j], adapt[j], t - tl[j], tm, ts,
-                                                      ta, delta, delta_a)  # fmt: skip
+                v[j], cur[j], adapt[j] = adapted_flow(v[j], cur[j], adapt[j], t - tl[j],
+                                                      tau_m[j], tau_s[j], ta, dl[j],
+                                                      delta_a)  # fmt: skip
             else:
-                v[j], cur[j] = flow(v[j], cur[j], t - tl[j], tm, ts, delta)
+                v[j], cur[j] = flow(v[j], cur[j], t - tl[j], tau_m[j], tau_s[j], dl[j])
             tl[j] = t
             cur[j] += w
         # ---- new (lazy) prediction for the neuron j that just changed, if it is free
         if clamped[j]:
             continue
-        s_lb = crossing_lower_bound(v[j], cur[j], theta, tm)
+        s_lb = crossing_lower_bound(v[j], cur[j], theta, tau_m[j])
         t_next = t + s_lb if t + s_lb < duration else np.inf
         tentative[j] = 0.0 < s_lb < np.inf and t_next < np.inf
         if t_next != tree_t[leaves + j]:  # most arrivals leave a neuron without prediction
@@ -211,7 +215,7 @@ def _lif_sample(
 
 @njit(cache=True, parallel=True)
 def lif_forward(
-    in_times, in_units, in_offsets, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts,
+    in_times, in_units, in_offsets, d_in, tgt_in, w_in, d_rec, tgt_rec, w_rec, consts, taus,
     max_spikes, jump, leaves, sample_ids, cap, max_in, n_chunks,
     out_t, out_u, out_vdot, out_iref, out_counts,
 ):  # fmt: skip
@@ -221,7 +225,8 @@ def lif_forward(
     time (ms), neuron, tau_mem dV/dt = I - A - threshold just before the spike, and the drive
     I - A at the end of the refractory period that follows it (NaN if none within the trial;
     A = 0 without adaptation).  ``jump`` [n_out] (V units, >= 0) is the adaptation jump b per
-    neuron, or empty for no adaptation.  ``out_counts[r]`` is its spike count, or -1 if it
+    neuron, or empty for no adaptation; ``taus`` [3, n_out] the time constants per neuron (module
+    docstring).  ``out_counts[r]`` is its spike count, or -1 if it
     needs more room than ``cap``.
     ``max_spikes`` > 0 silences a neuron after that many spikes; ``max_in`` bounds the input
     spikes of any sample; ``leaves`` is ``tree_size(n_out)``.
@@ -246,7 +251,7 @@ def lif_forward(
             b = sample_ids[r]
             out_counts[r] = _lif_sample(
                 in_times, in_units, in_offsets[b], in_offsets[b + 1], d_in, tgt_in, w_in,
-                d_rec, tgt_rec, w_rec, consts, max_spikes, jump, r * cap, cap,
+                d_rec, tgt_rec, w_rec, consts, taus, max_spikes, jump, r * cap, cap,
                 out_t, out_u, out_vdot, out_iref,
                 v, cur, adapt, tl, clamped, n_spk, tentative, tree_t, tree_i, leaves, key, stream,
                 pos, ref_queue,
@@ -263,7 +268,7 @@ def _record_peak(j, val, t, kind, a, m, aux, peak_v, peak_t, peak_kind, peak_a, 
 
 @njit(cache=True, parallel=True)
 def li_forward(
-    in_times, in_units, in_offsets, d_in, tgt_in, w_in, consts, sample_dt, max_in, n_chunks,
+    in_times, in_units, in_offsets, d_in, tgt_in, w_in, consts, taus, sample_dt, max_in, n_chunks,
     v_out, peak_v, peak_t, peak_kind, peak_a, peak_m, peak_aux,
 ):  # fmt: skip
     """Leaky-integrator readout of every sample.
@@ -272,9 +277,11 @@ def li_forward(
     t = n * sample_dt (ms).  Peak (if the ``peak_*`` arrays [batch, n_out] are not empty): the
     maximum of V_j over [0, duration], its time, its ``PEAK_*`` kind, for PEAK_ARRIVAL the
     arrival (stream a, position m) and tau_mem dV/dt just before it (``peak_aux``), for
-    PEAK_SMOOTH the synaptic current there (``peak_aux``).
+    PEAK_SMOOTH the synaptic current there (``peak_aux``).  ``taus`` [3, n_out]: the time
+    constants per neuron (module docstring).
     """
-    tm, ts, delta, duration = consts[0], consts[1], consts[2], consts[4]
+    duration = consts[4]
+    tau_m, tau_s, dl = taus[0], taus[1], taus[2]
     n_out = d_in.shape[1]
     batch = in_offsets.size - 1
     n_samples = v_out.shape[1]
@@ -308,7 +315,8 @@ def li_forward(
                     if t_sample == np.inf:
                         break
                     for j in range(n_out):  # read V without moving the state (kinks stay at
-                        vj, _ = flow(v[j], cur[j], t_sample - tl[j], tm, ts, delta)  # arrivals)
+                        vj, _ = flow(v[j], cur[j], t_sample - tl[j], tau_m[j], tau_s[j],
+                                     dl[j])  # arrivals)
                         v_out[b, n, j] = vj
                     n += 1
                     continue
@@ -320,13 +328,13 @@ def li_forward(
                 nh = _advance_stream(key, stream, pos, nh, in_times[k], d_in, u, a, m, duration)
                 h = t_arr - tl[j]
                 if peak:
-                    val, s, kind = interval_max(v[j], cur[j], h, tm, ts, delta)
+                    val, s, kind = interval_max(v[j], cur[j], h, tau_m[j], tau_s[j], dl[j])
                     if kind == MAX_INTERIOR:
-                        i_peak = cur[j] * math.exp(-s / ts)
+                        i_peak = cur[j] * math.exp(-s / tau_s[j])
                         _record_peak(j, val, tl[j] + s, PEAK_SMOOTH, -1, -1, i_peak,
                                      peak_v[b], peak_t[b], peak_kind[b], peak_a[b], peak_m[b],
                                      peak_aux[b])  # fmt: skip
-                v[j], cur[j] = flow(v[j], cur[j], h, tm, ts, delta)
+                v[j], cur[j] = flow(v[j], cur[j], h, tau_m[j], tau_s[j], dl[j])
                 tl[j] = t_arr
                 if peak and kind == MAX_END:
                     _record_peak(j, val, t_arr, PEAK_ARRIVAL, a, m, cur[j] - v[j],
@@ -335,9 +343,10 @@ def li_forward(
                 cur[j] += w_in[u, m]
             if peak:
                 for j in range(n_out):
-                    val, s, kind = interval_max(v[j], cur[j], duration - tl[j], tm, ts, delta)
+                    val, s, kind = interval_max(v[j], cur[j], duration - tl[j], tau_m[j],
+                                                tau_s[j], dl[j])  # fmt: skip
                     if kind == MAX_INTERIOR:
-                        i_peak = cur[j] * math.exp(-s / ts)
+                        i_peak = cur[j] * math.exp(-s / tau_s[j])
                         _record_peak(j, val, tl[j] + s, PEAK_SMOOTH, -1, -1, i_peak,
                                      peak_v[b], peak_t[b], peak_kind[b], peak_a[b], peak_m[b],
                                      peak_aux[b])  # fmt: skip

@@ -87,12 +87,14 @@ def lif_forward(
     proj: Projection,
     rec: Projection,
     consts: np.ndarray,
+    taus: np.ndarray,
     max_spikes: int,
     capacity: Capacity,
     limit: int,
     adaptation: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Run a LIF layer on the batch.
+    """Run a LIF layer on the batch, with the time constants per neuron ``taus`` [3, n_out]
+    (tau_mem, tau_syn ms, delta ms^-1; see ``_forward``).
 
     Returns output spike times (float64 ms), units (int32), offsets (int64), tau_mem dV/dt
     before each spike, and the drive I - A at the end of its refractory period (NaN if none).
@@ -119,7 +121,8 @@ def lif_forward(
                np.empty(n * cap)]  # fmt: skip
         got = np.empty(n, np.int64)
         _forward.lif_forward(
-            times, units, offsets, *proj, *rec, consts, max_spikes, jump, leaves, pending, cap,
+            times, units, offsets, *proj, *rec, consts, taus, max_spikes, jump, leaves, pending,
+            cap,
             max_in, n_chunks(n), *out, got,
         )  # fmt: skip
         return out, got
@@ -137,12 +140,14 @@ def li_forward(
     in_offsets: Tensor,
     proj: Projection,
     consts: np.ndarray,
+    taus: np.ndarray,
     sample_dt: float,
     n_samples: int,
     peak: bool,
 ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-    """LI readout: the trace [batch, n_samples, n_out] (empty if n_samples == 0) and, if
-    ``peak``, the peak arrays (value, time, kind, stream, position, aux) [batch, n_out]."""
+    """LI readout with the time constants per neuron ``taus`` [3, n_out] (as ``lif_forward``):
+    the trace [batch, n_samples, n_out] (empty if n_samples == 0) and, if ``peak``, the peak
+    arrays (value, time, kind, stream, position, aux) [batch, n_out]."""
     times, units, offsets = _spike_arrays(in_times, in_units, in_offsets)
     batch = len(offsets) - 1
     n_out = proj.d_sorted.shape[1]
@@ -152,8 +157,8 @@ def li_forward(
              np.empty((rows, n_out), np.int64), np.empty((rows, n_out), np.int64),
              np.empty((rows, n_out)))  # fmt: skip
     _forward.li_forward(
-        times, units, offsets, *proj, consts, float(sample_dt), max(_max_count(offsets), 1),
-        n_chunks(batch), v, *peaks,
+        times, units, offsets, *proj, consts, taus, float(sample_dt),
+        max(_max_count(offsets), 1), n_chunks(batch), v, *peaks,
     )  # fmt: skip
     return v, peaks
 
@@ -189,6 +194,7 @@ def backward(
     rec: Projection,
     drive: Drive,
     consts: np.ndarray,
+    taus: np.ndarray,
     tau_grads: bool = False,
     adaptation: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor | None, Tensor | None]:
@@ -196,7 +202,8 @@ def backward(
 
     ``out`` = (times, units, offsets, vdot, iref) of the layer's own spikes (empty for a
     readout); ``grad_out`` = dL/dt of each (float64, modified in place); ``adaptation`` the
-    forward's b per neuron [n_out], or None.  Returns dL/d input times and dL/dW, dL/dD,
+    forward's b per neuron [n_out], or None; ``taus`` the forward's time constants per neuron
+    [3, n_out].  Returns dL/d input times and dL/dW, dL/dD,
     dL/dW_rec, dL/dD_rec, each [n_out, n_src], if ``tau_grads`` dL/dtau_mem, dL/dtau_syn per
     neuron [2, n_out] (ms^-1 x loss), else None, and with ``adaptation`` dL/db [n_out], else
     None.
@@ -218,7 +225,7 @@ def backward(
     max_streams = max(int(np.diff(offsets + o_off[: batch + 1]).max(initial=0)), 1)
     _backward.walk_backward(
         times, units, offsets, *proj, o_t, o_u, o_off, o_vdot, o_iref, grad_out, kick, *rec,
-        *drive, consts, jump, max_streams, nw, grad_in, *parts, dtau_part, db_part,
+        *drive, consts, taus, jump, max_streams, nw, grad_in, *parts, dtau_part, db_part,
     )  # fmt: skip
     dw, dd, dw_rec, dd_rec = (
         torch.from_numpy(p.sum(axis=0).reshape(-1, n_out).T.copy()) for p in parts

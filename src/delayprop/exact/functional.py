@@ -75,7 +75,9 @@ class ExactSettings:
     """Non-tensor settings of one exact layer call (times in ms).
 
     Args:
-        tau_mem, tau_syn: time constants (tau_mem == tau_syn is allowed).
+        tau_mem, tau_syn: time constants, ms (tau_mem == tau_syn is allowed); the
+            ``time_constants`` tensor of ``lif``, ``li_readout``, ``li_peak`` replaces them (also
+            per neuron).
         threshold: firing threshold (> 0; reset to 0).  Use ``inf`` for an LI readout.
         duration: trial length; None takes the input's ``Spikes.duration``.
         refractory: V is held at 0 for this long after each spike (I keeps integrating).
@@ -177,13 +179,15 @@ class _LIFExact(torch.autograd.Function):
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec,
                 taus, adaptation):  # fmt: skip
         consts = s.packed()
+        neuron_taus = _neuron_constants(s, taus, w.shape[0])
         proj = _host.project(w, d)
         rec = _host.empty_projection(w.shape[0]) if w_rec is None else _host.project(w_rec, d_rec)
         jump = None if adaptation is None else adaptation.detach().numpy().copy()
-        out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts,
+        out = _host.lif_forward(in_times, in_units, in_offsets, proj, rec, consts, neuron_taus,
                                 int(s.max_spikes or 0), s.capacity,  # the kernels' 0: no limit
                                 w.shape[0] * int(s.spike_limit), jump)  # fmt: skip
         ctx.settings, ctx.proj, ctx.rec, ctx.consts = s, proj, rec, consts
+        ctx.neuron_taus, ctx.per_neuron = neuron_taus, _per_neuron(taus)
         ctx.jump = jump
         ctx.has_rec = w_rec is not None
         ctx.n_out_arrays = len(out)
@@ -216,12 +220,13 @@ class _LIFExact(torch.autograd.Function):
         else:
             grad_in, dw, dd, dw_rec, dd_rec, dtau, db = _host.backward(
                 in_times, in_units, in_offsets, ctx.proj, tuple(out), g_out, kick, ctx.rec,
-                _host.no_drive(batch, n_out), ctx.consts, ctx.needs_input_grad[8], ctx.jump,
+                _host.no_drive(batch, n_out), ctx.consts, ctx.neuron_taus, ctx.needs_input_grad[8],
+                ctx.jump,
             )  # fmt: skip
         need = ctx.needs_input_grad
         rec_grads = (dw_rec, dd_rec) if ctx.has_rec else (None, None)
         return (None, None, None) + _grads(need[3:], grad_in, dw, dd, *rec_grads,
-                                           _tau_grad(dtau), db)  # fmt: skip
+                                           _tau_grad(dtau, ctx.per_neuron), db)  # fmt: skip
 
 
 def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
@@ -229,14 +234,34 @@ def _no_spikes_out(batch: int) -> tuple[Tensor, ...]:
     return z, torch.zeros(0, dtype=torch.int32), torch.zeros(batch + 1, dtype=torch.int64), z, z
 
 
-def _tau_grad(dtau: Tensor | None) -> Tensor | None:
-    """dL/d(tau_mem, tau_syn) of a layer [2] from the per-neuron gradients [2, n_out]."""
-    return None if dtau is None else dtau.sum(dim=1)
+def _per_neuron(taus: Tensor | None) -> bool:
+    """Whether a call's ``time_constants`` hold one pair per neuron ([2, n_out])."""
+    return taus is not None and taus.dim() == 2
+
+
+def _neuron_constants(s: ExactSettings, taus: Tensor | None, n_out: int) -> np.ndarray:
+    """The kernels' time constants per neuron [3, n_out] float64 (``_forward``): tau_mem,
+    tau_syn (ms) and delta = 1/tau_mem - 1/tau_syn (ms^-1, ``rate_difference`` elementwise, 0.0
+    exactly where tau_mem == tau_syn), from ``taus`` [2, n_out], or with every column equal to
+    the settings' pair (one pair per layer)."""
+    if _per_neuron(taus):
+        tm, ts = taus.detach().numpy()
+    else:
+        tm, ts = np.full(n_out, s.tau_mem), np.full(n_out, s.tau_syn)
+    return np.ascontiguousarray(np.stack([tm, ts, rate_difference(tm, ts)]))
+
+
+def _tau_grad(dtau: Tensor | None, per_neuron: bool) -> Tensor | None:
+    """dL/d time_constants from the per-neuron gradients [2, n_out]: as they are for time
+    constants per neuron, summed to [2] for one pair per layer."""
+    if dtau is None or per_neuron:
+        return dtau
+    return dtau.sum(dim=1)
 
 
 def _readout_grads(ctx, grad_in: Tensor, dw: Tensor, dd: Tensor, dtau: Tensor | None = None):
     return (None, None, None) + _grads(ctx.needs_input_grad[3:], grad_in, dw, dd,
-                                       _tau_grad(dtau))  # fmt: skip
+                                       _tau_grad(dtau, ctx.per_neuron))  # fmt: skip
 
 
 def _readout_backward(ctx, drive: _host.Drive):
@@ -245,7 +270,7 @@ def _readout_backward(ctx, drive: _host.Drive):
     grad_in, dw, dd, _, _, dtau, _ = _host.backward(
         in_times, in_units, in_offsets, ctx.proj, _no_spikes_out(batch), np.zeros(0),
         np.zeros(ctx.proj.d_sorted.shape[1]), _host.empty_projection(ctx.proj.d_sorted.shape[1]),
-        drive, ctx.consts, ctx.needs_input_grad[6],
+        drive, ctx.consts, ctx.neuron_taus, ctx.needs_input_grad[6],
     )  # fmt: skip
     return _readout_grads(ctx, grad_in, dw, dd, dtau)
 
@@ -254,12 +279,14 @@ class _LITraceExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, taus):
         ctx.consts = s.packed()
+        ctx.neuron_taus, ctx.per_neuron = _neuron_constants(s, taus, w.shape[0]), _per_neuron(taus)
         ctx.proj = _host.project(w, d)
         ctx.n_samples = n_steps_for(s.duration, s.sample_dt)
         ctx.sample_dt = s.sample_dt
         ctx.backward_kind = s.backward
         v, _ = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts,
-                                s.sample_dt, ctx.n_samples, peak=False)  # fmt: skip
+                                ctx.neuron_taus, s.sample_dt, ctx.n_samples,
+                                peak=False)  # fmt: skip
         ctx.save_for_backward(in_times, in_units, in_offsets, *_timing_parameters(s, w, d))
         return torch.from_numpy(v)
 
@@ -285,11 +312,11 @@ class _LIPeakExact(torch.autograd.Function):
     @staticmethod
     def forward(ctx, s: ExactSettings, in_units, in_offsets, in_times, w, d, taus):
         ctx.consts = s.packed()
+        ctx.neuron_taus, ctx.per_neuron = _neuron_constants(s, taus, w.shape[0]), _per_neuron(taus)
         ctx.proj = _host.project(w, d)
-        ctx.tau_syn, ctx.tau_mem = s.tau_syn, s.tau_mem
         ctx.backward_kind = s.backward
-        _, peaks = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts, 1.0, 0,
-                                    peak=True)  # fmt: skip
+        _, peaks = _host.li_forward(in_times, in_units, in_offsets, ctx.proj, ctx.consts,
+                                    ctx.neuron_taus, 1.0, 0, peak=True)  # fmt: skip
         ctx.peaks = peaks
         ctx.save_for_backward(in_times, in_units, in_offsets, *_timing_parameters(s, w, d))
         return torch.from_numpy(peaks[0]), torch.from_numpy(peaks[1])
@@ -305,12 +332,13 @@ class _LIPeakExact(torch.autograd.Function):
                 *(_detach(t) for t in ctx.saved_tensors), ctx.peaks, gv, gt, ctx.consts
             ))  # fmt: skip
         smooth, arrival = kind == PEAK_SMOOTH, kind == PEAK_ARRIVAL
+        tau_mem, tau_syn = ctx.neuron_taus[0], ctx.neuron_taus[1]  # [n_out], per neuron
         # smooth peak: t* solves I - V = 0, dt*/dp = tau_syn (dI/dp - dV/dp) / I(t*)
         with np.errstate(divide="ignore", invalid="ignore"):
-            di = np.where(smooth, gt * ctx.tau_syn / aux, 0.0)
+            di = np.where(smooth, gt * tau_syn / aux, 0.0)
         dv = np.where(smooth | arrival | (kind == PEAK_END), gv, 0.0) - di
         # peak on an arrival: it moves with that arrival, at the slope dV/dt just before it
-        kink_c = np.where(arrival, gv * aux / ctx.tau_mem + gt, 0.0)
+        kink_c = np.where(arrival, gv * aux / tau_mem + gt, 0.0)
         order = np.argsort(t_peak, axis=1, kind="stable")
         rows = np.arange(batch)[:, None]
         e = np.arange(n_out)[None, :]
@@ -378,20 +406,30 @@ def _f64(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.to(torch.float64)
 
 
-def _with_time_constants(settings: ExactSettings, time_constants: Tensor | None,
+def _with_time_constants(settings: ExactSettings, time_constants: Tensor | None, n_out: int,
                          name: str) -> tuple[ExactSettings, Tensor | None]:  # fmt: skip
-    """The settings with tau_mem, tau_syn taken from ``time_constants`` (a tensor [2]: tau_mem,
-    tau_syn in ms, which then receives dL/dtau_mem, dL/dtau_syn), and that tensor in float64."""
+    """The settings and ``time_constants`` in float64, checked: a tensor [2] (tau_mem, tau_syn
+    ms, one pair for the layer) replaces the settings' pair; a tensor [2, n_out] (column j:
+    neuron j's pair) leaves the settings' pair unused (the kernels read the time constants per
+    neuron, ``_neuron_constants``).  The tensor receives dL/d of each of its entries."""
     if time_constants is None:
         return settings, None
-    if time_constants.shape != (2,) or time_constants.device.type != "cpu":
+    if (time_constants.shape not in ((2,), (2, n_out))
+            or time_constants.device.type != "cpu"):  # fmt: skip
         raise ValueError(f"{name}: time_constants must be a CPU tensor [2] (tau_mem, tau_syn "
-                         f"ms), got shape {tuple(time_constants.shape)} on "
-                         f"{time_constants.device}")  # fmt: skip
-    if time_constants.requires_grad and settings.backward != "eventprop":
-        raise ValueError(f"{name}: gradients of the time constants need backward='eventprop', "
-                         f"not {settings.backward!r}")  # fmt: skip
-    tm, ts = (float(v) for v in time_constants.detach().tolist())
+                         f"ms) or [2, n_out] = [2, {n_out}] (a pair per neuron), got shape "
+                         f"{tuple(time_constants.shape)} on {time_constants.device}")  # fmt: skip
+    per_neuron = _per_neuron(time_constants)
+    if settings.backward != "eventprop" and (time_constants.requires_grad or per_neuron):
+        raise ValueError(f"{name}: gradients of the time constants and time constants per "
+                         f"neuron need backward='eventprop', not {settings.backward!r}")
+    values = time_constants.detach()
+    if not bool((torch.isfinite(values) & (values > 0)).all()):
+        raise ValueError(f"{name}: time_constants must be positive finite ms, got "
+                         f"{values.tolist()}")  # fmt: skip
+    if per_neuron:
+        return settings, _f64(time_constants)
+    tm, ts = (float(v) for v in values.tolist())
     return dataclasses.replace(settings, tau_mem=tm, tau_syn=ts), _f64(time_constants)
 
 
@@ -417,6 +455,10 @@ def _adaptation(settings: ExactSettings, adaptation: Tensor | None,
         raise ValueError(f"{name}: gradients of the time constants (learn_tau) are not derived "
                          "for adaptive neurons; pass time_constants without requires_grad or "
                          "no adaptation")  # fmt: skip
+    if _per_neuron(time_constants):
+        raise ValueError(f"{name}: adaptive neurons take one (tau_mem, tau_syn) per layer; "
+                         "time_constants [2, n_out] (a pair per neuron) are not supported with "
+                         "adaptation")  # fmt: skip
     return _f64(adaptation)
 
 
@@ -444,15 +486,17 @@ def lif(
         weight: [n_out, n_in].  delay: [n_out, n_in] ms (>= 0), or None for no delays.
         settings: neuron constants, refractory period, spike limit (``ExactSettings``).
         rec_weight, rec_delay: [n_out, n_out] recurrent weights and delays (ms, zero allowed).
-        time_constants: None, or a tensor [2] (tau_mem, tau_syn ms) that replaces the
-            settings' and receives their gradients (EventProp backward only).
+        time_constants: None, or a CPU tensor of tau_mem, tau_syn (ms, positive finite) that
+            replaces the settings' pair and receives its gradients (EventProp backward only):
+            [2] (one pair for the layer) or [2, n_out] (column j: neuron j's pair; gradients
+            per neuron; not with adaptation).  tau_mem == tau_syn is allowed for any neuron.
         adaptation: None, or (required iff ``settings.tau_adapt`` is set) a CPU tensor [n_out]:
             the jump b_j >= 0 (V units) of neuron j's adaptation current at each of its spikes;
             it receives dL/db (EventProp backward; not with gradients of ``time_constants``).
     """
     settings, times = _prepare(spikes, weight, delay, settings, "lif")
-    settings, taus = _with_time_constants(settings, time_constants, "lif")
     n_out = weight.shape[0]
+    settings, taus = _with_time_constants(settings, time_constants, n_out, "lif")
     adapt = _adaptation(settings, adaptation, time_constants, n_out, "lif")
     if rec_weight is None and rec_delay is not None:
         raise ValueError("rec_delay given without rec_weight")
@@ -485,7 +529,8 @@ def li_readout(
     ``time_constants`` as for ``lif``."""
     settings, times = _prepare(spikes, weight, delay, settings, "li_readout")
     _no_adaptation(settings, "li_readout")
-    settings, taus = _with_time_constants(settings, time_constants, "li_readout")
+    settings, taus = _with_time_constants(settings, time_constants, weight.shape[0],
+                                          "li_readout")
     if settings.sample_dt is None:
         raise ValueError("li_readout needs settings.sample_dt (ms between voltage samples)")
     n_samples = n_steps_for(settings.duration, settings.sample_dt)
@@ -504,7 +549,7 @@ def li_peak(
     t = 0 with value 0.  ``time_constants`` as for ``lif``."""
     settings, times = _prepare(spikes, weight, delay, settings, "li_peak")
     _no_adaptation(settings, "li_peak")
-    settings, taus = _with_time_constants(settings, time_constants, "li_peak")
+    settings, taus = _with_time_constants(settings, time_constants, weight.shape[0], "li_peak")
     return _LIPeakExact.apply(
         settings, spikes.units, spikes.offsets, times, _f64(weight), _f64(delay), taus
     )
