@@ -39,6 +39,7 @@ NON_DEFAULT_CONFIG = {
     "delay_bound": "sigmoid",
     "learn_delays": False,
     "learn_tau": True,
+    "tau_per_neuron": True,
     "tau_min": 1.0,
     "tau_max": 100.0,
     "tau_adapt": 30.0,
@@ -148,7 +149,8 @@ def test_registry_rejects_what_each_method_lacks():
                   "rec_weight_init"}  # fmt: skip
     event_engine = {"max_spikes", "refractory", "spike_limit", "backward", "precise", "sample_dt"}
     delays = {"max_delay", "readout_max_delay", "delay_kind", "delay_bound", "learn_delays"}
-    taus = {"learn_tau", "tau_min", "tau_max", "tau_adapt", "adapt_jump", "learn_adapt"}
+    taus = {"learn_tau", "tau_per_neuron", "tau_min", "tau_max", "tau_adapt", "adapt_jump",
+            "learn_adapt"}
     expected = {
         "eventprop": {"hardware", "surrogate_alpha"},
         "bptt": recurrence | event_engine | delays | taus | {"hardware", "hardware_profile"},

@@ -26,6 +26,9 @@ synaptic delays        fan-out ``Linear`` (one-hot [n_in n_out, n_in]), ``Delay`
 recurrence             the same path from the layer's neuron node back to itself
 =====================  =======================================================
 
+The neuron nodes hold tau_syn, tau_mem per neuron (arrays [n_out]): the layer's pair in every
+entry, or each neuron's own with learned time constants per neuron (``tau_per_neuron``).
+
 Node names: ``layer{k}.linear``, ``layer{k}.delay``, ``layer{k}.fanout``, ``layer{k}.neurons``,
 and ``layer{k}.rec.*`` for the recurrent path.  NIR has no time unit: times (tau, w_in, delays)
 are written in ms and the graph's metadata says so (``time_unit: ms``), together with what NIR
@@ -45,6 +48,7 @@ from torch import Tensor, nn
 
 from ._util import optional_import
 from .nn import LIF, LIReadout
+from .options import LayerOptions
 
 if TYPE_CHECKING:
     import nir as nir_types
@@ -121,10 +125,10 @@ def _kinds(meta: dict[str, Any], **keys: str) -> dict[str, str]:
 
 def _neuron_node(layer: LIF | LIReadout, nir, dtype) -> Any:
     n = layer.n_out
-    layer.sync_time_constants()
     full = lambda v: np.full(n, v, dtype=dtype)  # noqa: E731
-    common = dict(tau_syn=full(layer.tau_syn), tau_mem=full(layer.tau_mem), r=full(1.0),
-                  v_leak=full(0.0), w_in=full(layer.tau_syn))  # fmt: skip
+    tau_mem, tau_syn = layer.neuron_time_constants().numpy().astype(dtype)  # per neuron, ms
+    common = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=full(1.0), v_leak=full(0.0),
+                  w_in=tau_syn.copy())  # fmt: skip
     if isinstance(layer, LIReadout):
         return nir.CubaLI(**common)
     return nir.CubaLIF(v_threshold=full(layer.threshold), v_reset=full(0.0), **common)
@@ -244,18 +248,35 @@ def _time_scale(graph, time_scale: float | None) -> float:
     return 1.0
 
 
-def _check_neurons(node, name: str, scale: float) -> tuple[float, float]:
-    tau_syn = np.asarray(node.tau_syn) * scale
-    tau_mem = np.asarray(node.tau_mem) * scale
+def _check_neurons(node, name: str, scale: float, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tau_mem, tau_syn) of every neuron of a neuron node, [n_out] ms each."""
+    tau_syn = np.broadcast_to(np.asarray(node.tau_syn, dtype=np.float64) * scale, (n_out,))
+    tau_mem = np.broadcast_to(np.asarray(node.tau_mem, dtype=np.float64) * scale, (n_out,))
     w_in = np.asarray(node.w_in) * scale
-    for label, values in (("tau_syn", tau_syn), ("tau_mem", tau_mem)):
-        if not np.all(values == values.flat[0]):
-            raise ValueError(f"{name}: delayprop layers share one {label}; got several values")
     if not (np.all(np.asarray(node.r) == 1) and np.all(np.asarray(node.v_leak) == 0)):
         raise ValueError(f"{name}: delayprop needs r = 1 and v_leak = 0")
     if not np.allclose(w_in, tau_syn, rtol=1e-12, atol=0):
         raise ValueError(f"{name}: w_in must equal tau_syn (a spike makes I jump by the weight)")
-    return float(tau_syn.flat[0]), float(tau_mem.flat[0])
+    return tau_mem, tau_syn
+
+
+def _time_constant_options(name: str, lm: dict[str, Any], tau_mem: np.ndarray,
+                           tau_syn: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """The options of a layer with these time constants per neuron (ms): one pair for the layer
+    where every neuron has the same, else learned time constants per neuron (``tau_per_neuron``,
+    exact engine only), in bounds that hold them."""
+    common = dict(tau_mem=float(tau_mem[0]), tau_syn=float(tau_syn[0]))
+    if np.all(tau_mem == tau_mem[0]) and np.all(tau_syn == tau_syn[0]):
+        return common
+    if lm["dt"] is not None:
+        raise ValueError(f"{name}: its neurons have different time constants, which delayprop "
+                         f"runs only on the exact engine (tau_per_neuron), but the layer was "
+                         f"exported with the time grid dt={lm['dt']} ms, which takes one "
+                         "(tau_mem, tau_syn) per layer")  # fmt: skip
+    both = np.concatenate([tau_mem, tau_syn])
+    return dict(common, learn_tau=True, tau_per_neuron=True,
+                tau_min=min(LayerOptions.tau_min, float(both.min())),
+                tau_max=max(LayerOptions.tau_max, float(both.max())))  # fmt: skip
 
 
 def _read_projection(graph, prefix: str, kind: str | None, n_out: int, n_in: int, scale: float
@@ -281,15 +302,19 @@ def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn
     always in ms.
 
     Delays come back clamp-bounded (the parameter is the delay in ms), whatever bound they
-    were trained with: the file holds delay values, and this keeps them bit for bit."""
+    were trained with: the file holds delay values, and this keeps them bit for bit.  A layer
+    whose neurons have different time constants comes back with learned time constants per
+    neuron (``tau_per_neuron``; exact engine only, else ``ValueError``); one whose neurons share
+    them, with that pair as its ``tau_mem``, ``tau_syn``."""
     meta = _metadata(graph)
     scale = _time_scale(graph, time_scale)
     layers: list[nn.Module] = []
     for k, lm in enumerate(meta["layers"]):
         name = f"layer{k}.neurons"
         node = graph.nodes[name]
-        tau_syn, tau_mem = _check_neurons(node, name, scale)
-        common = dict(tau_mem=tau_mem, tau_syn=tau_syn, dt=lm["dt"], max_delay=lm["max_delay"],
+        tau_mem, tau_syn = _check_neurons(node, name, scale, lm["n_out"])
+        taus = _time_constant_options(name, lm, tau_mem, tau_syn)
+        common = dict(**taus, dt=lm["dt"], max_delay=lm["max_delay"],
                       dtype=getattr(torch, lm["dtype"]), precise=lm.get("precise", False),
                       **_kinds(lm, delay_kind="delay", rec_delay_kind="rec_delay"))  # fmt: skip
         if lm["type"] == "LIReadout":
@@ -305,6 +330,8 @@ def from_graph(graph: nir_types.NIRGraph, time_scale: float | None = None) -> nn
             _set(layer.weight, w)
             if d is not None:
                 _set_delays(layer.delay, d)
+            if "tau_per_neuron" in taus:
+                _set(layer.time_constants, np.stack([tau_mem, tau_syn]))
             if isinstance(layer, LIF) and layer.recurrent:
                 w, d = _read_projection(graph, f"layer{k}.rec", lm["rec_delay"], lm["n_out"],
                                         lm["n_out"], scale)  # fmt: skip

@@ -87,13 +87,16 @@ class _Projection(nn.Module):
         self.constraint: nn.Module | None = None
         #: (tau_min, tau_max) ms, the range ``constrain_`` keeps learned time constants in
         self.tau_bounds = (options.tau_min, options.tau_max)
-        #: learned (tau_mem, tau_syn) [2] ms (option ``learn_tau``), else None; the attributes
-        #: ``tau_mem``, ``tau_syn`` follow it (``sync_time_constants``: at every forward pass,
-        #: ``constrain_``, ``load_state_dict`` and export)
+        #: learned (tau_mem, tau_syn) ms (option ``learn_tau``), else None: [2] for the layer,
+        #: whose attributes ``tau_mem``, ``tau_syn`` then follow it (``sync_time_constants``: at
+        #: every forward pass, ``constrain_``, ``load_state_dict`` and export), or [2, n_out] with
+        #: ``tau_per_neuron`` (column j: neuron j; the attributes keep the initial values, the
+        #: exact engine reads the tensor and the time grid refuses it)
         self.time_constants: nn.Parameter | None = None
         if options.learn_tau:
+            pair = torch.tensor([options.tau_mem, options.tau_syn], dtype=dtype)
             self.time_constants = nn.Parameter(
-                torch.tensor([options.tau_mem, options.tau_syn], dtype=dtype)
+                pair[:, None].repeat(1, n_out) if options.tau_per_neuron else pair
             )
             self.register_load_state_dict_post_hook(
                 lambda module, _keys: module.sync_time_constants()
@@ -101,9 +104,18 @@ class _Projection(nn.Module):
 
     def sync_time_constants(self) -> None:
         """Set the attributes ``tau_mem``, ``tau_syn`` (ms) to the learned time constants, if
-        the layer learns them."""
-        if self.time_constants is not None:
+        the layer learns one pair (not per neuron: ``neuron_time_constants``)."""
+        if self.time_constants is not None and self.time_constants.dim() == 1:
             self.tau_mem, self.tau_syn = (float(t) for t in self.time_constants.detach())
+
+    def neuron_time_constants(self) -> Tensor:
+        """(tau_mem, tau_syn) of every neuron as the exact engine runs them: [2, n_out] ms,
+        float64, detached."""
+        self.sync_time_constants()
+        if self.time_constants is not None and self.time_constants.dim() == 2:
+            return self.time_constants.detach().to(torch.float64).cpu()
+        pair = torch.tensor([self.tau_mem, self.tau_syn], dtype=torch.float64)
+        return pair[:, None].repeat(1, self.n_out)
 
     def _delays(self, module: Delay | None, kind: str, max_delay: float, shape: tuple[int, int],
                 init: Init, options: LayerOptions, dtype: torch.dtype) -> Delay | None:  # fmt: skip
@@ -159,6 +171,11 @@ class _Projection(nn.Module):
                                    backward=self.backward, **extra)  # fmt: skip
 
     def _settings(self, spikes: Spikes, threshold: float, **extra) -> GridSettings:
+        if self.time_constants is not None and self.time_constants.dim() == 2:
+            raise ValueError(f"{type(self).__name__}: time constants per neuron "
+                             "(tau_per_neuron, time_constants [2, n_out]) run only on the exact "
+                             f"engine (dt=None); the time grid (dt={self.dt} ms) takes one "
+                             "(tau_mem, tau_syn) per layer")  # fmt: skip
         if self.time_constants is not None:
             raise ValueError(f"{type(self).__name__}: learned time constants (learn_tau) run "
                              f"only on the exact engine (dt=None), not with dt={self.dt} "
@@ -423,8 +440,8 @@ def delay_modules(model: nn.Module) -> Iterator[Delay]:
 def constrain_(model: nn.Module) -> None:
     """Project all delays of ``model`` back into [0, max_delay] (and into a hardware target's
     range where a layer has a constraint), learned time constants into [tau_min, tau_max] ms
-    and adaptation jumps to >= 0; call after each optimiser step (as the published method
-    does)."""
+    (per neuron too, ``tau_per_neuron``) and adaptation jumps to >= 0; call after each
+    optimiser step (as the published method does)."""
     for m in delay_modules(model):
         m.constrain_()
     for m in model.modules():
@@ -447,8 +464,9 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
 
 
 def time_constant_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The learned time constants of ``model`` (``learn_tau``; each [2]: tau_mem, tau_syn ms),
-    which ``split_parameters`` counts among the non-delay parameters; the trainer gives them
-    their own optimiser group (``train.tau_lr``)."""
+    """The learned time constants of ``model`` (``learn_tau``; each [2] or, with
+    ``tau_per_neuron``, [2, n_out]: tau_mem, tau_syn ms), which ``split_parameters`` counts
+    among the non-delay parameters; the trainer gives them their own optimiser group
+    (``train.tau_lr``)."""
     return [m.time_constants for m in model.modules()
             if isinstance(m, _Projection) and m.time_constants is not None]  # fmt: skip

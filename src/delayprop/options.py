@@ -207,8 +207,13 @@ class LayerOptions(EngineOptions, NeuronOptions):
     ``delay_kind``."""
     learn_tau: bool = option(False, exact_only=True)
     """Train ``tau_mem`` and ``tau_syn`` (one pair per layer: the parameter
-    ``layer.time_constants`` [2], ms, kept in [tau_min, tau_max] by ``constrain_``); exact
-    engine (dt=None) with backward="eventprop" only."""
+    ``layer.time_constants`` [2], ms, kept in [tau_min, tau_max] by ``constrain_``; a pair per
+    neuron with ``tau_per_neuron``); exact engine (dt=None) with backward="eventprop" only."""
+    tau_per_neuron: bool = option(False, exact_only=True)
+    """One (tau_mem, tau_syn) per neuron instead of per layer: ``layer.time_constants`` is
+    [2, n_out] (ms; column j: neuron j), initialised to ``tau_mem``, ``tau_syn`` for every
+    neuron; the attributes ``layer.tau_mem``, ``layer.tau_syn`` keep those initial values and
+    the exact engine reads the tensor.  Needs ``learn_tau``; exact engine (dt=None) only."""
     tau_min: float = 0.5
     """Smallest value of a learned time constant, ms (``learn_tau``)."""
     tau_max: float = 200.0
@@ -241,6 +246,9 @@ class LayerOptions(EngineOptions, NeuronOptions):
         if self.tau_adapt is not None and self.learn_tau:
             raise ValueError("learn_tau and tau_adapt (adaptation) cannot be combined: the "
                              "time-constant gradients are derived without adaptation")  # fmt: skip
+        if self.tau_per_neuron and not self.learn_tau:
+            raise ValueError("tau_per_neuron (a time-constant pair per neuron) needs "
+                             "learn_tau=True")  # fmt: skip
         if self.learn_tau and self.backward != "eventprop":
             raise ValueError(f"learn_tau needs backward='eventprop', not {self.backward!r}")
         if self.learn_tau and not all(self.tau_min <= t <= self.tau_max
