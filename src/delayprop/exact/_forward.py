@@ -11,7 +11,7 @@ Layout shared with ``_backward``:
   refractory, vdot_min, tau_adapt, delta_a]; arrivals and spikes at or after ``duration`` are
   dropped; the kernels read the time constants per neuron from ``taus`` [3, n_out] (tau_mem,
   tau_syn ms and delta = 1/tau_mem - 1/tau_syn ms^-1 of neuron j in column j;
-  ``exact.functional.neuron_constants``), not from ``consts[0:3]``: a layer with one pair has
+  ``exact.functional._neuron_constants``), not from ``consts[0:3]``: a layer with one pair has
   every column equal;
 * adaptation (``jump`` = b per neuron, V units, not empty): each spike of neuron j adds b_j to
   its adaptation current A, which decays with tau_adapt and enters tau_mem dV/dt = -V + I - A

@@ -147,7 +147,9 @@ class ExactSettings:
         delta_a = 1/tau_mem - 1/tau_adapt (ms^-1, ``kernels.formulas.rate_difference``),
         vdot_min = vdot_floor x threshold (V units; an LI readout's infinite threshold counts as
         1).  Without adaptation tau_adapt is inf (and delta_a 1/tau_mem); the kernels then do
-        not read them (they take adaptation from the non-empty ``jump`` array)."""
+        not read them (they take adaptation from the non-empty ``jump`` array).  The EventProp
+        kernels read the time constants per neuron (``_neuron_constants``); tau_mem, tau_syn,
+        delta here serve the timing backward and delta_a."""
         if self.duration is None:
             raise ValueError("duration is not set")
         delta = rate_difference(self.tau_mem, self.tau_syn)
