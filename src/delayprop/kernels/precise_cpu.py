@@ -42,10 +42,11 @@ spikes x fan-out), every rounding goes:
 Layout as in ``kernels.cpu`` (unsigned index arithmetic, arrivals past the last step go to a
 spare row, samples in ``n_chunks`` fixed chunks with per-chunk buffers and gradient
 accumulators), except that the synapses of each presynaptic unit are stored sorted by their
-delay remainder g (``perm[i * n_out + pos]`` is the postsynaptic neuron at position pos): for a
-spike with offset f the arrivals that fall one step later (f + g >= dt, i.e. g >= dt - f) are
-then a contiguous tail found by binary search, and the scatter and gather run two loops without
-a data-dependent select.  Gradients come out in that sorted layout.  The carry test is
+whole delay steps m (``perm[i * n_out + pos]`` is the postsynaptic neuron at position pos): the
+arrivals of a spike at step n that surely fall past the last step (m >= n_steps - n) are then
+a contiguous tail found by binary search, which the scatter and the gather skip (at large
+delays about half of all arrivals).  Gradients come out in that sorted layout.  An arrival lands
+one step later when f + g >= dt (f the spike's offset, g the delay remainder); the test is
 ``g >= dt - f`` everywhere, so that every kernel puts an arrival in the same step.
 
 ``consts`` is ``_grid_math.precise_constants``.  The in-step integration and the root finding
@@ -84,8 +85,8 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
     """The kernels' synapse layouts from weights ``w_t`` [n_in, n_out] and delays ``d_t``
     [n_in, n_out] (float64, ms >= 0): each delay split into whole steps m and a remainder
     r in [0, r_max] (r_max the float just below dt); ``r_nat`` [n_in * n_out] the remainders in
-    the natural layout; per presynaptic row, sorted by remainder: the postsynaptic neuron
-    ``perm``, w, e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
+    the natural layout; per presynaptic row, sorted by m: the postsynaptic neuron ``perm``, w,
+    e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
     n_in, n_out = w_t.shape
     for i in prange(n_in):
         rem = np.empty(n_out, dtype=w_t.dtype)
@@ -103,7 +104,7 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
             rem[j] = min(max(r, 0.0), r_max)
             whole[j] = n
             r_nat[i * n_out + j] = rem[j]
-        order = np.argsort(rem, kind="mergesort")
+        order = np.argsort(whole, kind="mergesort")
         for pos in range(n_out):
             j = order[pos]
             k = i * n_out + pos
@@ -117,14 +118,15 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
 
 # ----------------------------------------------------------------------------- shared pieces
 @njit(cache=True, inline="always")
-def _carry_split(dg_s, row, nu, limit):
-    """First position of the sorted row whose remainder is >= limit (= dt - f): the arrivals
-    from there on land one step later."""
+def _reach(dm, row, nu, n_k, n_steps_u):
+    """Number of leading positions of the sorted row ``row`` whose arrivals from a spike at step
+    n_k may land within the trial: the first position with m >= n_steps - n_k."""
+    limit = np.int64(n_steps_u - n_k)
     lo = np.uint64(0)
     hi = nu
     while lo < hi:
         mid = (lo + hi) >> np.uint64(1)
-        if dg_s[row + mid] < limit:
+        if np.int64(dm[row + mid]) < limit:
             lo = mid + np.uint64(1)
         else:
             hi = mid
@@ -143,28 +145,11 @@ def _offset(f, g, dt):
 
 # ----------------------------------------------------------------------------- forward pieces
 @njit(cache=True, inline="always")
-def _scatter_part(row, a, b, n0, fs, fm, k_rel, perm, wgs, wgm, dm, nu, n_steps_u, acc, heads,
-                  nxt, lists):  # fmt: skip
-    """Add positions a:b of a sorted row, all landing in step n0 + their delay steps (see
-    ``_scatter_sources``)."""
-    base = np.uint64(k_rel) * nu
-    p = np.int32(k_rel)
-    for pos in range(a, b):
-        syn = row + pos
-        j = np.uint64(perm[syn])
-        q = min(n0 + np.uint64(dm[syn]), n_steps_u) * nu + j
-        x = wgs[syn]
-        if lists:
-            q4 = q * FOUR
-            acc[q4 + TWO * np.uint64(x < 0)] += fs * x
-            acc[q4 + ONE] += fm * wgm[syn]
-            h = _head_index(q4, acc)
-            nxt[base + j] = heads[h]
-            heads[h] = p
-        else:
-            q2 = q * TWO
-            acc[q2] += fs * x
-            acc[q2 + ONE] += fm * wgm[syn]
+def _pick(early, late, not_late):
+    """``early`` when ``not_late`` is 1, ``late`` when it is 0, without a branch, for a source
+    factor e^{f/tau} > 0 (``early``) and its value one step later, e^{f/tau} e^{-dt/tau}
+    (``late``, not above ``early``): max(late, early * not_late) is exactly one of the two."""
+    return max(late, early * not_late)
 
 
 @njit(cache=True, inline="always")
@@ -182,12 +167,31 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, 
         if n_k >= n_steps_u:
             continue
         row = np.uint64(src_unit[k]) * nu
+        limit = dt - src_off[k]
         fs, fm = src_fs[k], src_fm[k]
-        split = _carry_split(dg_s, row, nu, dt - src_off[k])
-        _scatter_part(row, np.uint64(0), split, n_k, fs, fm, k - lo, perm, wgs, wgm, dm, nu,
-                      n_steps_u, acc, heads, nxt, lists)  # fmt: skip
-        _scatter_part(row, split, nu, n_k + ONE, fs * beta, fm * alpha, k - lo, perm, wgs, wgm,
-                      dm, nu, n_steps_u, acc, heads, nxt, lists)  # fmt: skip
+        fs_late, fm_late = fs * beta, fm * alpha
+        base = np.uint64(k - lo) * nu
+        p = np.int32(k - lo)
+        for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
+            syn = row + pos
+            late = dg_s[syn] >= limit
+            early = src_fs.dtype.type(not late)
+            j = np.uint64(perm[syn])
+            q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
+            x = wgs[syn]
+            a_s = _pick(fs, fs_late, early) * x
+            a_m = _pick(fm, fm_late, early) * wgm[syn]
+            if lists:
+                q4 = q * FOUR
+                acc[q4 + TWO * np.uint64(x < 0)] += a_s
+                acc[q4 + ONE] += a_m
+                h = _head_index(q4, acc)
+                nxt[base + j] = heads[h]
+                heads[h] = p
+            else:
+                q2 = q * TWO
+                acc[q2] += a_s
+                acc[q2 + ONE] += a_m
 
 
 @njit(cache=True, inline="always")
@@ -483,57 +487,46 @@ def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
 
 
 @njit(cache=True, inline="always")
-def _gather_part(row, a, b, n0, fo, fs, fm, shift, perm, w_s, gs, gm, dm, dg_s, nu, n_steps_u,
-                 tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd):
-    """Adjoint reads at positions a:b of a sorted row: arrivals in step n0 + delay steps at
-    offset f + g - ``shift`` (shift = dt for the late tail, whose factors fs, fm already
-    include e^{-dt/tau}, else 0)."""
-    acc = w_s[0] - w_s[0]
-    for pos in range(a, b):
-        syn = row + pos
-        j = np.uint64(perm[syn])
-        q = min(n0 + np.uint64(dm[syn]), n_steps_u) * nu + j
-        q4 = q * np.uint64(4)
-        e_s = fs * gs[syn]
-        e_m = fm * gm[syn]
-        s = fo + dg_s[syn] - shift
-        if s > rec[q4 + 3]:
-            p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + ONE + ONE]
-        else:  # before a spike of its step: the segment that ends at the next spike
-            e = first[q]
-            while out_s[e] < s and nxt_same[e - k_lo] >= 0:
-                e = nxt_same[e - k_lo]
-            e3 = np.uint64(e - k_lo) * np.uint64(3)
-            p, qq, r = spk_rec[e3], spk_rec[e3 + ONE], spk_rec[e3 + ONE + ONE]
-        lam_i, lam_d = _adjoint_at(p, qq, r, e_s, e_m)
-        dw[syn] -= tau_syn * lam_i
-        dd[syn] += lam_d
-        acc += w_s[syn] * lam_d
-    return acc
-
-
-@njit(cache=True, inline="always")
 def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w_s, gs, gm, dm,
                     dg_s, nu, n_steps_u, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same,
                     out_s, k_lo, dw, dd, grad_in):
     """Adjoint read at every arrival of sources lo:hi (sorted layout): dw -= tau_syn lambda_I,
     dd += lambda_V - lambda_I (times w later), dL/dt of the source = SUM_j w (lambda_V - lambda_I).
-    """
+    An arrival before a spike of its step reads the coefficients of the segment that ends at the
+    next spike (``first``, ``nxt_same``, ``spk_rec``)."""
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
-        if n_k >= n_steps_u:
-            grad_in[k] = 0.0
-            continue
-        row = np.uint64(src_unit[k]) * nu
-        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
-        split = _carry_split(dg_s, row, nu, dt - fo)
-        grad_in[k] = _gather_part(
-            row, np.uint64(0), split, n_k, fo, fs, fm, dt * 0, perm, w_s, gs, gm, dm, dg_s, nu,
-            n_steps_u, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
-        ) + _gather_part(
-            row, split, nu, n_k + ONE, fo, fs * beta, fm * alpha, dt, perm, w_s, gs, gm, dm,
-            dg_s, nu, n_steps_u, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
-        )
+        g_in = w_s[0] - w_s[0]  # zero of the weights' float type
+        if n_k < n_steps_u:
+            row = np.uint64(src_unit[k]) * nu
+            fo = src_off[k]
+            limit = dt - fo
+            fs, fm = src_fs[k], src_fm[k]
+            fs_late, fm_late = fs * beta, fm * alpha
+            for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
+                syn = row + pos
+                g = dg_s[syn]
+                late = g >= limit
+                early = src_fs.dtype.type(not late)
+                j = np.uint64(perm[syn])
+                q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
+                q4 = q * FOUR
+                e_s = _pick(fs, fs_late, early) * gs[syn]
+                e_m = _pick(fm, fm_late, early) * gm[syn]
+                s = fo + g - dt * src_off.dtype.type(late)
+                if s > rec[q4 + THREE]:
+                    p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + TWO]
+                else:  # before a spike of its step: the segment that ends at the next spike
+                    e = first[q]
+                    while out_s[e] < s and nxt_same[e - k_lo] >= 0:
+                        e = nxt_same[e - k_lo]
+                    e3 = np.uint64(e - k_lo) * THREE
+                    p, qq, r = spk_rec[e3], spk_rec[e3 + ONE], spk_rec[e3 + TWO]
+                lam_i, lam_d = _adjoint_at(p, qq, r, e_s, e_m)
+                dw[syn] -= tau_syn * lam_i
+                dd[syn] += lam_d
+                g_in += w_s[syn] * lam_d
+        grad_in[k] = g_in
 
 
 @njit(cache=True, inline="always")
