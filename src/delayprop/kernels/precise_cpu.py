@@ -41,7 +41,9 @@ spikes x fan-out), every rounding goes:
 
 Layout as in ``kernels.cpu`` (unsigned index arithmetic, arrivals past the last step go to a
 spare row, samples in ``n_chunks`` fixed chunks with per-chunk buffers and gradient
-accumulators), except that the synapses of each presynaptic unit are stored sorted by their
+accumulators; the sources of step n are scattered just before the forward pass simulates step n
+and read just after the backward pass has recorded it, while the step records they reach are
+still in cache), except that the synapses of each presynaptic unit are stored sorted by their
 whole delay steps m (``perm[i * n_out + pos]`` is the postsynaptic neuron at position pos): the
 arrivals of a spike at step n that surely fall past the last step (m >= n_steps - n) are then
 a contiguous tail found by binary search, which the scatter and the gather skip (at large
@@ -145,6 +147,25 @@ def _offset(f, g, dt):
 
 # ----------------------------------------------------------------------------- forward pieces
 @njit(cache=True, inline="always")
+def _sources_through(src_step, k, hi, n):
+    """The first source from k on (before hi) whose step is after n; sources are in time order,
+    so the forward pass scatters those of step n just before it simulates step n, while the
+    records they reach are still in cache."""
+    while k < hi and src_step[k] <= n:
+        k += 1
+    return k
+
+
+@njit(cache=True, inline="always")
+def _sources_back_to(src_step, k, lo, n):
+    """The last source from k back (not before lo) whose step is before n: the backward pass
+    reads those of step n just after it has recorded step n."""
+    while k >= lo and src_step[k] >= n:
+        k -= 1
+    return k
+
+
+@njit(cache=True, inline="always")
 def _pick(early, late, not_late):
     """``early`` when ``not_late`` is 1, ``late`` when it is 0, without a branch, for a source
     factor e^{f/tau} > 0 (``early``) and its value one step later, e^{f/tau} e^{-dt/tau}
@@ -153,14 +174,15 @@ def _pick(early, late, not_late):
 
 
 @njit(cache=True, inline="always")
-def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, wgs, wgm, dm,
-                     dg_s, nu, n_steps_u, dt, alpha, beta, acc, heads, nxt, lists):  # fmt: skip
-    """Add every arrival of sources lo:hi to the step records ``acc``.
+def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi, perm, wgs, wgm,
+                     dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, heads, nxt, lists):  # fmt: skip
+    """Add every arrival of sources lo:hi (of a sample whose sources start at ``first``) to the
+    step records ``acc``.
 
     With ``lists`` (a LIF layer) a record is 4 values per (step, neuron): A_s^+ (the part of
     A_s = SUM w e^{s/tau_syn} with w >= 0), A_m = SUM w e^{s/tau_mem}, A_s^- (w < 0) and the head
     of the arrival list, an integer stored through ``heads`` (``acc`` viewed as int32, see
-    ``_head_index``); ``nxt`` [source - lo, neuron] links the list.  Without (an LI readout) a
+    ``_head_index``); ``nxt`` [source - first, neuron] links the list.  Without (an LI readout) a
     record is (A_s, A_m).  A record fits in one cache line: an arrival touches one."""
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
@@ -170,8 +192,8 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, 
         limit = dt - src_off[k]
         fs, fm = src_fs[k], src_fm[k]
         fs_late, fm_late = fs * beta, fm * alpha
-        base = np.uint64(k - lo) * nu
-        p = np.int32(k - lo)
+        base = np.uint64(k - first) * nu
+        p = np.int32(k - first)
         for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
             syn = row + pos
             late = dg_s[syn] >= limit
@@ -391,15 +413,18 @@ def lif_forward(
         for r in range(c, sample_ids.size, n_chunks):
             b = sample_ids[r]
             lo, hi = src_offsets[b], src_offsets[b + 1]
-            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, wgs,
-                             wgm, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, heads, nxt,
-                             True)  # fmt: skip
+            ks = lo
             v[:] = 0.0
             cur[:] = 0.0
             count = 0
             dropped = 0
             slot = r * cap
             for n in range(n_steps):
+                k_next = _sources_through(src_step, ks, hi, n)
+                _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, ks, k_next,
+                                 perm, wgs, wgm, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc,
+                                 heads, nxt, True)  # fmt: skip
+                ks = k_next
                 first = count
                 base = n * n_out
                 for j in range(n_out):
@@ -577,6 +602,12 @@ def lif_backward(
             seen_step[:] = -1
             k_lo = out_offsets[b]
             k = out_offsets[b + 1] - 1
+            src_lo = src_offsets[b]
+            ks = _sources_back_to(src_step, src_offsets[b + 1] - 1, src_lo, n_steps)
+            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, ks + 1,
+                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
+                            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw,
+                            dd, grad_in)  # sources past the last step: dL/dt = 0
             for n in range(n_steps - 1, -1, -1):
                 base4 = 4 * n * n_out
                 while k >= k_lo and out_steps[k] == n:  # spikes of step n, latest first
@@ -611,10 +642,12 @@ def lif_backward(
                         lam_v[j] = lv
                         lam_i[j] = li
                 _propagate_step(lam_v, lam_i, rec, base4, seen_step, n, alpha, beta, c_adj, k_a)
-            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
-                            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw,
-                            dd, grad_in)
+                k_next = _sources_back_to(src_step, ks, src_lo, n)
+                _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, k_next + 1, ks + 1,
+                                perm, w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha, beta,
+                                tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+                                grad_in)  # fmt: skip
+                ks = k_next
 
 
 # ----------------------------------------------------------------------------- LI readout
@@ -633,12 +666,16 @@ def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, w
         v = np.empty(n_out, dtype=wgs.dtype)
         cur = np.empty(n_out, dtype=wgs.dtype)
         for b in range(c, batch, n_chunks):
-            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                             src_offsets[b + 1], perm, wgs, wgm, dm, dg_s, nu, n_steps_u, dt,
-                             alpha, beta, acc, no_head, no_head, False)  # fmt: skip
+            lo, hi = src_offsets[b], src_offsets[b + 1]
+            ks = lo
             v[:] = 0.0
             cur[:] = 0.0
             for n in range(n_steps):
+                k_next = _sources_through(src_step, ks, hi, n)
+                _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, ks, k_next,
+                                 perm, wgs, wgm, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc,
+                                 no_head, no_head, False)  # fmt: skip
+                ks = k_next
                 base = n * n_out
                 for j in range(n_out):
                     v_out[b, n, j] = v[j]
@@ -671,13 +708,21 @@ def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v
         for b in range(c, batch, n_chunks):
             lam_v[:] = 0.0
             lam_i[:] = 0.0
+            src_lo = src_offsets[b]
+            ks = _sources_back_to(src_step, src_offsets[b + 1] - 1, src_lo, n_steps)
+            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, ks + 1,
+                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
+                            alpha, beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0,
+                            dw, dd, grad_in)  # sources past the last step: dL/dt = 0
             for n in range(n_steps - 1, -1, -1):
                 if n + 1 < n_steps:  # the sample at t_{n+1} ends this step's segment
                     for j in range(n_out):
                         lam_v[j] = readout_drive(lam_v[j], grad_v[b, n + 1, j], tau_mem)
                 _propagate_step(lam_v, lam_i, rec, 4 * n * n_out, never, n, alpha, beta, c_adj,
                                 k_a)
-            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
-                            alpha, beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0,
-                            dw, dd, grad_in)
+                k_next = _sources_back_to(src_step, ks, src_lo, n)
+                _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, k_next + 1, ks + 1,
+                                perm, w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha, beta,
+                                tau_syn, rec, first, no_spikes, no_links, no_spikes, 0, dw, dd,
+                                grad_in)  # fmt: skip
+                ks = k_next

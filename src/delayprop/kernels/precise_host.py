@@ -60,8 +60,8 @@ class Prepared:
     the backward pass.  Sources: the input spikes (``src``: step, remainder, e^{r/tau_syn},
     e^{r/tau_mem}, unit, offsets).  Synapses [n_in * n_out]: ``w``, ``r`` (delay remainders,
     ms) in the natural layout (index i * n_out + j); ``perm``, ``w_s``, ``gs``, ``gm``, ``m``,
-    ``r_s`` in the sorted layout (each presynaptic row ordered by remainder, ``perm`` the
-    postsynaptic neuron; e^{r/tau_syn}, e^{r/tau_mem}, whole steps)."""
+    ``r_s`` in the sorted layout (each presynaptic row ordered by whole delay steps, ``perm``
+    the postsynaptic neuron; e^{r/tau_syn}, e^{r/tau_mem}, whole steps)."""
 
     src: tuple
     w: np.ndarray
