@@ -197,12 +197,12 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi,
         for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
             syn = row + pos
             late = dg_s[syn] >= limit
-            early = src_fs.dtype.type(not late)
+            not_late = src_fs.dtype.type(not late)
             j = np.uint64(perm[syn])
             q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
             x = wgs[syn]
-            a_s = _pick(fs, fs_late, early) * x
-            a_m = _pick(fm, fm_late, early) * wgm[syn]
+            a_s = _pick(fs, fs_late, not_late) * x
+            a_m = _pick(fm, fm_late, not_late) * wgm[syn]
             if lists:
                 q4 = q * FOUR
                 acc[q4 + TWO * np.uint64(x < 0)] += a_s
@@ -532,12 +532,12 @@ def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w
                 syn = row + pos
                 g = dg_s[syn]
                 late = g >= limit
-                early = src_fs.dtype.type(not late)
+                not_late = src_fs.dtype.type(not late)
                 j = np.uint64(perm[syn])
                 q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
                 q4 = q * FOUR
-                e_s = _pick(fs, fs_late, early) * gs[syn]
-                e_m = _pick(fm, fm_late, early) * gm[syn]
+                e_s = _pick(fs, fs_late, not_late) * gs[syn]
+                e_m = _pick(fm, fm_late, not_late) * gm[syn]
                 s = fo + g - dt * src_off.dtype.type(late)
                 if s > rec[q4 + THREE]:
                     p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + TWO]
