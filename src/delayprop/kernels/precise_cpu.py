@@ -11,20 +11,22 @@ spikes x fan-out), every rounding goes:
       V(t_{a+1}) += w k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn})
 
   with k_v = tau_syn / (tau_mem - tau_syn), so every (step, neuron) keeps two sums
-  A_s = SUM w e^{s/tau_syn} and A_m = SUM w e^{s/tau_mem}.
+  A_s = SUM w e^{s/tau_syn} and A_m = SUM w e^{s/tau_mem} (a LIF layer keeps A_s in two parts,
+  A_s^+ over w >= 0 and A_s^- over w < 0, which the bounds below read).
   With t_k = n_k dt + f_k and d = m dt + g, s = f_k + g (minus dt when f_k + g >= dt, one step
   later), and e^{s/tau} is a per-spike factor times a per-synapse factor: an arrival costs two
   multiply-adds and no exponential.
-* **Spikes at their exact time.**  Within a step V stays at or below the trajectory from
-  (V0, I0 + SUM max(w, 0)) (the step's start state with all its excitation at once and no
-  inhibition; the sum is a third per-(step, neuron) sum), whose maximum is cheap to bound
-  (``_may_cross``).  A step where that bound reaches threshold may hold a crossing and is
-  integrated exactly: its arrivals are read back through a linked list per (step, neuron)
-  (``head``, and one ``nxt`` entry per source spike and neuron written during the scatter),
-  sorted, and the step is integrated segment by segment with the exact engine's closed-form
-  flow; each crossing is located by the exact engine's root finder
-  (``lif_flow.first_crossing``, a few ulp), V is reset there and integration goes on, so a
-  neuron may fire several times in one step.  The bound is rigorous, so an excursion above
+* **Spikes at their exact time.**  Two rigorous bounds (``_may_cross``) rule a crossing out
+  within most steps from the step sums alone: from below, I stays above a floor set by I0 and
+  A_s^-, so V could not have fallen back below its end value after touching threshold; from
+  above, V stays at or below the trajectory from (V0, I0 + A_s^+) (all excitation at the start,
+  no inhibition), whose maximum is cheap to bound.  A step that passes both may hold a crossing
+  and is integrated exactly: its arrivals are read back through a linked list per
+  (step, neuron) (its head stored in the step's record, one ``nxt`` entry per source spike and
+  neuron written during the scatter), sorted, and the step is integrated segment by segment
+  with the exact engine's closed-form flow; each crossing is located by the exact engine's root
+  finder (``lif_flow.first_crossing``, a few ulp), V is reset there and integration goes on, so
+  a neuron may fire several times in one step.  The bounds are rigorous, so an excursion above
   threshold that starts and ends inside one step is found too.
 * **The exact adjoint of this forward**, i.e. EventProp in continuous time organised by steps:
   between events the adjoint flows in closed form, it jumps at every spike (at its exact time,
@@ -39,11 +41,14 @@ spikes x fan-out), every rounding goes:
 
 Layout as in ``kernels.cpu`` (unsigned index arithmetic, arrivals past the last step go to a
 spare row, samples in ``n_chunks`` fixed chunks with per-chunk buffers and gradient
-accumulators), except that the synapses of each presynaptic unit are stored sorted by their
-delay remainder g (``perm[i * n_out + pos]`` is the postsynaptic neuron at position pos): for a
-spike with offset f the arrivals that fall one step later (f + g >= dt, i.e. g >= dt - f) are
-then a contiguous tail found by binary search, and the scatter and gather run two loops without
-a data-dependent select.  Gradients come out in that sorted layout.  The carry test is
+accumulators; the sources of step n are scattered just before the forward pass simulates step n
+and read just after the backward pass has recorded it, while the step records they reach are
+still in cache), except that the synapses of each presynaptic unit are stored sorted by their
+whole delay steps m (``perm[i * n_out + pos]`` is the postsynaptic neuron at position pos): the
+arrivals of a spike at step n that surely fall past the last step (m >= n_steps - n) are then
+a contiguous tail found by binary search, which the scatter and the gather skip (at large
+delays about half of all arrivals).  Gradients come out in that sorted layout.  An arrival lands
+one step later when f + g >= dt (f the spike's offset, g the delay remainder); the test is
 ``g >= dt - f`` everywhere, so that every kernel puts an arrival in the same step.
 
 ``consts`` is ``_grid_math.precise_constants``.  The in-step integration and the root finding
@@ -73,6 +78,7 @@ MAX_SPIKES_PER_STEP = 8
 ONE = np.uint64(1)
 TWO = np.uint64(2)
 THREE = np.uint64(3)
+FOUR = np.uint64(4)
 
 
 # ----------------------------------------------------------------------------- synapses
@@ -81,8 +87,8 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
     """The kernels' synapse layouts from weights ``w_t`` [n_in, n_out] and delays ``d_t``
     [n_in, n_out] (float64, ms >= 0): each delay split into whole steps m and a remainder
     r in [0, r_max] (r_max the float just below dt); ``r_nat`` [n_in * n_out] the remainders in
-    the natural layout; per presynaptic row, sorted by remainder: the postsynaptic neuron
-    ``perm``, w, e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
+    the natural layout; per presynaptic row, sorted by m: the postsynaptic neuron ``perm``, w,
+    e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
     n_in, n_out = w_t.shape
     for i in prange(n_in):
         rem = np.empty(n_out, dtype=w_t.dtype)
@@ -100,7 +106,7 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
             rem[j] = min(max(r, 0.0), r_max)
             whole[j] = n
             r_nat[i * n_out + j] = rem[j]
-        order = np.argsort(rem, kind="mergesort")
+        order = np.argsort(whole, kind="mergesort")
         for pos in range(n_out):
             j = order[pos]
             k = i * n_out + pos
@@ -114,14 +120,15 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
 
 # ----------------------------------------------------------------------------- shared pieces
 @njit(cache=True, inline="always")
-def _carry_split(dg_s, row, nu, limit):
-    """First position of the sorted row whose remainder is >= limit (= dt - f): the arrivals
-    from there on land one step later."""
+def _reach(dm, row, nu, n_k, n_steps_u):
+    """Number of leading positions of the sorted row ``row`` whose arrivals from a spike at step
+    n_k may land within the trial: the first position with m >= n_steps - n_k."""
+    limit = np.int64(n_steps_u - n_k)
     lo = np.uint64(0)
     hi = nu
     while lo < hi:
         mid = (lo + hi) >> np.uint64(1)
-        if dg_s[row + mid] < limit:
+        if np.int64(dm[row + mid]) < limit:
             lo = mid + np.uint64(1)
         else:
             hi = mid
@@ -140,53 +147,111 @@ def _offset(f, g, dt):
 
 # ----------------------------------------------------------------------------- forward pieces
 @njit(cache=True, inline="always")
-def _scatter_part(row, a, b, n0, fs, fm, k_rel, perm, wgs, wgm, w_pos, dm, nu, n_steps_u, acc,
-                  head, nxt, lists):
-    """Add positions a:b of a sorted row, all landing in step n0 + their delay steps."""
-    base = np.uint64(k_rel) * nu
-    p = np.int32(k_rel)
-    for pos in range(a, b):
-        syn = row + pos
-        j = np.uint64(perm[syn])
-        q = min(n0 + np.uint64(dm[syn]), n_steps_u) * nu + j
-        q3 = q * THREE
-        acc[q3] += fs * wgs[syn]
-        acc[q3 + ONE] += fm * wgm[syn]
-        if lists:
-            acc[q3 + TWO] += w_pos[syn]
-            nxt[base + j] = head[q]
-            head[q] = p
+def _sources_through(src_step, k, hi, n):
+    """The first source from k on (before hi) whose step is after n; sources are in time order,
+    so the forward pass scatters those of step n just before it simulates step n, while the
+    records they reach are still in cache."""
+    while k < hi and src_step[k] <= n:
+        k += 1
+    return k
 
 
 @njit(cache=True, inline="always")
-def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, wgs, wgm, w_pos,
-                     dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, head, nxt, lists):
-    """Add every arrival of sources lo:hi to the step sums ``acc`` [(step, neuron) x 3:
-    SUM w e^{s/tau_syn}, SUM w e^{s/tau_mem}, SUM max(w, 0)] and, with ``lists`` (a LIF layer),
-    to the positive sum and the per-(step, neuron) lists (``head``, and ``nxt``
-    [source - lo, neuron])."""
+def _sources_back_to(src_step, k, lo, n):
+    """The last source from k back (not before lo) whose step is before n: the backward pass
+    reads those of step n just after it has recorded step n."""
+    while k >= lo and src_step[k] >= n:
+        k -= 1
+    return k
+
+
+@njit(cache=True, inline="always")
+def _pick(early, late, not_late):
+    """``early`` when ``not_late`` is 1, ``late`` when it is 0, without a branch, for a source
+    factor e^{f/tau} > 0 (``early``) and its value one step later, e^{f/tau} e^{-dt/tau}
+    (``late``, not above ``early``): max(late, early * not_late) is exactly one of the two."""
+    return max(late, early * not_late)
+
+
+@njit(cache=True, inline="always")
+def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi, perm, wgs, wgm,
+                     dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, heads, nxt, lists):  # fmt: skip
+    """Add every arrival of sources lo:hi (of a sample whose sources start at ``first``) to the
+    step records ``acc``.
+
+    With ``lists`` (a LIF layer) a record is 4 values per (step, neuron): A_s^+ (the part of
+    A_s = SUM w e^{s/tau_syn} with w >= 0), A_m = SUM w e^{s/tau_mem}, A_s^- (w < 0) and the head
+    of the arrival list, an integer stored through ``heads`` (``acc`` viewed as int32, see
+    ``_head_index``); ``nxt`` [source - first, neuron] links the list.  Without (an LI readout) a
+    record is (A_s, A_m).  A record fits in one cache line: an arrival touches one."""
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
         if n_k >= n_steps_u:
             continue
         row = np.uint64(src_unit[k]) * nu
+        limit = dt - src_off[k]
         fs, fm = src_fs[k], src_fm[k]
-        split = _carry_split(dg_s, row, nu, dt - src_off[k])
-        _scatter_part(row, np.uint64(0), split, n_k, fs, fm, k - lo, perm, wgs, wgm, w_pos, dm,
-                      nu, n_steps_u, acc, head, nxt, lists)
-        _scatter_part(row, split, nu, n_k + ONE, fs * beta, fm * alpha, k - lo, perm, wgs, wgm,
-                      w_pos, dm, nu, n_steps_u, acc, head, nxt, lists)
+        fs_late, fm_late = fs * beta, fm * alpha
+        base = np.uint64(k - first) * nu
+        p = np.int32(k - first)
+        for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
+            syn = row + pos
+            late = dg_s[syn] >= limit
+            not_late = src_fs.dtype.type(not late)
+            j = np.uint64(perm[syn])
+            q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
+            x = wgs[syn]
+            a_s = _pick(fs, fs_late, not_late) * x
+            a_m = _pick(fm, fm_late, not_late) * wgm[syn]
+            if lists:
+                q4 = q * FOUR
+                acc[q4 + TWO * np.uint64(x < 0)] += a_s
+                acc[q4 + ONE] += a_m
+                h = _head_index(q4, acc)
+                nxt[base + j] = heads[h]
+                heads[h] = p
+            else:
+                q2 = q * TWO
+                acc[q2] += a_s
+                acc[q2 + ONE] += a_m
 
 
 @njit(cache=True, inline="always")
-def _step_sums(acc, q):
-    """(A_s, A_m, SUM max(w, 0)) of one (step, neuron), which are cleared."""
-    q3 = 3 * q
-    a_s, a_m, a_pos = acc[q3], acc[q3 + 1], acc[q3 + 2]
-    acc[q3] = 0.0
-    acc[q3 + 1] = 0.0
-    acc[q3 + 2] = 0.0
-    return a_s, a_m, a_pos
+def _head_index(q4, acc):
+    """Index in ``acc.view(np.int32)`` of the list head of the record at ``acc[q4]``: its fourth
+    value (the low half of a float64)."""
+    return (q4 + THREE) * np.uint64(acc.itemsize // 4)
+
+
+@njit(cache=True, inline="always")
+def _clear_records(acc, heads, q_lo, q_hi):
+    """Zero sums and empty lists in the LIF step records q_lo:q_hi."""
+    acc[4 * q_lo : 4 * q_hi] = 0.0
+    for q in range(q_lo, q_hi):
+        heads[_head_index(np.uint64(4 * q), acc)] = -1
+
+
+@njit(cache=True, inline="always")
+def _new_step_records(n_records, dtype):
+    """``n_records`` cleared LIF step records [n_records * 4] (see ``_scatter_sources``) and
+    their int32 view."""
+    acc = np.empty(4 * n_records, dtype=dtype)
+    heads = acc.view(np.int32)
+    _clear_records(acc, heads, 0, n_records)
+    return acc, heads
+
+
+@njit(cache=True, inline="always")
+def _take_record(acc, heads, q):
+    """(A_s^+, A_m, A_s^-, list head) of one (step, neuron) record, which is cleared."""
+    q4 = np.uint64(q) * FOUR
+    h = _head_index(q4, acc)
+    a_sp, a_m, a_sn, head = acc[q4], acc[q4 + ONE], acc[q4 + TWO], heads[h]
+    acc[q4] = 0.0
+    acc[q4 + ONE] = 0.0
+    acc[q4 + TWO] = 0.0
+    heads[h] = -1
+    return a_sp, a_m, a_sn, head
 
 
 @njit(cache=True, inline="always")
@@ -198,17 +263,35 @@ def _superpose(v, cur, a_s, a_m, alpha, beta, c_vi, k_v):
 
 
 @njit(cache=True, inline="always")
-def _may_cross(v0, j_max, alpha, beta, c_vi, threshold, kappa_max):
-    """Whether V can reach threshold within a step that starts at V0 and receives at most the
-    current j_max = I0 + SUM max(w, 0) (all excitation at the start, no inhibition: V stays at
-    or below that trajectory, which has one maximum).  False when it stays below threshold:
-    it rises all step long and ends below, or a cruder bound (V0 and kappa_max j_max) does."""
+def _may_cross(v0, i0, exc, inh, v_end, alpha, beta, c_vi, threshold, kappa_max):
+    """Whether V can reach threshold within a step that starts at (V0, I0), whose arrivals have
+    the step sums A_s^+ = ``exc`` >= 0 (w >= 0) and A_s^- = ``inh`` <= 0 (w < 0), and that ends
+    at ``v_end`` without reset (``_superpose``).  Yes when v_end >= threshold; no when either
+    rigorous bound rules a crossing out:
+
+    * from below: I(t) = e^{-t/tau_syn} (I0 + SUM_{s <= t} w e^{s/tau_syn}) >= i_min =
+      (I0 + inh) (times beta when positive) all step long, so tau_mem dV/dt >= i_min - V; had V
+      reached threshold at some time, V would end at or above
+      i_min + min(alpha (threshold - i_min), threshold - i_min);
+    * from above: V stays at or below the trajectory from (V0, I0 + exc) (all excitation at
+      the start, no inhibition; exc >= SUM max(w, 0) as e^{s/tau_syn} >= 1), which has one
+      maximum: below threshold when it rises all step long and ends below, or by a cruder
+      bound (V0 and kappa_max (I0 + exc))."""
+    if v_end >= threshold:
+        return True
+    i_min = i0 + inh
+    if i_min > 0.0:
+        i_min = beta * i_min
+    gap = threshold - i_min
+    if v_end < i_min + min(alpha * gap, gap):
+        return False
+    j_max = i0 + exc
     if j_max <= 0.0:
         return v0 >= threshold
     if add_rn(max(v0, 0.0), kappa_max * j_max) < threshold:
         return False
-    v_end = mul_add_rn(alpha, v0, c_vi, j_max)
-    return v_end >= threshold or v_end >= beta * j_max  # falls at the end: the peak is inside
+    v_top = mul_add_rn(alpha, v0, c_vi, j_max)
+    return v_top >= threshold or v_top >= beta * j_max  # falls at the end: the peak is inside
 
 
 @njit(cache=True)
@@ -294,8 +377,7 @@ def _sort_step_spikes(lo, hi, out_s, out_units, out_vdot):
 # ----------------------------------------------------------------------------- LIF forward
 @njit(cache=True, parallel=True)
 def lif_forward(
-    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, wgs, wgm, w_pos, dm, dg_s, w,
-    dg,
+    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, wgs, wgm, dm, dg_s, w, dg,
     n_out, n_steps, consts, sample_ids, cap, src_cap,
     out_steps, out_units, out_s, out_vdot, out_counts, out_dropped, n_chunks,
 ):
@@ -303,8 +385,8 @@ def lif_forward(
 
     Sources (input spikes): step n_k (int32), offset f_k in [0, dt) ms, e^{f_k/tau_syn},
     e^{f_k/tau_mem}, unit.  Synapses in the sorted layout [n_in * n_out]: postsynaptic neuron
-    (``perm``), w e^{g/tau_syn}, w e^{g/tau_mem}, max(w, 0), delay steps m (int32), remainder g in
-    [0, dt) ms; ``w`` and ``dg`` again in the natural layout (read back at crossings).
+    (``perm``), w e^{g/tau_syn}, w e^{g/tau_mem}, delay steps m (int32), remainder g in [0, dt)
+    ms; ``w`` and ``dg`` again in the natural layout (read back at crossings).
     Sample ``sample_ids[r]`` writes its
     spikes (step, unit, offset in the step ms, tau_mem dV/dt = I - threshold at the crossing),
     ordered by time, to slots ``r*cap : r*cap + cap``, its spike count to ``out_counts[r]``
@@ -320,8 +402,7 @@ def lif_forward(
     dt64, theta64 = np.float64(dt), np.float64(threshold)
     spare = n_steps * n_out
     for c in prange(n_chunks):
-        acc = np.zeros(3 * (n_steps + 1) * n_out, dtype=w.dtype)
-        head = np.full((n_steps + 1) * n_out, -1, dtype=np.int32)
+        acc, heads = _new_step_records((n_steps + 1) * n_out, w.dtype)
         nxt = np.empty(max(src_cap, 1) * n_out, dtype=np.int32)
         arr_s = np.empty(max(src_cap, 1), dtype=np.float64)
         arr_w = np.empty(max(src_cap, 1), dtype=np.float64)
@@ -332,24 +413,27 @@ def lif_forward(
         for r in range(c, sample_ids.size, n_chunks):
             b = sample_ids[r]
             lo, hi = src_offsets[b], src_offsets[b + 1]
-            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, wgs,
-                             wgm, w_pos, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, head,
-                             nxt, True)
+            ks = lo
             v[:] = 0.0
             cur[:] = 0.0
             count = 0
             dropped = 0
             slot = r * cap
             for n in range(n_steps):
+                k_next = _sources_through(src_step, ks, hi, n)
+                _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, ks, k_next,
+                                 perm, wgs, wgm, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc,
+                                 heads, nxt, True)  # fmt: skip
+                ks = k_next
                 first = count
                 base = n * n_out
                 for j in range(n_out):
                     q = base + j
-                    a_s, a_m, a_pos = _step_sums(acc, q)
-                    vj, ij = _superpose(v[j], cur[j], a_s, a_m, alpha, beta, c_vi, k_v)
-                    if vj >= threshold or _may_cross(v[j], cur[j] + a_pos, alpha, beta, c_vi,
-                                                     threshold, kappa_max):
-                        n_arr = _step_arrivals(head[q], j, nu, nxt, lo, src_off, src_unit, w,
+                    a_sp, a_m, a_sn, head = _take_record(acc, heads, q)
+                    vj, ij = _superpose(v[j], cur[j], a_sp + a_sn, a_m, alpha, beta, c_vi, k_v)
+                    if _may_cross(v[j], cur[j], a_sp, a_sn, vj, alpha, beta, c_vi, threshold,
+                                  kappa_max):  # fmt: skip
+                        n_arr = _step_arrivals(head, j, nu, nxt, lo, src_off, src_unit, w,
                                                dg, dt, arr_s, arr_w)
                         v64, i64, n_sp, n_drop = _integrate_step(
                             np.float64(v[j]), np.float64(cur[j]), n_arr, arr_s, arr_w,
@@ -366,12 +450,10 @@ def lif_forward(
                         vj, ij = v64, i64
                     v[j] = vj
                     cur[j] = ij
-                    head[q] = -1
                 if min(count, cap) - first > 1:
                     _sort_step_spikes(slot + first, slot + min(count, cap), out_s, out_units,
                                       out_vdot)
-            acc[3 * spare :] = 0.0
-            head[spare:] = -1
+            _clear_records(acc, heads, spare, spare + n_out)
             out_counts[r] = count
             out_dropped[r] = dropped
 
@@ -430,57 +512,46 @@ def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
 
 
 @njit(cache=True, inline="always")
-def _gather_part(row, a, b, n0, fo, fs, fm, shift, perm, w_s, gs, gm, dm, dg_s, nu, n_steps_u,
-                 tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd):
-    """Adjoint reads at positions a:b of a sorted row: arrivals in step n0 + delay steps at
-    offset f + g - ``shift`` (shift = dt for the late tail, whose factors fs, fm already
-    include e^{-dt/tau}, else 0)."""
-    acc = w_s[0] - w_s[0]
-    for pos in range(a, b):
-        syn = row + pos
-        j = np.uint64(perm[syn])
-        q = min(n0 + np.uint64(dm[syn]), n_steps_u) * nu + j
-        q4 = q * np.uint64(4)
-        e_s = fs * gs[syn]
-        e_m = fm * gm[syn]
-        s = fo + dg_s[syn] - shift
-        if s > rec[q4 + 3]:
-            p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + ONE + ONE]
-        else:  # before a spike of its step: the segment that ends at the next spike
-            e = first[q]
-            while out_s[e] < s and nxt_same[e - k_lo] >= 0:
-                e = nxt_same[e - k_lo]
-            e3 = np.uint64(e - k_lo) * np.uint64(3)
-            p, qq, r = spk_rec[e3], spk_rec[e3 + ONE], spk_rec[e3 + ONE + ONE]
-        lam_i, lam_d = _adjoint_at(p, qq, r, e_s, e_m)
-        dw[syn] -= tau_syn * lam_i
-        dd[syn] += lam_d
-        acc += w_s[syn] * lam_d
-    return acc
-
-
-@njit(cache=True, inline="always")
 def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w_s, gs, gm, dm,
                     dg_s, nu, n_steps_u, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same,
                     out_s, k_lo, dw, dd, grad_in):
     """Adjoint read at every arrival of sources lo:hi (sorted layout): dw -= tau_syn lambda_I,
     dd += lambda_V - lambda_I (times w later), dL/dt of the source = SUM_j w (lambda_V - lambda_I).
-    """
+    An arrival before a spike of its step reads the coefficients of the segment that ends at the
+    next spike (``first``, ``nxt_same``, ``spk_rec``)."""
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
-        if n_k >= n_steps_u:
-            grad_in[k] = 0.0
-            continue
-        row = np.uint64(src_unit[k]) * nu
-        fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
-        split = _carry_split(dg_s, row, nu, dt - fo)
-        grad_in[k] = _gather_part(
-            row, np.uint64(0), split, n_k, fo, fs, fm, dt * 0, perm, w_s, gs, gm, dm, dg_s, nu,
-            n_steps_u, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
-        ) + _gather_part(
-            row, split, nu, n_k + ONE, fo, fs * beta, fm * alpha, dt, perm, w_s, gs, gm, dm,
-            dg_s, nu, n_steps_u, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
-        )
+        g_in = w_s[0] - w_s[0]  # zero of the weights' float type
+        if n_k < n_steps_u:
+            row = np.uint64(src_unit[k]) * nu
+            fo = src_off[k]
+            limit = dt - fo
+            fs, fm = src_fs[k], src_fm[k]
+            fs_late, fm_late = fs * beta, fm * alpha
+            for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
+                syn = row + pos
+                g = dg_s[syn]
+                late = g >= limit
+                not_late = src_fs.dtype.type(not late)
+                j = np.uint64(perm[syn])
+                q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
+                q4 = q * FOUR
+                e_s = _pick(fs, fs_late, not_late) * gs[syn]
+                e_m = _pick(fm, fm_late, not_late) * gm[syn]
+                s = fo + g - dt * src_off.dtype.type(late)
+                if s > rec[q4 + THREE]:
+                    p, qq, r = rec[q4], rec[q4 + ONE], rec[q4 + TWO]
+                else:  # before a spike of its step: the segment that ends at the next spike
+                    e = first[q]
+                    while out_s[e] < s and nxt_same[e - k_lo] >= 0:
+                        e = nxt_same[e - k_lo]
+                    e3 = np.uint64(e - k_lo) * THREE
+                    p, qq, r = spk_rec[e3], spk_rec[e3 + ONE], spk_rec[e3 + TWO]
+                lam_i, lam_d = _adjoint_at(p, qq, r, e_s, e_m)
+                dw[syn] -= tau_syn * lam_i
+                dd[syn] += lam_d
+                g_in += w_s[syn] * lam_d
+        grad_in[k] = g_in
 
 
 @njit(cache=True, inline="always")
@@ -531,6 +602,12 @@ def lif_backward(
             seen_step[:] = -1
             k_lo = out_offsets[b]
             k = out_offsets[b + 1] - 1
+            src_lo = src_offsets[b]
+            ks = _sources_back_to(src_step, src_offsets[b + 1] - 1, src_lo, n_steps)
+            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, ks + 1,
+                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
+                            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw,
+                            dd, grad_in)  # sources past the last step: dL/dt = 0
             for n in range(n_steps - 1, -1, -1):
                 base4 = 4 * n * n_out
                 while k >= k_lo and out_steps[k] == n:  # spikes of step n, latest first
@@ -565,10 +642,12 @@ def lif_backward(
                         lam_v[j] = lv
                         lam_i[j] = li
                 _propagate_step(lam_v, lam_i, rec, base4, seen_step, n, alpha, beta, c_adj, k_a)
-            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
-                            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw,
-                            dd, grad_in)
+                k_next = _sources_back_to(src_step, ks, src_lo, n)
+                _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, k_next + 1, ks + 1,
+                                perm, w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha, beta,
+                                tau_syn, rec, first, spk_rec, nxt_same, out_s, k_lo, dw, dd,
+                                grad_in)  # fmt: skip
+                ks = k_next
 
 
 # ----------------------------------------------------------------------------- LI readout
@@ -582,23 +661,30 @@ def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, w
     batch = src_offsets.size - 1
     spare = n_steps * n_out
     for c in prange(n_chunks):
-        acc = np.zeros(3 * (n_steps + 1) * n_out, dtype=wgs.dtype)
+        acc = np.zeros(2 * (n_steps + 1) * n_out, dtype=wgs.dtype)
         no_head = np.empty(0, dtype=np.int32)
         v = np.empty(n_out, dtype=wgs.dtype)
         cur = np.empty(n_out, dtype=wgs.dtype)
         for b in range(c, batch, n_chunks):
-            _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                             src_offsets[b + 1], perm, wgs, wgm, wgs, dm, dg_s, nu, n_steps_u,
-                             dt, alpha, beta, acc, no_head, no_head, False)
+            lo, hi = src_offsets[b], src_offsets[b + 1]
+            ks = lo
             v[:] = 0.0
             cur[:] = 0.0
             for n in range(n_steps):
+                k_next = _sources_through(src_step, ks, hi, n)
+                _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, ks, k_next,
+                                 perm, wgs, wgm, dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc,
+                                 no_head, no_head, False)  # fmt: skip
+                ks = k_next
                 base = n * n_out
                 for j in range(n_out):
                     v_out[b, n, j] = v[j]
-                    a_s, a_m, _ = _step_sums(acc, base + j)
-                    v[j], cur[j] = _superpose(v[j], cur[j], a_s, a_m, alpha, beta, c_vi, k_v)
-            acc[3 * spare :] = 0.0
+                    q2 = 2 * (base + j)
+                    v[j], cur[j] = _superpose(v[j], cur[j], acc[q2], acc[q2 + 1], alpha, beta,
+                                              c_vi, k_v)  # fmt: skip
+                    acc[q2] = 0.0
+                    acc[q2 + 1] = 0.0
+            acc[2 * spare :] = 0.0
 
 
 @njit(cache=True, parallel=True)
@@ -622,13 +708,21 @@ def li_backward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, grad_v
         for b in range(c, batch, n_chunks):
             lam_v[:] = 0.0
             lam_i[:] = 0.0
+            src_lo = src_offsets[b]
+            ks = _sources_back_to(src_step, src_offsets[b + 1] - 1, src_lo, n_steps)
+            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, ks + 1,
+                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
+                            alpha, beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0,
+                            dw, dd, grad_in)  # sources past the last step: dL/dt = 0
             for n in range(n_steps - 1, -1, -1):
                 if n + 1 < n_steps:  # the sample at t_{n+1} ends this step's segment
                     for j in range(n_out):
                         lam_v[j] = readout_drive(lam_v[j], grad_v[b, n + 1, j], tau_mem)
                 _propagate_step(lam_v, lam_i, rec, 4 * n * n_out, never, n, alpha, beta, c_adj,
                                 k_a)
-            _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, src_offsets[b],
-                            src_offsets[b + 1], perm, w, gs, gm, dm, dg, nu, n_steps_u, dt,
-                            alpha, beta, tau_syn, rec, first, no_spikes, no_links, no_spikes, 0,
-                            dw, dd, grad_in)
+                k_next = _sources_back_to(src_step, ks, src_lo, n)
+                _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, k_next + 1, ks + 1,
+                                perm, w, gs, gm, dm, dg, nu, n_steps_u, dt, alpha, beta,
+                                tau_syn, rec, first, no_spikes, no_links, no_spikes, 0, dw, dd,
+                                grad_in)  # fmt: skip
+                ks = k_next

@@ -1,8 +1,8 @@
 """numba-cuda kernels of the precise mode of the time-stepped engine (``precise=True``).
 
 The algorithm is that of the CPU kernels (``kernels.precise_cpu``, whose docstring derives it):
-arrivals superposed at their exact offsets through three sums per (step, neuron), a rigorous
-bound that picks the steps which may hold a threshold crossing, those steps integrated event by
+arrivals superposed at their exact offsets through three sums per (step, neuron), rigorous
+bounds that pick the steps which may hold a threshold crossing, those steps integrated event by
 event with the closed-form flow and the exact engine's root finder (several spikes per step),
 and the continuous adjoint arranged by steps, read at every arrival through (P, Q, R).  The
 scalar pieces are the same Python functions as on the CPU, compiled for the GPU: numba-cuda
@@ -23,10 +23,11 @@ Work decomposition, as in the grid kernels (``kernels/cuda.py``):
   contiguously); an arrival lands one step later when its delay remainder g >= dt - f (f the
   spike's offset), decided per synapse, with the same test as the CPU kernels;
 * a ring of ``ring_len = max whole delay steps + 2`` rows per block (global memory) holds the
-  three step sums and the head of the arrival list of every (step, neuron); sources of step n
-  are scattered when the loop reaches n; arrivals at or after the last step are skipped, so the
-  ring is clear again at the end of every sample.  ``nxt`` (one int32 per source of a sample
-  and neuron, per block) links the arrivals of a (step, neuron) in source order;
+  three step sums (A_s^+, A_m, A_s^-) and the head of the arrival list of every
+  (step, neuron); sources of step n are scattered when the loop reaches n; arrivals at or after
+  the last step are skipped, so the ring is clear again at the end of every sample.  ``nxt``
+  (one int32 per source of a sample and neuron, per block) links the arrivals of a
+  (step, neuron) in source order;
 * a step that may hold a crossing walks its list in (offset, list position) order, the order
   the CPU kernels sort it into, choosing the next arrival by a scan of the list (lists are
   short; no per-thread buffer of arrivals);
@@ -90,12 +91,13 @@ _U4 = np.uint64(4)
 @cuda.jit(device=True, cache=True)
 def _scatter_step(
     src_step, src_off, src_fs, src_fm, src_unit, k, k_hi, lo, n, left, row_n, rl, wgs, wgm,
-    w_pos, dm, dg, dt, alpha, beta, acc, head, nxt, t, bdim, nu, lists,
+    dm, dg, dt, alpha, beta, acc, head, nxt, t, bdim, nu, lists,
 ):  # fmt: skip
     """Add the arrivals of the sources of step n (entries k on) at this thread's neurons to the
-    ring sums ``acc`` [(row, neuron) x 3: SUM w e^{s/tau_syn}, SUM w e^{s/tau_mem},
-    SUM max(w, 0)] and, with ``lists`` (a LIF layer), link them into the (row, neuron) lists
-    (``head``, ``nxt`` [source - lo, neuron]).  Returns the next entry."""
+    ring sums ``acc`` [(row, neuron) x 3]: with ``lists`` (a LIF layer) A_s^+ (the part of
+    A_s = SUM w e^{s/tau_syn} with w >= 0), A_m = SUM w e^{s/tau_mem} and A_s^- (w < 0), as on
+    the CPU, and the arrivals linked into the (row, neuron) lists (``head``, ``nxt``
+    [source - lo, neuron]); without, (A_s, A_m, unused).  Returns the next entry."""
     while k < k_hi and src_step[k] <= n:
         row = np.uint64(src_unit[k]) * nu
         limit = dt - src_off[k]
@@ -109,11 +111,12 @@ def _scatter_step(
             ahead = np.uint64(dm[syn]) + (_U1 if late else _U0)
             if ahead < left:
                 q = _ring_slot(row_n, ahead, rl) * nu + j
-                q3 = q * _U3
-                acc[q3] = add_rn(acc[q3], (fs_late if late else fs) * wgs[syn])
-                acc[q3 + _U1] = add_rn(acc[q3 + _U1], (fm_late if late else fm) * wgm[syn])
+                x = wgs[syn]
+                q_s = q * _U3 + (_U2 if lists and x < 0 else _U0)
+                acc[q_s] = add_rn(acc[q_s], (fs_late if late else fs) * x)
+                q_m = q * _U3 + _U1
+                acc[q_m] = add_rn(acc[q_m], (fm_late if late else fm) * wgm[syn])
                 if lists:
-                    acc[q3 + _U2] = add_rn(acc[q3 + _U2], w_pos[syn])
                     nxt[base + j] = head[q]
                     head[q] = p
         k += 1
@@ -122,7 +125,7 @@ def _scatter_step(
 
 @cuda.jit(device=True, cache=True)
 def _step_sums(acc, q):
-    """(A_s, A_m, SUM max(w, 0)) of ring entry q, which are cleared."""
+    """The three sums of ring entry q (see ``_scatter_step``), which are cleared."""
     q3 = q * _U3
     a_s, a_m, a_pos = acc[q3], acc[q3 + _U1], acc[q3 + _U2]
     acc[q3] = 0
@@ -228,15 +231,15 @@ def _sort_steps(out_steps, out_units, out_s, out_vdot, lo, hi):
 # ----------------------------------------------------------------------------- LIF forward
 @cuda.jit(cache=True)
 def lif_forward(
-    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, w, wgs, wgm, w_pos, dm, dg,
+    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, w, wgs, wgm, dm, dg,
     n_out, n_steps, ring_len, consts, group, sample_ids, cap, out_steps, out_units, out_s,
     out_vdot, out_counts, out_dropped, acc, head, nxt,
 ):  # fmt: skip
     """Simulate a precise LIF layer for the samples ``sample_ids`` (block-strided).
 
     Sources (input spikes): step (int32), offset in the step (ms), e^{f/tau_syn},
-    e^{f/tau_mem}, unit.  Synapses [n_in * n_out]: w, w e^{g/tau_syn}, w e^{g/tau_mem},
-    max(w, 0), whole delay steps m (int32), remainder g (ms).  Sample ``sample_ids[r]`` writes
+    e^{f/tau_mem}, unit.  Synapses [n_in * n_out]: w, w e^{g/tau_syn}, w e^{g/tau_mem}, whole
+    delay steps m (int32), remainder g (ms).  Sample ``sample_ids[r]`` writes
     its spikes (step, unit, offset ms, I - threshold at the crossing) ordered by time to
     entries ``r*cap : r*cap + cap``, its count to ``out_counts[r]`` (which may exceed ``cap``:
     the host runs it again) and adds its crossings beyond ``MAX_SPIKES_PER_STEP`` in one step
@@ -276,18 +279,18 @@ def lif_forward(
         for n in range(n_steps):
             k = _scatter_step(
                 src_step, src_off, src_fs, src_fm, src_unit, k, hi, lo, n,
-                np.uint64(n_steps - n), row_n, rl, wgs, wgm, w_pos, dm, dg, dt, alpha, beta,
+                np.uint64(n_steps - n), row_n, rl, wgs, wgm, dm, dg, dt, alpha, beta,
                 acc_b, head_b, nxt_b, t, bdim, nu, True,
             )  # fmt: skip
             c_t = 0
             for m in range(n_mine):
                 j = t + np.uint64(m) * bdim
                 q = row_n * nu + j
-                a_s, a_m, a_pos = _step_sums(acc_b, q)
-                vj, ij = _superpose(v[m], cur[m], a_s, a_m, alpha, beta, c_vi, k_v)
+                a_sp, a_m, a_sn = _step_sums(acc_b, q)
+                vj, ij = _superpose(v[m], cur[m], a_sp + a_sn, a_m, alpha, beta, c_vi, k_v)
                 n_sp[m] = 0
-                if vj >= threshold or _may_cross(v[m], cur[m] + a_pos, alpha, beta, c_vi,
-                                                 threshold, kappa_max):  # fmt: skip
+                if _may_cross(v[m], cur[m], a_sp, a_sn, vj, alpha, beta, c_vi, threshold,
+                              kappa_max):  # fmt: skip
                     v64, i64, n_sp[m], d = _integrate_listed(
                         np.float64(v[m]), np.float64(cur[m]), head_b[q], j, nu, nxt_b, lo,
                         src_off, src_unit, w, dg, dt, n * dt64, theta64, tm, ts, delta, stage_s,
@@ -513,7 +516,7 @@ def li_forward(src_step, src_off, src_fs, src_fm, src_unit, src_offsets, wgs, wg
         for n in range(n_steps):
             k = _scatter_step(
                 src_step, src_off, src_fs, src_fm, src_unit, k, hi, lo, n,
-                np.uint64(n_steps - n), row_n, rl, wgs, wgm, wgs, dm, dg, dt, alpha, beta, acc_b,
+                np.uint64(n_steps - n), row_n, rl, wgs, wgm, dm, dg, dt, alpha, beta, acc_b,
                 no_lists, no_lists, t, bdim, nu, False,
             )  # fmt: skip
             base = np.uint64((b * n_steps + n) * n_out)

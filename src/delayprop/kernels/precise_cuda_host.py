@@ -128,7 +128,7 @@ def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
     nxt_size = max(p.src_cap, 1) * n_out
     scratch = size * (3 * p.w.element_size() + 4) + nxt_size * 4
     args = (
-        *p.sources(), *p.synapses(p.w, p.w * p.gs, p.w * p.gm, p.w.clamp_min(0), p.m, p.r),
+        *p.sources(), *p.synapses(p.w, p.w * p.gs, p.w * p.gm, p.m, p.r),
         n_out, g.n_steps, p.ring_len, _arr(_consts(g, dev)), cfg.group,
     )  # fmt: skip
 

@@ -60,8 +60,8 @@ class Prepared:
     the backward pass.  Sources: the input spikes (``src``: step, remainder, e^{r/tau_syn},
     e^{r/tau_mem}, unit, offsets).  Synapses [n_in * n_out]: ``w``, ``r`` (delay remainders,
     ms) in the natural layout (index i * n_out + j); ``perm``, ``w_s``, ``gs``, ``gm``, ``m``,
-    ``r_s`` in the sorted layout (each presynaptic row ordered by remainder, ``perm`` the
-    postsynaptic neuron; e^{r/tau_syn}, e^{r/tau_mem}, whole steps)."""
+    ``r_s`` in the sorted layout (each presynaptic row ordered by whole delay steps, ``perm``
+    the postsynaptic neuron; e^{r/tau_syn}, e^{r/tau_mem}, whole steps)."""
 
     src: tuple
     w: np.ndarray
@@ -106,7 +106,7 @@ def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
     batch = p.src[5].size - 1
     src_cap = int(np.diff(p.src[5]).max(initial=0))
     dropped = np.zeros(batch, np.int64)
-    wgs, wgm, w_pos = p.w_s * p.gs, p.w_s * p.gm, np.maximum(p.w_s, 0)
+    wgs, wgm = p.w_s * p.gs, p.w_s * p.gm
 
     def run(sample_ids: np.ndarray, cap: int):
         size = len(sample_ids) * cap
@@ -115,7 +115,7 @@ def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
         counts = np.empty(len(sample_ids), np.int64)
         drops = np.empty(len(sample_ids), np.int64)
         precise_cpu.lif_forward(
-            *p.src, p.perm, wgs, wgm, w_pos, p.m, p.r_s, p.w, p.r, n_out, g.n_steps, g.consts,
+            *p.src, p.perm, wgs, wgm, p.m, p.r_s, p.w, p.r, n_out, g.n_steps, g.consts,
             sample_ids, cap, src_cap, steps, units, s, vdot, counts, drops,
             cpu.n_chunks(len(sample_ids)),
         )  # fmt: skip
