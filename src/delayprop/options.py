@@ -205,10 +205,11 @@ class LayerOptions(EngineOptions, NeuronOptions):
     rec_delay_kind: str = option("synaptic", output="spikes")
     """Parametrisation of the recurrent delays (when ``rec_max_delay`` > 0), as
     ``delay_kind``."""
-    learn_tau: bool = option(False, exact_only=True)
+    learn_tau: bool = False
     """Train ``tau_mem`` and ``tau_syn`` (one pair per layer: the parameter
     ``layer.time_constants`` [2], ms, kept in [tau_min, tau_max] by ``constrain_``); exact
-    engine (dt=None) with backward="eventprop" only."""
+    engine (dt=None) with backward="eventprop", or the time grid (CPU kernels, not the precise
+    mode)."""
     tau_min: float = 0.5
     """Smallest value of a learned time constant, ms (``learn_tau``)."""
     tau_max: float = 200.0
@@ -241,6 +242,9 @@ class LayerOptions(EngineOptions, NeuronOptions):
         if self.tau_adapt is not None and self.learn_tau:
             raise ValueError("learn_tau and tau_adapt (adaptation) cannot be combined: the "
                              "time-constant gradients are derived without adaptation")  # fmt: skip
+        if self.learn_tau and self.precise:
+            raise ValueError("learn_tau needs precise=False: the precise mode has no gradients "
+                             "of the time constants")  # fmt: skip
         if self.learn_tau and self.backward != "eventprop":
             raise ValueError(f"learn_tau needs backward='eventprop', not {self.backward!r}")
         if self.learn_tau and not all(self.tau_min <= t <= self.tau_max

@@ -283,14 +283,18 @@ def lif_backward(
     n_steps: int,
     consts: GridConstants,
     adaptation: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    tau_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """EventProp backward of a LIF layer (``out_iref``: as returned by ``lif_forward``, empty;
     ``adaptation`` as given to it).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
-    [n_in, n_out], the same two for the recurrent matrices, and dL/db [n_out], empty without
-    adaptation).  The delay gradient is the third times the weight (done by the caller).
+    [n_in, n_out], the same two for the recurrent matrices, dL/db [n_out], empty without
+    adaptation, and an empty tensor: the CUDA kernels have no time-constant gradients, so
+    ``tau_grad`` raises NotImplementedError).  The delay gradient is the third times the
+    weight (done by the caller).
     """
+    _no_tau_grad(tau_grad)
     dev = _check_tensors(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
         out_offsets, out_vdot, grad_out, kick, *([] if adaptation is None else [adaptation]),
@@ -315,6 +319,7 @@ def lif_backward(
             w_rec_t.new_zeros(rec_shape),
             w_rec_t.new_zeros(rec_shape),
             torch.zeros_like(b),
+            w_t.new_zeros(0),
         )
     ring_len = _ring_len(d_t, d_rec_t)
     threads = _threads(n_out, cfg)
@@ -344,7 +349,15 @@ def lif_backward(
         dw_rec.sum(0).view(rec_shape),
         dd_rec.sum(0).view(rec_shape),
         db.sum(0),
+        w_t.new_zeros(0),
     )
+
+
+def _no_tau_grad(tau_grad: bool) -> None:
+    if tau_grad:
+        raise NotImplementedError("gradients of tau_mem and tau_syn (learn_tau) on the time grid "
+                                  "run on the CPU kernels only, not on CUDA; use a CPU model "
+                                  "or the exact engine (dt=None)")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- LI readout
@@ -388,9 +401,11 @@ def li_backward(
     d_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums as in
-    ``lif_backward``)."""
+    tau_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums, an empty
+    tensor as in ``lif_backward``)."""
+    _no_tau_grad(tau_grad)
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets, grad_v)
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
@@ -399,7 +414,7 @@ def li_backward(
     check_voltage_gradient(grad_v, batch, n_steps, n_out)
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     if batch == 0:
-        return grad_in, torch.zeros_like(w_t), torch.zeros_like(w_t)
+        return grad_in, torch.zeros_like(w_t), torch.zeros_like(w_t), w_t.new_zeros(0)
     ring_len = _ring_len(d_t)
     threads = _threads(n_out, cfg)
     item = w_t.element_size()
@@ -415,4 +430,4 @@ def li_backward(
             _arr(_packed(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
             _arr(lam),
         )  # fmt: skip
-    return grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out)
+    return grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out), w_t.new_zeros(0)
