@@ -165,7 +165,8 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
         q.in_steps, q.in_units, q.in_offsets, *(a.to(device) for a in args), q.w_t, q.d_t,
         q.w_rec_t, q.d_rec_t, p.n_steps, consts, jumps_dev,
     )  # fmt: skip
-    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec", "dL/db")
+    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec", "dL/db",
+             "dL/dtau (none asked)")  # fmt: skip
     assert len(bwd_cpu) == len(bwd_gpu) == len(names)
     assert bwd_cpu[5].numel() == (0 if jumps is None else n_out)
     for name, a, b in zip(names, bwd_cpu, bwd_gpu):

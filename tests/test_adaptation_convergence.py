@@ -1,7 +1,7 @@
 """The adaptive LIF neuron (``tau_adapt``) across engines: the time grid converges to the exact
 engine's spikes and gradients (weights, delays, input times and the adaptation jumps b) as
-dt -> 0 (first order, as the plain neuron), on random networks with mixed-sign weights and several spikes per neuron; and the
-options reach the layers from a configuration."""
+dt -> 0 (first order, as the plain neuron), on random networks with mixed-sign weights and
+several spikes per neuron; and the options reach the layers from a configuration."""
 
 from __future__ import annotations
 

@@ -36,8 +36,9 @@ otherwise add a negative-index test to every access, and uint64 mixed with a sig
 becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
 ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
-tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt]
-(no refractory period or spike limit here: the host refuses them).
+tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt,
+*tau_step] (no refractory period or spike limit here, and no gradients of the time constants,
+which need ``tau_step``: the host refuses them).
 
 Adaptation as in the CPU kernels: ``b`` [n_out] (V units; empty: none) is each neuron's jump of
 its adaptation current A at a spike; the state is (V, I, A), the adjoint (lambda_V, lambda_I,

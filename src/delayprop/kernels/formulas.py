@@ -177,7 +177,8 @@ def readout_drive(lam, grad, tau):
 def tau_arrival_read(w, m_i, m_s, tau_syn):
     """Gradients of tau_mem and tau_syn carried by one arrival of weight ``w``, from the
     auxiliary adjoints m_I, M of its target at the arrival time (``lif_flow.
-    tau_sensitivity_flow``, on the grid ``tau_adjoint_step``): (dL/dtau_mem, dL/dtau_syn) terms (ms^-1 x loss)::
+    tau_sensitivity_flow``, on the grid ``tau_adjoint_step``): (dL/dtau_mem, dL/dtau_syn)
+    terms (ms^-1 x loss)::
 
         dL/dtau_mem += w m_I,    dL/dtau_syn += -w M / tau_syn
     """
