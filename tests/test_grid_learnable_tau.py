@@ -1,7 +1,8 @@
 """Learnable time constants (``learn_tau``) on the time grid: the one-step coefficients against
 the closed-form flow, the Numba kernels against the torch reference (float64), convergence to
 the exact engine's dL/dtau_mem, dL/dtau_syn as dt -> 0, training through the CLI, and the
-refusals (precise mode, adaptation, CUDA)."""
+refusals (precise mode, adaptation).  The CUDA kernels' time-constant gradients are checked
+against the CPU kernels in tests/cuda_checks.py (simulator, and GPU where there is one)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 import delayprop as dp
 from delayprop.cli import main
 from delayprop.functional import GridSettings, li_readout, lif
-from delayprop.kernels import formulas, grid_cuda
+from delayprop.kernels import formulas
 from delayprop.kernels._grid_math import TAU_STEP, grid_constants
 from delayprop.kernels.lif_flow import tau_sensitivity_flow
 from delayprop.kernels.reference import li_reference, lif_reference
@@ -231,6 +232,3 @@ def test_refusals():
     layer.precise = True
     with pytest.raises(ValueError, match=r"\(learn_tau\) need precise=False"):
         layer(x)
-    empty = torch.zeros(0)
-    with pytest.raises(NotImplementedError, match="CPU kernels only"):
-        grid_cuda.li_backward(empty, empty, empty, empty, empty, empty, 1, None, tau_grad=True)

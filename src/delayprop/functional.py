@@ -15,7 +15,7 @@ an input spike time, the same summed over that spike's targets.
 ``lif`` takes an optional adaptation current (``GridSettings.tau_adapt``, ``adaptation`` = the
 jump b of each neuron, kernels/cpu.py); dL/db is then returned as well.  Both take optional
 ``time_constants``, a tensor [2] (tau_mem, tau_syn ms) that replaces the settings' and receives
-dL/dtau_mem, dL/dtau_syn (``learn_tau``; CPU kernels, not the precise mode, not with adaptation).
+dL/dtau_mem, dL/dtau_syn (``learn_tau``; not in the precise mode, not with adaptation).
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def _with_time_constants(settings: GridSettings, time_constants: Tensor | None,
                          name: str) -> GridSettings:  # fmt: skip
     """The settings with tau_mem, tau_syn taken from ``time_constants`` (a tensor [2]: tau_mem,
     tau_syn in ms, which receives dL/dtau_mem, dL/dtau_syn where it requires grad); the
-    gradient needs the CPU kernels, precise=False and no adaptation."""
+    gradient needs precise=False and no adaptation."""
     if time_constants is None:
         return settings
     if time_constants.shape != (2,) or time_constants.device != weight.device:
@@ -323,11 +323,6 @@ def _with_time_constants(settings: GridSettings, time_constants: Tensor | None,
             raise ValueError(f"{name}: gradients of the time constants (learn_tau) are not "
                              "derived for adaptive neurons; pass time_constants without "
                              "requires_grad or no adaptation")  # fmt: skip
-        if weight.device.type != "cpu":
-            raise NotImplementedError(f"{name}: gradients of the time constants (learn_tau) on "
-                                      "the time grid run on the CPU kernels only, not on "
-                                      f"{weight.device}; use a CPU model or the exact engine "
-                                      "(dt=None)")  # fmt: skip
     tm, ts = (float(v) for v in time_constants.detach().tolist())
     return dataclasses.replace(settings, tau_mem=tm, tau_syn=ts)
 
@@ -435,7 +430,7 @@ def lif(
             is set, which the precise mode does not support.
         time_constants: None, or a tensor [2] (tau_mem, tau_syn ms, on the weights' device)
             that replaces the settings' and, where it requires grad, receives dL/dtau_mem,
-            dL/dtau_syn (CPU kernels; not in the precise mode, not with ``adaptation``).
+            dL/dtau_syn (not in the precise mode, not with ``adaptation``).
     """
     settings = _with_time_constants(settings, time_constants, adaptation, weight, "lif")
     delays = {"delay": (delay, settings.max_delay_steps),

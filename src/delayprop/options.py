@@ -208,8 +208,7 @@ class LayerOptions(EngineOptions, NeuronOptions):
     learn_tau: bool = False
     """Train ``tau_mem`` and ``tau_syn`` (one pair per layer: the parameter
     ``layer.time_constants`` [2], ms, kept in [tau_min, tau_max] by ``constrain_``); exact
-    engine (dt=None) with backward="eventprop", or the time grid (CPU kernels, not the precise
-    mode)."""
+    engine (dt=None) with backward="eventprop", or the time grid (not the precise mode)."""
     tau_min: float = 0.5
     """Smallest value of a learned time constant, ms (``learn_tau``)."""
     tau_max: float = 200.0

@@ -188,19 +188,20 @@ def _propagate_adapted_adjoint(lam_v, lam_i, lam_a, alpha, beta, beta_a, c_adj, 
 
 
 @njit(cache=True, inline="always")
+def _tau_coefficients(consts):
+    """The coefficients of ``formulas.tau_adjoint_step``: eight packed constants from
+    ``TAU_STEP`` on."""
+    t = TAU_STEP
+    return (consts[t], consts[t + 1], consts[t + 2], consts[t + 3], consts[t + 4],
+            consts[t + 5], consts[t + 6], consts[t + 7])  # fmt: skip
+
+
+@njit(cache=True, inline="always")
 def _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, k):
     """(m_V, m_I, M) from step n to n - 1 (``formulas.tau_adjoint_step``, coefficients ``k``),
     with lambda at step n: called before ``_propagate_adjoint``."""
     for j in range(lam_v.size):
         m_v[j], m_i[j], m_s[j] = tau_adjoint_step(lam_v[j], lam_i[j], m_v[j], m_i[j], m_s[j], k)
-
-
-@njit(cache=True, inline="always")
-def _tau_coefficients(consts):
-    """The eight coefficients of ``formulas.tau_adjoint_step`` in the packed constants."""
-    t = TAU_STEP
-    return (consts[t], consts[t + 1], consts[t + 2], consts[t + 3], consts[t + 4],
-            consts[t + 5], consts[t + 6], consts[t + 7])  # fmt: skip
 
 
 @njit(cache=True, inline="always")

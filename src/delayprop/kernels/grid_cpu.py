@@ -19,7 +19,9 @@ from .host import (
     adaptation_jumps,
     check_grid_layout,
     check_spike_gradients,
+    check_tau_grad,
     check_voltage_gradient,
+    layer_tau_grad,
     run_in_slots,
 )
 
@@ -39,22 +41,10 @@ def sum_parts(parts: np.ndarray, shape: tuple[int, ...]) -> Tensor:
     return torch.from_numpy(parts.sum(axis=0).reshape(shape))
 
 
-def _tau_parts(tau_grad: bool, nw: int, n_out: int, dtype: np.dtype, n_b: int = 0) -> np.ndarray:
+def _tau_parts(tau_grad: bool, nw: int, n_out: int, dtype: np.dtype) -> np.ndarray:
     """Per-worker dL/dtau_mem, dL/dtau_syn per neuron [nw, 2 * n_out] for the kernels, or
-    [nw, 0] without ``tau_grad``; refused with adaptation (``n_b`` jumps), which the gradient
-    does not model."""
-    if tau_grad and n_b:
-        raise ValueError("gradients of the time constants (learn_tau) are not derived for "
-                         "adaptive neurons (tau_adapt)")  # fmt: skip
+    [nw, 0] without ``tau_grad``."""
     return np.zeros((nw, 2 * n_out if tau_grad else 0), dtype)
-
-
-def _tau_sum(parts: np.ndarray) -> Tensor:
-    """[dL/dtau_mem, dL/dtau_syn] of a layer from ``_tau_parts`` (summed over workers, then
-    neurons), or empty."""
-    if parts.shape[1] == 0:
-        return torch.from_numpy(parts.reshape(0))
-    return torch.from_numpy(parts.sum(axis=0).reshape(2, -1).sum(axis=1))
 
 
 def lif_forward(
@@ -158,7 +148,8 @@ def lif_backward(
     dw_rec = np.zeros((nw, n_rec), dtype)
     dd_rec = np.zeros((nw, n_rec), dtype)
     db = np.zeros((nw, b.numel()), dtype)
-    dtau = _tau_parts(tau_grad, nw, n_out, dtype, b.numel())
+    check_tau_grad(tau_grad, b.numel())
+    dtau = _tau_parts(tau_grad, nw, n_out, dtype)
     cpu.lif_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(out_steps), _np(out_units),
         _np(out_offsets), _np(out_vdot), _np(out_iref), _np(grad_out), _np(kick), _flat(w_t),
@@ -173,7 +164,7 @@ def lif_backward(
         sum_parts(dw_rec, rec_shape),
         sum_parts(dd_rec, rec_shape),
         sum_parts(db, (b.numel(),)),
-        _tau_sum(dtau),
+        layer_tau_grad(torch.from_numpy(dtau)),
     )
 
 
@@ -230,5 +221,5 @@ def li_backward(
         torch.from_numpy(grad_in),
         sum_parts(dw, (n_in, n_out)),
         sum_parts(dd, (n_in, n_out)),
-        _tau_sum(dtau),
+        layer_tau_grad(torch.from_numpy(dtau)),
     )
