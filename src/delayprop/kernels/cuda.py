@@ -530,9 +530,10 @@ def lif_backward(
             lam_v[m] = 0
             lam_i[m] = 0
             lam_a[m] = 0
-            m_v[m] = 0
-            m_i[m] = 0
-            m_s[m] = 0
+            if taus:
+                m_v[m] = 0
+                m_i[m] = 0
+                m_s[m] = 0
         k_lo = in_offsets[s]
         k = _skip_late_inputs(in_steps, in_offsets[s + 1] - 1, k_lo, n_steps)
         top, pending = k, 0
@@ -666,9 +667,10 @@ def li_backward(
         for m in range(n_mine):
             lam_v[m] = 0
             lam_i[m] = 0
-            m_v[m] = 0
-            m_i[m] = 0
-            m_s[m] = 0
+            if taus:
+                m_v[m] = 0
+                m_i[m] = 0
+                m_s[m] = 0
         k_lo = in_offsets[b]
         k = _skip_late_inputs(in_steps, in_offsets[b + 1] - 1, k_lo, n_steps)
         top, pending = k, 0
