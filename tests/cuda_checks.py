@@ -125,7 +125,8 @@ def make_problem(
 def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
               tau_adapt: float | None = None, **sizes) -> None:  # fmt: skip
     """LIF forward and backward (with a spike-count kick) on both backends; with ``tau_adapt``
-    (ms) an adaptation current with random jumps b > 0."""
+    (ms) an adaptation current with random jumps b > 0, else with the gradients of the time
+    constants."""
     p = make_problem(dtype, **sizes)
     q = p.to(device)
     rec = (p.w_rec_t, p.d_rec_t)
@@ -158,16 +159,20 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
     grad_out = torch.randn(steps.numel(), generator=g, dtype=torch.float64).to(dtype)
     kick = (0.05 * torch.rand(n_out, generator=g, dtype=torch.float64)).to(dtype)
     args = (steps, units, offsets, vdot, iref, grad_out, kick)
+    tau_grad = jumps is None
     bwd_cpu = grid_cpu.lif_backward(
-        p.in_steps, p.in_units, p.in_offsets, *args, p.w_t, p.d_t, *rec, p.n_steps, consts, jumps
-    )
+        p.in_steps, p.in_units, p.in_offsets, *args, p.w_t, p.d_t, *rec, p.n_steps, consts, jumps,
+        tau_grad,
+    )  # fmt: skip
     bwd_gpu = cuda_backend().lif_backward(
         q.in_steps, q.in_units, q.in_offsets, *(a.to(device) for a in args), q.w_t, q.d_t,
-        q.w_rec_t, q.d_rec_t, p.n_steps, consts, jumps_dev,
+        q.w_rec_t, q.d_rec_t, p.n_steps, consts, jumps_dev, tau_grad,
     )  # fmt: skip
-    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec", "dL/db")
+    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dw_rec", "delay sums rec", "dL/db",
+             "dL/dtau")  # fmt: skip
     assert len(bwd_cpu) == len(bwd_gpu) == len(names)
     assert bwd_cpu[5].numel() == (0 if jumps is None else n_out)
+    assert bwd_cpu[6].numel() == (2 if tau_grad else 0)
     for name, a, b in zip(names, bwd_cpu, bwd_gpu):
         assert a.shape == b.shape, f"{name}: shape {tuple(b.shape)} != {tuple(a.shape)}"
         if a.numel():
@@ -190,12 +195,14 @@ def check_li(device: torch.device, dtype: torch.dtype, **sizes) -> None:
     assert torch.equal(v_gpu.cpu(), v_cpu), "voltage traces differ"
     grad_v = torch.randn(v_cpu.shape, generator=torch.Generator().manual_seed(5)).to(dtype)
     bwd_cpu = grid_cpu.li_backward(
-        p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, p.n_steps, CONSTS
+        p.in_steps, p.in_units, p.in_offsets, grad_v, p.w_t, p.d_t, p.n_steps, CONSTS, True
     )
     bwd_gpu = cuda_backend().li_backward(
-        q.in_steps, q.in_units, q.in_offsets, grad_v.to(device), q.w_t, q.d_t, p.n_steps, CONSTS
-    )
-    for name, a, b in zip(("dL/d input times", "dL/dw", "delay sums"), bwd_cpu, bwd_gpu):
+        q.in_steps, q.in_units, q.in_offsets, grad_v.to(device), q.w_t, q.d_t, p.n_steps, CONSTS,
+        True,
+    )  # fmt: skip
+    names = ("dL/d input times", "dL/dw", "delay sums", "dL/dtau")
+    for name, a, b in zip(names, bwd_cpu, bwd_gpu, strict=True):
         assert float(a.abs().max()) > 0, f"{name}: all zero, the check would be empty"
         err = rel_err(b, a)
         assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
@@ -203,13 +210,16 @@ def check_li(device: torch.device, dtype: torch.dtype, **sizes) -> None:
 
 def check_network(device: torch.device, dtype: torch.dtype) -> None:
     """A recurrent LIF layer and an LI readout through the public modules and autograd: the
-    loss, every parameter gradient and the input-time gradient agree with the CPU run."""
+    loss, every parameter gradient (learned time constants included) and the input-time
+    gradient agree with the CPU run."""
     torch.manual_seed(3)
     hidden = dp.LIF(
         8, 6, max_delay=6.0, delay_init=(0.0, 6.0), weight_init=dp.Normal(0.6, 0.4),
-        recurrent=True, rec_max_delay=3.0, rec_delay_init=(0.0, 3.0), dtype=dtype,
+        recurrent=True, rec_max_delay=3.0, rec_delay_init=(0.0, 3.0), learn_tau=True,
+        dtype=dtype,
     )  # fmt: skip
-    readout = dp.LIReadout(6, 3, max_delay=4.0, delay_init=(0.0, 4.0), dtype=dtype)
+    readout = dp.LIReadout(6, 3, max_delay=4.0, delay_init=(0.0, 4.0), learn_tau=True,
+                           dtype=dtype)  # fmt: skip
     x = random_spikes(3, 8, 30.0, 20, seed=4)
 
     def run(dev: torch.device):

@@ -78,10 +78,10 @@ def test_adaptation_coefficients_are_those_of_a_current_with_tau_adapt(tau_adapt
     c = grid_constants(0.5, TAU_MEM, TAU_SYN, THRESHOLD, tau_adapt=tau_adapt)
     like = grid_constants(0.5, TAU_MEM, tau_adapt, THRESHOLD)
     assert (c.beta_a, c.c_va, c.c_adj_a) == (like.beta, like.c_vi, like.c_adj)
-    assert c.adaptive and c.packed(np.float64)[11:].tolist() == [c.beta_a, c.c_va, c.c_adj_a,
-                                                                 tau_adapt]  # fmt: skip
+    assert c.adaptive and c.packed(np.float64)[11:15].tolist() == [c.beta_a, c.c_va, c.c_adj_a,
+                                                                   tau_adapt]  # fmt: skip
     plain = grid_constants(0.5, TAU_MEM, TAU_SYN, THRESHOLD)
-    assert not plain.adaptive and plain.packed(np.float64)[11:].tolist() == [0.0] * 4
+    assert not plain.adaptive and plain.packed(np.float64)[11:15].tolist() == [0.0] * 4
     assert plain.packed(np.float64)[:11].tolist() == c.packed(np.float64)[:11].tolist()
 
 

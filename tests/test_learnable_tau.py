@@ -150,19 +150,20 @@ def test_timing_backward_refuses_time_constant_gradients():
                   time_constants=torch.tensor([10.0, 5.0], dtype=F64, requires_grad=True))
 
 
-def test_learn_tau_makes_parameters_and_refuses_the_time_grid():
+def test_learn_tau_makes_parameters_and_refuses_the_precise_mode():
     layer = dp.LIF(3, 4, dt=None, learn_tau=True, tau_mem=10.0, tau_syn=2.0)
     readout = dp.LIReadout(4, 2, dt=None, learn_tau=True)
     assert layer.time_constants.tolist() == [10.0, 2.0] and readout.time_constants is not None
     assert dp.time_constant_parameters(torch.nn.Sequential(layer, readout)) == [
         layer.time_constants, readout.time_constants]
     assert dp.LIF(3, 4, dt=None).time_constants is None
-    with pytest.raises(ValueError, match="exact engine"):
-        dp.LIF(3, 4, dt=0.5, learn_tau=True)
+    with pytest.raises(ValueError, match="learn_tau needs precise=False"):
+        dp.LIF(3, 4, dt=0.5, learn_tau=True, precise=True)
     with pytest.raises(ValueError, match="tau_min"):
         dp.LIF(3, 4, dt=None, learn_tau=True, tau_mem=300.0)
     layer.dt = 0.5
-    with pytest.raises(ValueError, match="only on the exact engine"):
+    layer.precise = True
+    with pytest.raises(ValueError, match=r"\(learn_tau\) need precise=False"):
         layer(_inputs(1, 3, 20.0, 4, seed=0))
 
 

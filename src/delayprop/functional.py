@@ -13,11 +13,14 @@ The gradient of a delay is w (lambda_V - lambda_I) summed over the arrivals of t
 an input spike time, the same summed over that spike's targets.
 
 ``lif`` takes an optional adaptation current (``GridSettings.tau_adapt``, ``adaptation`` = the
-jump b of each neuron, kernels/cpu.py); dL/db is then returned as well.
+jump b of each neuron, kernels/cpu.py); dL/db is then returned as well.  Both take optional
+``time_constants``, a tensor [2] (tau_mem, tau_syn ms) that replaces the settings' and receives
+dL/dtau_mem, dL/dtau_syn (``learn_tau``; not in the precise mode, not with adaptation).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass
@@ -114,7 +117,8 @@ def _delay_grad(dd_t: Tensor, w_t: Tensor) -> Tensor:
 
 class _LIFGrid(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec, b):
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d, w_rec, d_rec, b,
+                taus):  # fmt: skip
         backend = grid_backend(w.device)
         consts = s.constants
         in_steps = _steps(in_times, s.dt)
@@ -149,24 +153,26 @@ class _LIFGrid(torch.autograd.Function):
         if grad_times is None:
             grad_times = torch.zeros_like(out_vdot)
         kick = _regularizer_kick(s, out_units, in_offsets.numel() - 1, n_out, w_t)
-        grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t, db = grid_backend(w_t.device).lif_backward(
+        need = ctx.needs_input_grad
+        grad_in, dw_t, dd_t, dw_rec_t, dd_rec_t, db, dtau = grid_backend(w_t.device).lif_backward(
             in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot,
             out_iref, grad_times.to(w_t.dtype).contiguous(), kick, w_t, d_t, w_rec_t, d_rec_t,
-            s.n_steps, s.constants, b,
+            s.n_steps, s.constants, b, need[9],
         )  # fmt: skip
-        need = ctx.needs_input_grad
         grad_w = dw_t.t() if need[4] else None
         grad_d = _delay_grad(dd_t, w_t) if need[5] else None
         grad_w_rec = dw_rec_t.t() if ctx.has_rec and need[6] else None
         grad_d_rec = _delay_grad(dd_rec_t, w_rec_t) if ctx.has_rec and need[7] else None
         grad_in = grad_in if need[3] else None
         grad_b = db if need[8] else None
-        return None, None, None, grad_in, grad_w, grad_d, grad_w_rec, grad_d_rec, grad_b
+        grad_taus = dtau if need[9] else None
+        return (None, None, None, grad_in, grad_w, grad_d, grad_w_rec, grad_d_rec, grad_b,
+                grad_taus)  # fmt: skip
 
 
 class _LIGrid(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d):
+    def forward(ctx, s: GridSettings, in_units, in_offsets, in_times, w, d, taus):
         backend = grid_backend(w.device)
         in_steps = _steps(in_times, s.dt)
         w_t = w.detach().t().contiguous()
@@ -180,10 +186,11 @@ class _LIGrid(torch.autograd.Function):
     def backward(ctx, grad_v):
         s: GridSettings = ctx.settings
         in_steps, in_units, in_offsets, w_t, d_t = ctx.saved_tensors
-        grad_in, dw_t, dd_t = grid_backend(w_t.device).li_backward(
-            in_steps, in_units, in_offsets, grad_v.contiguous(), w_t, d_t, s.n_steps, s.constants
-        )
         need = ctx.needs_input_grad
+        grad_in, dw_t, dd_t, dtau = grid_backend(w_t.device).li_backward(
+            in_steps, in_units, in_offsets, grad_v.contiguous(), w_t, d_t, s.n_steps,
+            s.constants, need[6],
+        )  # fmt: skip
         return (
             None,
             None,
@@ -191,6 +198,7 @@ class _LIGrid(torch.autograd.Function):
             grad_in if need[3] else None,
             dw_t.t() if need[4] else None,
             _delay_grad(dd_t, w_t) if need[5] else None,
+            dtau if need[6] else None,
         )
 
 
@@ -295,6 +303,30 @@ def _check_adaptation(b: Tensor | None, weight: Tensor, s: GridSettings) -> None
         raise ValueError(f"adaptation jumps b must be >= 0, found {lo_hi[0]}")
 
 
+def _with_time_constants(settings: GridSettings, time_constants: Tensor | None,
+                         adaptation: Tensor | None, weight: Tensor,
+                         name: str) -> GridSettings:  # fmt: skip
+    """The settings with tau_mem, tau_syn taken from ``time_constants`` (a tensor [2]: tau_mem,
+    tau_syn in ms, which receives dL/dtau_mem, dL/dtau_syn where it requires grad); the
+    gradient needs precise=False and no adaptation."""
+    if time_constants is None:
+        return settings
+    if time_constants.shape != (2,) or time_constants.device != weight.device:
+        raise ValueError(f"{name}: time_constants must be a tensor [2] (tau_mem, tau_syn ms) on "
+                         f"the weights' device {weight.device}, got shape "
+                         f"{tuple(time_constants.shape)} on {time_constants.device}")  # fmt: skip
+    if time_constants.requires_grad:
+        if settings.precise:
+            raise ValueError(f"{name}: gradients of the time constants (learn_tau) need "
+                             "precise=False (or the exact engine, dt=None)")  # fmt: skip
+        if adaptation is not None:
+            raise ValueError(f"{name}: gradients of the time constants (learn_tau) are not "
+                             "derived for adaptive neurons; pass time_constants without "
+                             "requires_grad or no adaptation")  # fmt: skip
+    tm, ts = (float(v) for v in time_constants.detach().tolist())
+    return dataclasses.replace(settings, tau_mem=tm, tau_syn=ts)
+
+
 def check_input(spikes: Spikes, weight: Tensor, name: str) -> None:
     """Raise a clear error unless ``spikes`` is a Spikes batch that fits ``weight``."""
     if not isinstance(spikes, Spikes):
@@ -384,6 +416,7 @@ def lif(
     rec_weight: Tensor | None = None,
     rec_delay: Tensor | None = None,
     adaptation: Tensor | None = None,
+    time_constants: Tensor | None = None,
 ) -> Spikes:
     """A layer of LIF neurons on the time grid: input spikes -> output spikes (differentiable).
 
@@ -395,7 +428,11 @@ def lif(
         adaptation: [n_out], the jump b_j >= 0 (V units) of neuron j's adaptation current at
             each of its spikes (differentiable); required exactly when ``settings.tau_adapt``
             is set, which the precise mode does not support.
+        time_constants: None, or a tensor [2] (tau_mem, tau_syn ms, on the weights' device)
+            that replaces the settings' and, where it requires grad, receives dL/dtau_mem,
+            dL/dtau_syn (not in the precise mode, not with ``adaptation``).
     """
+    settings = _with_time_constants(settings, time_constants, adaptation, weight, "lif")
     delays = {"delay": (delay, settings.max_delay_steps),
               "rec_delay": (rec_delay, settings.rec_max_delay_steps)}  # fmt: skip
     _check_layer(spikes, weight, delays, settings, "lif")
@@ -416,19 +453,22 @@ def lif(
     else:
         out_times, out_units, out_offsets = _LIFGrid.apply(
             settings, spikes.units, spikes.offsets, times, weight, delay, rec_weight, rec_delay,
-            adaptation,
+            adaptation, time_constants,
         )  # fmt: skip
     return Spikes(out_times, out_units, out_offsets, weight.shape[0], spikes.duration)
 
 
 def li_readout(
-    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: GridSettings
+    spikes: Spikes, weight: Tensor, delay: Tensor | None, settings: GridSettings,
+    time_constants: Tensor | None = None,
 ) -> Tensor:
     """Leaky-integrator readout on the time grid: input spikes -> voltage [batch, steps, n_out]
-    (V at t = n dt, n = 0 .. n_steps - 1)."""
+    (V at t = n dt, n = 0 .. n_steps - 1).  ``time_constants`` as for ``lif``."""
+    settings = _with_time_constants(settings, time_constants, None, weight, "li_readout")
     _check_layer(spikes, weight, {"delay": (delay, settings.max_delay_steps)}, settings,
                  "li_readout")  # fmt: skip
     times = spikes.times.to(weight.dtype)
     if settings.precise:
         return _LIPrecise.apply(settings, spikes.units, spikes.offsets, times, weight, delay)
-    return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay)
+    return _LIGrid.apply(settings, spikes.units, spikes.offsets, times, weight, delay,
+                         time_constants)  # fmt: skip

@@ -176,10 +176,7 @@ class _Projection(nn.Module):
                              "(tau_per_neuron, time_constants [2, n_out]) run only on the exact "
                              f"engine (dt=None); the time grid (dt={self.dt} ms) takes one "
                              "(tau_mem, tau_syn) per layer")  # fmt: skip
-        if self.time_constants is not None:
-            raise ValueError(f"{type(self).__name__}: learned time constants (learn_tau) run "
-                             f"only on the exact engine (dt=None), not with dt={self.dt} "
-                             "ms")  # fmt: skip
+        self.sync_time_constants()
         self._check_options()
         check_input(spikes, self.weight, type(self).__name__)
         return GridSettings(
@@ -309,7 +306,8 @@ class LIF(_Projection):
                 max_spikes=self.max_spikes,
                 tau_adapt=self.tau_adapt,
             )
-            out = lif(spikes, weight, delay, settings, rec_w, rec_d, adaptation)
+            out = lif(spikes, weight, delay, settings, rec_w, rec_d, adaptation,
+                      self.time_constants)  # fmt: skip
         return out
 
     def extra_repr(self) -> str:
@@ -353,7 +351,7 @@ class LIReadout(_Projection):
             settings = self._exact_settings(float("inf"), sample_dt=self.sample_dt)
             return exact.li_readout(spikes, weight, delay, settings, self.time_constants)
         settings = self._settings(spikes, threshold=float("inf"))
-        return li_readout(spikes, weight, delay, settings)
+        return li_readout(spikes, weight, delay, settings, self.time_constants)
 
     def max_over_time(self, spikes: Spikes) -> tuple[Tensor, Tensor]:
         """Exact maximum of each readout voltage over [0, duration] and its time (ms), each

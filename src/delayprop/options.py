@@ -205,10 +205,11 @@ class LayerOptions(EngineOptions, NeuronOptions):
     rec_delay_kind: str = option("synaptic", output="spikes")
     """Parametrisation of the recurrent delays (when ``rec_max_delay`` > 0), as
     ``delay_kind``."""
-    learn_tau: bool = option(False, exact_only=True)
+    learn_tau: bool = False
     """Train ``tau_mem`` and ``tau_syn`` (one pair per layer: the parameter
     ``layer.time_constants`` [2], ms, kept in [tau_min, tau_max] by ``constrain_``; a pair per
-    neuron with ``tau_per_neuron``); exact engine (dt=None) with backward="eventprop" only."""
+    neuron with ``tau_per_neuron``); backward="eventprop" on the exact engine (dt=None) or the
+    time grid (not the precise mode; a pair per layer only)."""
     tau_per_neuron: bool = option(False, exact_only=True)
     """One (tau_mem, tau_syn) per neuron instead of per layer: ``layer.time_constants`` is
     [2, n_out] (ms; column j: neuron j), initialised to ``tau_mem``, ``tau_syn`` for every
@@ -249,6 +250,9 @@ class LayerOptions(EngineOptions, NeuronOptions):
         if self.tau_per_neuron and not self.learn_tau:
             raise ValueError("tau_per_neuron (a time-constant pair per neuron) needs "
                              "learn_tau=True")  # fmt: skip
+        if self.learn_tau and self.precise:
+            raise ValueError("learn_tau needs precise=False: the precise mode has no gradients "
+                             "of the time constants")  # fmt: skip
         if self.learn_tau and self.backward != "eventprop":
             raise ValueError(f"learn_tau needs backward='eventprop', not {self.backward!r}")
         if self.learn_tau and not all(self.tau_min <= t <= self.tau_max

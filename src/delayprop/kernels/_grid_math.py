@@ -28,6 +28,11 @@ coefficients are those of I with tau_adapt for tau_syn::
     c_adj_a = alpha phi_a(dt) / tau_adapt
 
 with phi_a the phi of delta_a = 1/tau_mem - 1/tau_adapt.
+
+Gradients of tau_mem and tau_syn (``learn_tau``) need the auxiliary adjoints (m_V, m_I, M) of
+``lif_flow.tau_sensitivity_flow`` one step back (``formulas.tau_adjoint_step``); that flow is
+linear in (lambda_V, lambda_I, m_V, m_I, M), so its eight non-zero coefficients over dt are
+computed here once, from the flow's Python source on unit vectors (``tau_step``).
 """
 
 from __future__ import annotations
@@ -38,16 +43,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from .formulas import rate_difference
-from .lif_flow import adjoint_flow, flow
+from .lif_flow import adjoint_flow, flow, tau_sensitivity_flow
 
 __all__ = ["GridConstants", "grid_constants", "refractory_steps", "precise_constants",
-           "VDOT_FLOOR", "MIN_RATE_GAP"]  # fmt: skip
+           "VDOT_FLOOR", "MIN_RATE_GAP", "TAU_STEP"]  # fmt: skip
 
 #: The slope floor, relative to the threshold (dimensionless): tau_mem dV/dt at a spike is taken
 #: to be at least ``vdot_min = VDOT_FLOOR * |threshold|`` (V units) in the adjoint jump
 #: (``formulas.adjoint_jump``).  On a grid a crossing can be detected after the voltage peak,
 #: where I - V <= 0; the floor keeps the jump finite.
 VDOT_FLOOR = 1e-3
+
+#: Index in ``GridConstants.packed`` of the first of the eight coefficients of
+#: ``formulas.tau_adjoint_step``.
+TAU_STEP = 15
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ class GridConstants:
     whole steps ``ref_steps`` (``refractory_steps``; 0: none), the spike limit per neuron and
     sample ``max_spikes`` (0: no limit) and the adaptation current's time constant
     ``tau_adapt`` (ms; 0: no adaptation) with its propagator (beta_a, c_va, c_adj_a,
-    dimensionless; 0 without adaptation)."""
+    dimensionless; 0 without adaptation), and ``tau_step``, the coefficients (k_vv, k_vl, k_ii,
+    k_iv, k_il, k_ss, k_si, k_sl) of ``formulas.tau_adjoint_step`` (k_si, k_sl in ms)."""
 
     alpha: float
     beta: float
@@ -75,6 +85,7 @@ class GridConstants:
     beta_a: float = 0.0
     c_va: float = 0.0
     c_adj_a: float = 0.0
+    tau_step: tuple[float, ...] = (0.0,) * 8
 
     @property
     def adaptive(self) -> bool:
@@ -83,7 +94,8 @@ class GridConstants:
 
     def packed(self, dtype: np.dtype) -> np.ndarray:
         """Packed for the kernels: [alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem,
-        vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt], in
+        vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt,
+        *tau_step] (``TAU_STEP`` = 15: where ``tau_step``'s eight coefficients start), in
         the kernel's float type so that no arithmetic is promoted (the two counts are small
         integers, exact in float32)."""
         return np.array(
@@ -103,6 +115,7 @@ class GridConstants:
                 self.c_va,
                 self.c_adj_a,
                 self.tau_adapt,
+                *self.tau_step,
             ],
             dtype=dtype,
         )
@@ -141,6 +154,7 @@ def grid_constants(
     return GridConstants(
         alpha, beta, c_vi, c_adj, threshold, tau_syn, tau_mem, VDOT_FLOOR * abs(threshold), dt,
         refractory_steps(refractory, dt), max_spikes or 0, *adapt,
+        _tau_step(dt, tau_mem, tau_syn),
     )  # fmt: skip
 
 
@@ -152,6 +166,19 @@ def _coupling(dt: float, tau_mem: float, tau_x: float) -> tuple[float, float]:
     delta = rate_difference(tau_mem, tau_x)
     return (flow.py_func(0.0, 1.0, dt, tau_mem, tau_x, delta)[0],
             adjoint_flow.py_func(1.0, 0.0, dt, tau_mem, tau_x, delta)[1])  # fmt: skip
+
+
+def _tau_step(dt: float, tau_mem: float, tau_syn: float) -> tuple[float, ...]:
+    """(k_vv, k_vl, k_ii, k_iv, k_il, k_ss, k_si, k_sl) of ``formulas.tau_adjoint_step``: the
+    images under ``tau_sensitivity_flow`` over dt ms of the unit vectors lambda_V, lambda_I,
+    m_V, m_I, M (its other seven coefficients are 0).  Host arithmetic, as ``_coupling``."""
+    delta = rate_difference(tau_mem, tau_syn)
+    lam_v, lam_i, m_v, m_i, m_s = (
+        tau_sensitivity_flow.py_func(*(float(k == u) for k in range(5)), dt, tau_mem, tau_syn,
+                                     delta)
+        for u in range(5)
+    )  # fmt: skip
+    return (m_v[0], lam_v[0], m_i[1], m_v[1], lam_v[1], m_s[2], lam_i[2], lam_v[2])
 
 
 #: Precise mode superposes arrivals with k_v (alpha e^{s/tau_mem} - beta e^{s/tau_syn}),

@@ -42,6 +42,14 @@ lambda_V, lambda_A just after it before the jump of lambda_V, and dL/db_j gains
 ``formulas.adaptation_read``.  Without adaptation the kernels branch on a loop-invariant flag
 and compute exactly what they computed before.
 
+Gradients of tau_mem and tau_syn (``dtau_part`` not empty; docs/methods.md "Gradients of tau_mem
+and tau_syn"): the backward pass also carries each neuron's auxiliary adjoints (m_V, m_I, M) one
+step back with ``formulas.tau_adjoint_step`` (lambda at the later end of the step, before it is
+propagated), stores (m_I, M) per step and neuron next to the adjoint, and every arrival adds
+``formulas.tau_arrival_read`` of them to its target's dL/dtau_mem, dL/dtau_syn; m_V is zeroed
+where lambda_V is (a spike, a refractory end).  Without them the kernels branch on a
+loop-invariant flag and compute exactly what they computed before.
+
 Samples run in parallel in a fixed number of chunks (``n_chunks``); each chunk owns its buffers
 and gradient accumulators, which are summed at the end in chunk order (results depend neither
 on scheduling nor on the number of threads).
@@ -53,6 +61,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._util import REDUCTION_CHUNKS, n_chunks  # defined there; kept here for the host drivers
+from ._grid_math import TAU_STEP
 from .formulas import (
     adaptation_read,
     adapted_adjoint_step,
@@ -66,6 +75,8 @@ from .formulas import (
     readout_drive,
     refractory_end_read,
     state_step,
+    tau_adjoint_step,
+    tau_arrival_read,
 )
 
 __all__ = [
@@ -95,6 +106,14 @@ def _scatter_row(buf, s, row, w, d, nu, n_steps_u):
 
 
 @njit(cache=True, inline="always")
+def _arrival(s, d, row, j, nu, n_steps_u):
+    """Index of the pair stored for target j at the arrival step min(s + d[row + j], n_steps)
+    in a per-step buffer of pairs (``lam``, ``aux``)."""
+    p = min(s + np.uint64(d[row + j]), n_steps_u) * nu + j
+    return p + p
+
+
+@njit(cache=True, inline="always")
 def _gather_row(lam, s, row, w, d, nu, n_steps_u, tau_syn, dw, dd):
     """Adjoint read at the arrivals s + d[row + j] of one presynaptic spike
     (``formulas.arrival_read``).
@@ -106,13 +125,25 @@ def _gather_row(lam, s, row, w, d, nu, n_steps_u, tau_syn, dw, dd):
     one = np.uint64(1)
     acc = w[0] - w[0]  # zero of the weights' float type (w[0] * 0 would be float64)
     for j in range(nu):
-        p = min(s + np.uint64(d[row + j]), n_steps_u) * nu + j
-        p = p + p
+        p = _arrival(s, d, row, j, nu, n_steps_u)
         g_w, g_t = arrival_read(w[row + j], lam[p], lam[p + one], tau_syn)
         dw[row + j] += g_w
         dd[row + j] += lam[p + one]
         acc += g_t
     return acc
+
+
+@njit(cache=True, inline="always")
+def _gather_tau_row(aux, s, row, w, d, nu, n_steps_u, tau_syn, dtau):
+    """Time-constant read at the arrivals of one presynaptic spike (``formulas.
+    tau_arrival_read`` of the stored (m_I, M), ``aux`` laid out as ``lam``): dtau[j] +=
+    dL/dtau_mem, dtau[n_out + j] += dL/dtau_syn of target j."""
+    one = np.uint64(1)
+    for j in range(nu):
+        p = _arrival(s, d, row, j, nu, n_steps_u)
+        g_tm, g_ts = tau_arrival_read(w[row + j], aux[p], aux[p + one], tau_syn)
+        dtau[j] += g_tm
+        dtau[nu + j] += g_ts
 
 
 @njit(cache=True, inline="always")
@@ -124,12 +155,18 @@ def _scatter_inputs(in_steps, in_units, lo, hi, w, d, nu, n_steps_u, buf):
 
 
 @njit(cache=True, inline="always")
-def _gather_inputs(in_steps, in_units, lo, hi, w, d, nu, n_steps_u, lam, tau_syn, dw, dd, grad_in):
+def _gather_inputs(in_steps, in_units, lo, hi, w, d, nu, n_steps_u, lam, tau_syn, dw, dd, grad_in,
+                   aux, dtau):  # fmt: skip
+    """The reads of every input arrival of one sample; the time-constant reads too where
+    ``dtau`` is not empty."""
+    taus = dtau.size > 0
     for k in range(lo, hi):
         s = np.uint64(in_steps[k])
         if s < n_steps_u:
             row = np.uint64(in_units[k]) * nu
             grad_in[k] = _gather_row(lam, s, row, w, d, nu, n_steps_u, tau_syn, dw, dd)
+            if taus:
+                _gather_tau_row(aux, s, row, w, d, nu, n_steps_u, tau_syn, dtau)
         else:
             grad_in[k] = 0
 
@@ -151,12 +188,38 @@ def _propagate_adapted_adjoint(lam_v, lam_i, lam_a, alpha, beta, beta_a, c_adj, 
 
 
 @njit(cache=True, inline="always")
+def _tau_coefficients(consts):
+    """The coefficients of ``formulas.tau_adjoint_step``: eight packed constants from
+    ``TAU_STEP`` on."""
+    t = TAU_STEP
+    return (consts[t], consts[t + 1], consts[t + 2], consts[t + 3], consts[t + 4],
+            consts[t + 5], consts[t + 6], consts[t + 7])  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, k):
+    """(m_V, m_I, M) from step n to n - 1 (``formulas.tau_adjoint_step``, coefficients ``k``),
+    with lambda at step n: called before ``_propagate_adjoint``."""
+    for j in range(lam_v.size):
+        m_v[j], m_i[j], m_s[j] = tau_adjoint_step(lam_v[j], lam_i[j], m_v[j], m_i[j], m_s[j], k)
+
+
+@njit(cache=True, inline="always")
 def _record_adjoint(lam_v, lam_i, lam, n):
     """Store (lambda_I, lambda_V - lambda_I) of every neuron at step n, side by side."""
     base = 2 * n * lam_v.size
     for j in range(lam_v.size):
         lam[base + 2 * j] = lam_i[j]
         lam[base + 2 * j + 1] = lam_v[j] - lam_i[j]
+
+
+@njit(cache=True, inline="always")
+def _record_tau(m_i, m_s, aux, n):
+    """Store (m_I, M) of every neuron at step n, side by side (as ``_record_adjoint``)."""
+    base = 2 * n * m_i.size
+    for j in range(m_i.size):
+        aux[base + 2 * j] = m_i[j]
+        aux[base + 2 * j + 1] = m_s[j]
 
 
 # ----------------------------------------------------------------------------- LIF forward
@@ -341,7 +404,7 @@ def lif_forward(
 def lif_backward(
     in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, out_iref,
     grad_out, kick, w, d, w_rec, d_rec, b, n_out, n_steps, consts, n_chunks,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part,
+    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part, dtau_part,
 ):  # fmt: skip
     """EventProp backward of a LIF layer for the whole batch.
 
@@ -353,14 +416,20 @@ def lif_backward(
     (``consts[9]`` steps > 0) ``out_iref`` is the forward pass's drive at the end of each
     spike's period (NaN: none before the last step); otherwise it may be empty.  With
     adaptation (``b`` [n_out], V units; empty: none) ``db_part`` ``[n_chunks, n_out]``
-    receives per-worker partial sums of dL/db (``[n_chunks, 0]`` without).
+    receives per-worker partial sums of dL/db (``[n_chunks, 0]`` without).  ``dtau_part``
+    ``[n_chunks, 2 * n_out]`` receives per-worker partial sums of dL/dtau_mem (first n_out) and
+    dL/dtau_syn (last n_out) per neuron (ms^-1 x loss), or is ``[n_chunks, 0]`` when the time
+    constants need no gradient (not with adaptation).
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min = consts[5], consts[7]
     ref_steps = np.int64(consts[9])
     beta_a, c_adj_a, tau_adapt = consts[11], consts[13], consts[14]
+    k_tau = _tau_coefficients(consts)
     adaptive = b.size > 0
     recurrent = w_rec.size > 0
+    taus = dtau_part.shape[1] > 0
+    n_aux = n_out if taus else 0
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
     batch = in_offsets.size - 1
@@ -369,14 +438,22 @@ def lif_backward(
         lam_v = np.empty(n_out, dtype=w.dtype)
         lam_i = np.empty(n_out, dtype=w.dtype)
         lam_a = np.zeros(b.size, dtype=w.dtype)
+        aux = np.zeros(2 * (n_steps + 1) * n_aux, dtype=w.dtype)  # (m_I, M) per step
+        m_v = np.zeros(n_aux, dtype=w.dtype)
+        m_i = np.zeros(n_aux, dtype=w.dtype)
+        m_s = np.zeros(n_aux, dtype=w.dtype)
         dw, dd = dw_part[c], dd_part[c]
         dw_rec, dd_rec = dw_rec_part[c], dd_rec_part[c]
         db = db_part[c]
+        dtau = dtau_part[c]
         g_end = np.zeros(n_out, dtype=w.dtype)  # refractory_end_read of j's next spike back
         for s in range(c, batch, n_chunks):
             lam_v[:] = 0.0
             lam_i[:] = 0.0
             lam_a[:] = 0.0
+            m_v[:] = 0.0
+            m_i[:] = 0.0
+            m_s[:] = 0.0
             k = out_offsets[s + 1] - 1
             k_lo = out_offsets[s]
             q = k  # next spike whose refractory period ends, latest first
@@ -389,8 +466,12 @@ def lif_backward(
                             j = out_units[q]
                             g_end[j] = refractory_end_read(lam_v[j], out_iref[q])
                             lam_v[j] = 0.0
+                            if taus:
+                                m_v[j] = 0.0
                         q -= 1
                 _record_adjoint(lam_v, lam_i, lam, n)
+                if taus:
+                    _record_tau(m_i, m_s, aux, n)
                 while k >= k_lo and out_steps[k] == n:
                     j = out_units[k]
                     g = grad_out[k]
@@ -401,12 +482,19 @@ def lif_backward(
                         row = np.uint64(j) * nu
                         g += _gather_row(lam, np.uint64(n), row, w_rec, d_rec, nu, n_steps_u,
                                          tau_syn, dw_rec, dd_rec)  # fmt: skip
+                        if taus:
+                            _gather_tau_row(aux, np.uint64(n), row, w_rec, d_rec, nu, n_steps_u,
+                                            tau_syn, dtau)  # fmt: skip
                     if adaptive:  # lambda_V, lambda_A just after the spike
                         g = adapted_spike_gradient(g, b[j], lam_v[j], lam_a[j])
                         db[j] += adaptation_read(lam_a[j], tau_adapt)
                     lam_v[j] = adjoint_jump(lam_v[j], g, out_vdot[k], threshold, vdot_min, kick[j])
+                    if taus:
+                        m_v[j] = 0.0
                     k -= 1
                 if n > 0:
+                    if taus:
+                        _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, k_tau)
                     if adaptive:
                         _propagate_adapted_adjoint(lam_v, lam_i, lam_a, alpha, beta, beta_a, c_adj,
                                                    c_adj_a)  # fmt: skip
@@ -414,7 +502,7 @@ def lif_backward(
                         _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj)
             _gather_inputs(
                 in_steps, in_units, in_offsets[s], in_offsets[s + 1], w, d, nu, n_steps_u,
-                lam, tau_syn, dw, dd, grad_in,
+                lam, tau_syn, dw, dd, grad_in, aux, dtau,
             )  # fmt: skip
 
 
@@ -451,11 +539,15 @@ def li_forward(in_steps, in_units, in_offsets, w, d, n_out, n_steps, consts, n_c
 @njit(cache=True, parallel=True)
 def li_backward(
     in_steps, in_units, in_offsets, grad_v, w, d, n_out, n_steps, consts, n_chunks,
-    grad_in, dw_part, dd_part,
+    grad_in, dw_part, dd_part, dtau_part,
 ):  # fmt: skip
-    """Adjoint of the LI readout driven by ``grad_v[b, n, j]`` = dL/dV(t = n dt)."""
+    """Adjoint of the LI readout driven by ``grad_v[b, n, j]`` = dL/dV(t = n dt); outputs as in
+    ``lif_backward`` (``dtau_part`` [n_chunks, 2 * n_out] or [n_chunks, 0])."""
     alpha, beta, c_adj = consts[0], consts[1], consts[3]
     tau_syn, tau_mem = consts[5], consts[6]
+    k_tau = _tau_coefficients(consts)
+    taus = dtau_part.shape[1] > 0
+    n_aux = n_out if taus else 0
     nu = np.uint64(n_out)
     n_steps_u = np.uint64(n_steps)
     batch = in_offsets.size - 1
@@ -463,17 +555,29 @@ def li_backward(
         lam = np.zeros(2 * (n_steps + 1) * n_out, dtype=w.dtype)
         lam_v = np.empty(n_out, dtype=w.dtype)
         lam_i = np.empty(n_out, dtype=w.dtype)
+        aux = np.zeros(2 * (n_steps + 1) * n_aux, dtype=w.dtype)  # (m_I, M) per step
+        m_v = np.zeros(n_aux, dtype=w.dtype)
+        m_i = np.zeros(n_aux, dtype=w.dtype)
+        m_s = np.zeros(n_aux, dtype=w.dtype)
         dw, dd = dw_part[c], dd_part[c]
+        dtau = dtau_part[c]
         for b in range(c, batch, n_chunks):
             lam_v[:] = 0.0
             lam_i[:] = 0.0
+            m_v[:] = 0.0
+            m_i[:] = 0.0
+            m_s[:] = 0.0
             for n in range(n_steps - 1, -1, -1):
                 _record_adjoint(lam_v, lam_i, lam, n)
+                if taus:
+                    _record_tau(m_i, m_s, aux, n)
                 for j in range(n_out):
                     lam_v[j] = readout_drive(lam_v[j], grad_v[b, n, j], tau_mem)
                 if n > 0:
+                    if taus:
+                        _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, k_tau)
                     _propagate_adjoint(lam_v, lam_i, alpha, beta, c_adj)
             _gather_inputs(
                 in_steps, in_units, in_offsets[b], in_offsets[b + 1], w, d, nu, n_steps_u,
-                lam, tau_syn, dw, dd, grad_in,
+                lam, tau_syn, dw, dd, grad_in, aux, dtau,
             )  # fmt: skip

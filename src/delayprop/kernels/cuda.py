@@ -36,14 +36,21 @@ otherwise add a negative-index test to every access, and uint64 mixed with a sig
 becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
 ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
-tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt]
-(no refractory period or spike limit here: the host refuses them).
+tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt,
+*tau_step] (no refractory period or spike limit here: the host refuses them).
 
 Adaptation as in the CPU kernels: ``b`` [n_out] (V units; empty: none) is each neuron's jump of
 its adaptation current A at a spike; the state is (V, I, A), the adjoint (lambda_V, lambda_I,
 lambda_A), and each thread adds dL/db of its own neurons to its block's partial ``db_part``
 (no synchronisation).  Without adaptation a uniform, loop-invariant flag selects the original
 arithmetic.
+
+Gradients of tau_mem and tau_syn as in the CPU kernels (``dtau_part`` not empty): each thread
+carries (m_V, m_I, M) of its neurons (``formulas.tau_adjoint_step``, before the adjoint's own
+step), a second ring ``aux`` keeps (m_I, M) of the last ring_len steps beside ``lam``, every
+arrival adds ``formulas.tau_arrival_read`` to its target's sums in the block's partial
+``dtau_part`` [gridDim, 2 * n_out] (the thread owns the target: no synchronisation), and m_V is
+zeroed at a spike.  Without them a uniform, loop-invariant flag skips all of it.
 
 The event formulas (state and adjoint steps, slope at a crossing, adjoint jump, arrival read,
 readout drive) are the ``@njit`` functions of ``kernels.formulas``, which numba-cuda compiles as
@@ -58,6 +65,7 @@ from numba import cuda
 from numba.cuda import libdevice, types
 from numba.cuda.extending import overload
 
+from ._grid_math import TAU_STEP
 from .formulas import (
     adaptation_read,
     adapted_adjoint_step,
@@ -71,6 +79,8 @@ from .formulas import (
     mul_add_rn,
     readout_drive,
     state_step,
+    tau_adjoint_step,
+    tau_arrival_read,
 )
 
 __all__ = [
@@ -156,6 +166,21 @@ def _gather_row(lam, n_mod, left, row, w, d, t, bdim, nu, ring_len, tau_syn, dw,
 
 
 @cuda.jit(device=True, cache=True)
+def _gather_tau_row(aux, n_mod, left, row, w, d, t, bdim, nu, ring_len, tau_syn, dtau):
+    """Time-constant read at the arrivals of one presynaptic spike, this thread's neurons j
+    (``formulas.tau_arrival_read`` of (m_I, M) in ring ``aux``): dtau[j] += dL/dtau_mem,
+    dtau[n_out + j] += dL/dtau_syn; arrivals at or after the last step contribute nothing."""
+    for j in range(t, nu, bdim):
+        delay = np.uint64(d[row + j])
+        if delay < left:
+            p = _ring_slot(n_mod, delay, ring_len) * nu + j
+            p = p + p
+            g_tm, g_ts = tau_arrival_read(w[row + j], aux[p], aux[p + _U1], tau_syn)
+            dtau[j] += g_tm
+            dtau[nu + j] += g_ts
+
+
+@cuda.jit(device=True, cache=True)
 def _scatter_step_inputs(
     in_steps, in_units, k, k_hi, n, left, ring, n_mod, w, d, t, bdim, nu, ring_len
 ):  # fmt: skip
@@ -180,16 +205,32 @@ def _record_adjoint(lam, n_mod, lam_v, lam_i, t, bdim, nu):
 
 
 @cuda.jit(device=True, cache=True)
-def _apply_jump(lam_v, lam_a, j, g, vdot, threshold, vdot_min, kick, b, tau_adapt, db):
+def _record_tau(aux, n_mod, m_i, m_s, t, bdim, nu):
+    """Store (m_I, M) of this thread's neurons in ring row n_mod of ``aux``."""
+    m = 0
+    for j in range(t, nu, bdim):
+        p = n_mod * nu + j
+        p = p + p
+        aux[p] = m_i[m]
+        aux[p + _U1] = m_s[m]
+        m += 1
+
+
+@cuda.jit(device=True, cache=True)
+def _apply_jump(lam_v, lam_a, m_v, taus, j, g, vdot, threshold, vdot_min, kick, b, tau_adapt,
+                db):  # fmt: skip
     """Adjoint jump at a spike of neuron j (``formulas.adjoint_jump``), if this thread owns j;
     with adaptation (``b`` not empty) G is first ``formulas.adapted_spike_gradient`` of
-    lambda_V, lambda_A just after the spike and dL/db_j gains ``formulas.adaptation_read``."""
+    lambda_V, lambda_A just after the spike and dL/db_j gains ``formulas.adaptation_read``;
+    with ``taus`` m_V of j is zeroed."""
     if j % cuda.blockDim.x == cuda.threadIdx.x:
         m = j // cuda.blockDim.x
         if b.size > 0:
             g = adapted_spike_gradient(g, b[j], lam_v[m], lam_a[m])
             db[j] += adaptation_read(lam_a[m], tau_adapt)
         lam_v[m] = adjoint_jump(lam_v[m], g, vdot, threshold, vdot_min, kick[j])
+        if taus:
+            m_v[m] = 0
 
 
 @cuda.jit(device=True, cache=True)
@@ -197,6 +238,23 @@ def _propagate_adjoint(lam_v, lam_i, n_mine, alpha, beta, c_adj):
     """Transposed one-step propagator: lambda at step n -> lambda at step n - 1."""
     for m in range(n_mine):
         lam_v[m], lam_i[m] = adjoint_step(lam_v[m], lam_i[m], alpha, beta, c_adj)
+
+
+@cuda.jit(device=True, cache=True)
+def _tau_coefficients(consts):
+    """The coefficients of ``formulas.tau_adjoint_step``: eight packed constants from
+    ``TAU_STEP`` on."""
+    t = TAU_STEP
+    return (consts[t], consts[t + 1], consts[t + 2], consts[t + 3], consts[t + 4],
+            consts[t + 5], consts[t + 6], consts[t + 7])  # fmt: skip
+
+
+@cuda.jit(device=True, cache=True)
+def _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, n_mine, k):
+    """(m_V, m_I, M) from step n to n - 1 (``formulas.tau_adjoint_step``), with lambda at step
+    n: called before ``_propagate_adjoint``."""
+    for m in range(n_mine):
+        m_v[m], m_i[m], m_s[m] = tau_adjoint_step(lam_v[m], lam_i[m], m_v[m], m_i[m], m_s[m], k)
 
 
 @cuda.jit(device=True, cache=True)
@@ -262,9 +320,10 @@ def _flush_inputs(part, top, pending, stride, group, n_groups, sums_base, grad_i
 @cuda.jit(device=True, cache=True)
 def _gather_step_inputs(
     in_steps, in_units, k, k_lo, n, left, top, pending, chunk, lam, n_mod, w, d, t, bdim, nu,
-    ring_len, tau_syn, dw, dd, part, stride, group, n_groups, sums_base, grad_in,
+    ring_len, tau_syn, dw, dd, part, stride, group, n_groups, sums_base, grad_in, aux, dtau,
 ):  # fmt: skip
-    """Gather for the input spikes of step n (entries k, k - 1, ... down to k_lo).
+    """Gather for the input spikes of step n (entries k, k - 1, ... down to k_lo), with the
+    time-constant reads where ``dtau`` is not empty.
 
     Their partial sums wait in ``part`` until ``chunk`` are pending; returns (k, top, pending).
     """
@@ -272,6 +331,8 @@ def _gather_step_inputs(
     while k >= k_lo and in_steps[k] >= n:
         row = np.uint64(in_units[k]) * nu
         acc = _gather_row(lam, n_mod, left, row, w, d, t, bdim, nu, ring_len, tau_syn, dw, dd)
+        if dtau.size > 0:
+            _gather_tau_row(aux, n_mod, left, row, w, d, t, bdim, nu, ring_len, tau_syn, dtau)
         part[_part_index(pending, ti, stride, group)] = acc
         pending += 1
         k -= 1
@@ -420,7 +481,7 @@ def lif_forward(
 def lif_backward(
     in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, grad_out,
     kick, w, d, w_rec, d_rec, b, n_out, n_steps, ring_len, consts, group, chunk_in, chunk_rec,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part, lam,
+    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part, lam, dtau_part, aux,
 ):  # fmt: skip
     """EventProp backward of a LIF layer (block-strided over the batch).
 
@@ -431,15 +492,23 @@ def lif_backward(
     V units; empty: none) ``db_part`` ``[gridDim, n_out]`` (zeros on entry) receives per-block
     partial sums of dL/db (``[gridDim, 0]`` without).  ``lam``: room for
     ``gridDim * 2 * ring_len * n_out`` values (rows are written before they are read).
+    ``dtau_part`` ``[gridDim, 2 * n_out]`` (zeros on entry) receives per-block partial sums of
+    dL/dtau_mem (first n_out) and dL/dtau_syn per neuron, ``aux`` then has the room of
+    ``lam``; both empty (``[gridDim, 0]``, ``[0]``) without time-constant gradients.
     Dynamic shared memory: ``chunk_in + chunk_rec`` slots (see ``_sum_groups``).
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min = consts[5], consts[7]
     beta_a, c_adj_a, tau_adapt = consts[11], consts[13], consts[14]
+    k_tau = _tau_coefficients(consts)
     adaptive = b.size > 0
+    taus = dtau_part.shape[1] > 0
     lam_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
     lam_i = cuda.local.array(MAX_PER_THREAD, w.dtype)
     lam_a = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    m_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    m_i = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    m_s = cuda.local.array(MAX_PER_THREAD, w.dtype)
     part = cuda.shared.array(0, w.dtype)
     ti, bi, bd = cuda.threadIdx.x, cuda.blockIdx.x, cuda.blockDim.x
     t, bdim = np.uint64(ti), np.uint64(bd)
@@ -451,14 +520,20 @@ def lif_backward(
     recurrent = w_rec.size > 0
     size = 2 * ring_len * n_out
     lam_b = lam[bi * size : (bi + 1) * size]
+    aux_b = aux[bi * size : (bi + 1) * size]  # empty without taus
     dw, dd = dw_part[bi], dd_part[bi]
     dw_rec, dd_rec = dw_rec_part[bi], dd_rec_part[bi]
     db = db_part[bi]
+    dtau = dtau_part[bi]
     for s in range(bi, in_offsets.size - 1, cuda.gridDim.x):
         for m in range(n_mine):
             lam_v[m] = 0
             lam_i[m] = 0
             lam_a[m] = 0
+            if taus:
+                m_v[m] = 0
+                m_i[m] = 0
+                m_s[m] = 0
         k_lo = in_offsets[s]
         k = _skip_late_inputs(in_steps, in_offsets[s + 1] - 1, k_lo, n_steps)
         top, pending = k, 0
@@ -467,10 +542,12 @@ def lif_backward(
         for n in range(n_steps - 1, -1, -1):
             left = np.uint64(n_steps - n)
             _record_adjoint(lam_b, n_mod, lam_v, lam_i, t, bdim, nu)
+            if taus:
+                _record_tau(aux_b, n_mod, m_i, m_s, t, bdim, nu)
             k, top, pending = _gather_step_inputs(
                 in_steps, in_units, k, k_lo, n, left, top, pending, chunk_in, lam_b, n_mod, w,
                 d, t, bdim, nu, rl, tau_syn, dw, dd, part, stride, group, n_groups, sums_base,
-                grad_in,
+                grad_in, aux_b, dtau,
             )  # fmt: skip
             if recurrent:
                 while ko >= ko_lo and out_steps[ko] >= n:
@@ -483,6 +560,9 @@ def lif_backward(
                             lam_b, n_mod, left, row, w_rec, d_rec, t, bdim, nu, rl, tau_syn,
                             dw_rec, dd_rec,
                         )  # fmt: skip
+                        if taus:
+                            _gather_tau_row(aux_b, n_mod, left, row, w_rec, d_rec, t, bdim, nu,
+                                            rl, tau_syn, dtau)  # fmt: skip
                         part[_part_index(chunk_in + c, ti, stride, group)] = acc
                         c += 1
                         ko -= 1
@@ -490,16 +570,19 @@ def lif_backward(
                     for e in range(c):
                         g = _slot_total(part, chunk_in + e, n_groups, sums_base)
                         _apply_jump(
-                            lam_v, lam_a, out_units[top_out - e], grad_out[top_out - e] + g,
-                            out_vdot[top_out - e], threshold, vdot_min, kick, b, tau_adapt, db,
+                            lam_v, lam_a, m_v, taus, out_units[top_out - e],
+                            grad_out[top_out - e] + g, out_vdot[top_out - e], threshold,
+                            vdot_min, kick, b, tau_adapt, db,
                         )  # fmt: skip
             else:
                 while ko >= ko_lo and out_steps[ko] >= n:
                     _apply_jump(
-                        lam_v, lam_a, out_units[ko], grad_out[ko], out_vdot[ko], threshold,
-                        vdot_min, kick, b, tau_adapt, db,
+                        lam_v, lam_a, m_v, taus, out_units[ko], grad_out[ko], out_vdot[ko],
+                        threshold, vdot_min, kick, b, tau_adapt, db,
                     )  # fmt: skip
                     ko -= 1
+            if n > 0 and taus:
+                _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, n_mine, k_tau)
             if n > 0 and adaptive:
                 _propagate_adapted_adjoint(lam_v, lam_i, lam_a, n_mine, alpha, beta, beta_a,
                                            c_adj, c_adj_a)  # fmt: skip
@@ -554,14 +637,19 @@ def li_forward(in_steps, in_units, in_offsets, w, d, n_out, n_steps, ring_len, c
 @cuda.jit(cache=True)
 def li_backward(
     in_steps, in_units, in_offsets, grad_v, w, d, n_out, n_steps, ring_len, consts, group,
-    chunk_in, grad_in, dw_part, dd_part, lam,
+    chunk_in, grad_in, dw_part, dd_part, lam, dtau_part, aux,
 ):  # fmt: skip
     """Adjoint of the LI readout driven by ``grad_v[(b * n_steps + n) * n_out + j]`` =
     dL/dV(t = n dt); outputs and buffers as in ``lif_backward``."""
     alpha, beta, c_adj = consts[0], consts[1], consts[3]
     tau_syn, tau_mem = consts[5], consts[6]
+    k_tau = _tau_coefficients(consts)
+    taus = dtau_part.shape[1] > 0
     lam_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
     lam_i = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    m_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    m_i = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    m_s = cuda.local.array(MAX_PER_THREAD, w.dtype)
     part = cuda.shared.array(0, w.dtype)
     ti, bi, bd = cuda.threadIdx.x, cuda.blockIdx.x, cuda.blockDim.x
     t, bdim = np.uint64(ti), np.uint64(bd)
@@ -572,11 +660,17 @@ def li_backward(
     sums_base = chunk_in * stride
     size = 2 * ring_len * n_out
     lam_b = lam[bi * size : (bi + 1) * size]
+    aux_b = aux[bi * size : (bi + 1) * size]  # empty without taus
     dw, dd = dw_part[bi], dd_part[bi]
+    dtau = dtau_part[bi]
     for b in range(bi, in_offsets.size - 1, cuda.gridDim.x):
         for m in range(n_mine):
             lam_v[m] = 0
             lam_i[m] = 0
+            if taus:
+                m_v[m] = 0
+                m_i[m] = 0
+                m_s[m] = 0
         k_lo = in_offsets[b]
         k = _skip_late_inputs(in_steps, in_offsets[b + 1] - 1, k_lo, n_steps)
         top, pending = k, 0
@@ -584,16 +678,20 @@ def li_backward(
         for n in range(n_steps - 1, -1, -1):
             left = np.uint64(n_steps - n)
             _record_adjoint(lam_b, n_mod, lam_v, lam_i, t, bdim, nu)
+            if taus:
+                _record_tau(aux_b, n_mod, m_i, m_s, t, bdim, nu)
             k, top, pending = _gather_step_inputs(
                 in_steps, in_units, k, k_lo, n, left, top, pending, chunk_in, lam_b, n_mod, w,
                 d, t, bdim, nu, rl, tau_syn, dw, dd, part, stride, group, n_groups, sums_base,
-                grad_in,
+                grad_in, aux_b, dtau,
             )  # fmt: skip
             base = (b * n_steps + n) * n_out
             m = 0
             for j in range(ti, n_out, bd):
                 lam_v[m] = readout_drive(lam_v[m], grad_v[base + j], tau_mem)
                 m += 1
+            if n > 0 and taus:
+                _propagate_tau(lam_v, lam_i, m_v, m_i, m_s, n_mine, k_tau)
             if n > 0:
                 _propagate_adjoint(lam_v, lam_i, n_mine, alpha, beta, c_adj)
             n_mod = n_mod - _U1 if n_mod > _U0 else rl - _U1

@@ -14,7 +14,8 @@ happens and where its inputs and results are stored:
 * ``adjoint_jump``: the jump of lambda_V at a spike (both engines);
 * ``arrival_read``: the gradients an arrival carries (both engines);
 * ``readout_drive``: what a loss on V (or I) at a time adds to lambda_V (or lambda_I);
-* ``tau_arrival_read``: the time-constant gradients an arrival carries (exact engine);
+* ``tau_adjoint_step``: one grid step of the time constants' auxiliary adjoints;
+* ``tau_arrival_read``: the time-constant gradients an arrival carries (both engines);
 * ``refractory_end_read``: what the end of a refractory period adds to dL/dt of the spike that
   started it (both engines);
 * ``adapted_state_step``, ``adapted_adjoint_step``, ``adapted_spike_gradient``,
@@ -61,6 +62,7 @@ __all__ = [
     "adjoint_jump",
     "arrival_read",
     "readout_drive",
+    "tau_adjoint_step",
     "tau_arrival_read",
     "refractory_end_read",
     "adapted_state_step",
@@ -120,6 +122,23 @@ def adjoint_step(lam_v, lam_i, alpha, beta, c_adj):
     return alpha * lam_v, c_adj * lam_v + beta * lam_i
 
 
+@njit(cache=True, inline="always")
+def tau_adjoint_step(lam_v, lam_i, m_v, m_i, m_s, k):
+    """The auxiliary adjoints of the time constants (m_V, m_I, M) one grid step earlier,
+    without events (``lif_flow.tau_sensitivity_flow`` over dt, which is linear in its inputs)::
+
+        m_V <- k_vv m_V + k_vl lambda_V
+        m_I <- k_ii m_I + k_iv m_V + k_il lambda_V
+        M   <- k_ss M + k_si lambda_I + k_sl lambda_V
+
+    with old m_V and (lambda_V, lambda_I) at the later end of the step (before
+    ``adjoint_step``); ``k`` = (k_vv, k_vl, k_ii, k_iv, k_il, k_ss, k_si, k_sl), the flow's
+    coefficients (``kernels._grid_math``; k_si and k_sl in ms, the others dimensionless)."""
+    k_vv, k_vl, k_ii, k_iv, k_il, k_ss, k_si, k_sl = k
+    return (k_vv * m_v + k_vl * lam_v, k_ii * m_i + k_iv * m_v + k_il * lam_v,
+            k_ss * m_s + k_si * lam_i + k_sl * lam_v)  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- both engines
 @njit(cache=True, inline="always")
 def adjoint_jump(lam_v, g, vdot, threshold, vdot_min, kick):
@@ -158,7 +177,8 @@ def readout_drive(lam, grad, tau):
 def tau_arrival_read(w, m_i, m_s, tau_syn):
     """Gradients of tau_mem and tau_syn carried by one arrival of weight ``w``, from the
     auxiliary adjoints m_I, M of its target at the arrival time (``lif_flow.
-    tau_sensitivity_flow``): (dL/dtau_mem, dL/dtau_syn) terms (ms^-1 x loss)::
+    tau_sensitivity_flow``, on the grid ``tau_adjoint_step``): (dL/dtau_mem, dL/dtau_syn)
+    terms (ms^-1 x loss)::
 
         dL/dtau_mem += w m_I,    dL/dtau_syn += -w M / tau_syn
     """

@@ -19,7 +19,9 @@ from .host import (
     adaptation_jumps,
     check_grid_layout,
     check_spike_gradients,
+    check_tau_grad,
     check_voltage_gradient,
+    layer_tau_grad,
     run_in_slots,
 )
 
@@ -37,6 +39,12 @@ def _flat(t: Tensor) -> np.ndarray:
 def sum_parts(parts: np.ndarray, shape: tuple[int, ...]) -> Tensor:
     """Per-chunk partial sums [n_chunks, size] -> their sum, a tensor of ``shape``."""
     return torch.from_numpy(parts.sum(axis=0).reshape(shape))
+
+
+def _tau_parts(tau_grad: bool, nw: int, n_out: int, dtype: np.dtype) -> np.ndarray:
+    """Per-worker dL/dtau_mem, dL/dtau_syn per neuron [nw, 2 * n_out] for the kernels, or
+    [nw, 0] without ``tau_grad``."""
+    return np.zeros((nw, 2 * n_out if tau_grad else 0), dtype)
 
 
 def lif_forward(
@@ -114,13 +122,16 @@ def lif_backward(
     n_steps: int,
     consts: GridConstants,
     adaptation: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    tau_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """EventProp backward of a LIF layer (``out_iref`` and ``adaptation`` as given to and
     returned by ``lif_forward``).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
-    [n_in, n_out], the same two for the recurrent matrices, and dL/db [n_out], empty without
-    adaptation).  The delay gradient is the third times the weight (done by the caller).
+    [n_in, n_out], the same two for the recurrent matrices, dL/db [n_out], empty without
+    adaptation, and, with ``tau_grad`` (not with adaptation), [dL/dtau_mem, dL/dtau_syn] of the
+    layer (ms^-1 x loss), else empty).  The delay gradient is the third times the weight (done
+    by the caller).
     """
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     b = adaptation_jumps(adaptation, consts, w_t)
@@ -137,11 +148,13 @@ def lif_backward(
     dw_rec = np.zeros((nw, n_rec), dtype)
     dd_rec = np.zeros((nw, n_rec), dtype)
     db = np.zeros((nw, b.numel()), dtype)
+    check_tau_grad(tau_grad, b.numel())
+    dtau = _tau_parts(tau_grad, nw, n_out, dtype)
     cpu.lif_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(out_steps), _np(out_units),
         _np(out_offsets), _np(out_vdot), _np(out_iref), _np(grad_out), _np(kick), _flat(w_t),
         _flat(d_t), _flat(w_rec_t), _flat(d_rec_t), _np(b), n_out, n_steps, consts.packed(dtype),
-        nw, grad_in, dw, dd, dw_rec, dd_rec, db,
+        nw, grad_in, dw, dd, dw_rec, dd_rec, db, dtau,
     )  # fmt: skip
     rec_shape = tuple(w_rec_t.shape)
     return (
@@ -151,6 +164,7 @@ def lif_backward(
         sum_parts(dw_rec, rec_shape),
         sum_parts(dd_rec, rec_shape),
         sum_parts(db, (b.numel(),)),
+        layer_tau_grad(torch.from_numpy(dtau)),
     )
 
 
@@ -185,9 +199,10 @@ def li_backward(
     d_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums as in
-    ``lif_backward``)."""
+    tau_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums, time-constant
+    gradients as in ``lif_backward``)."""
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     n_in, n_out = w_t.shape
     batch = in_offsets.numel() - 1
@@ -197,12 +212,14 @@ def li_backward(
     grad_in = np.zeros(in_steps.numel(), dtype)
     dw = np.zeros((nw, n_in * n_out), dtype)
     dd = np.zeros((nw, n_in * n_out), dtype)
+    dtau = _tau_parts(tau_grad, nw, n_out, dtype)
     cpu.li_backward(
         _np(in_steps), _np(in_units), _np(in_offsets), _np(grad_v.to(w_t.dtype)), _flat(w_t),
-        _flat(d_t), n_out, n_steps, consts.packed(dtype), nw, grad_in, dw, dd,
+        _flat(d_t), n_out, n_steps, consts.packed(dtype), nw, grad_in, dw, dd, dtau,
     )  # fmt: skip
     return (
         torch.from_numpy(grad_in),
         sum_parts(dw, (n_in, n_out)),
         sum_parts(dd, (n_in, n_out)),
+        layer_tau_grad(torch.from_numpy(dtau)),
     )

@@ -35,7 +35,9 @@ from .host import (
     adaptation_jumps,
     check_grid_layout,
     check_spike_gradients,
+    check_tau_grad,
     check_voltage_gradient,
+    layer_tau_grad,
     run_in_device_slots,
 )
 
@@ -283,13 +285,16 @@ def lif_backward(
     n_steps: int,
     consts: GridConstants,
     adaptation: Tensor | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    tau_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """EventProp backward of a LIF layer (``out_iref``: as returned by ``lif_forward``, empty;
     ``adaptation`` as given to it).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
-    [n_in, n_out], the same two for the recurrent matrices, and dL/db [n_out], empty without
-    adaptation).  The delay gradient is the third times the weight (done by the caller).
+    [n_in, n_out], the same two for the recurrent matrices, dL/db [n_out], empty without
+    adaptation, and, with ``tau_grad`` (not with adaptation), [dL/dtau_mem, dL/dtau_syn] of
+    the layer, else empty).  The delay gradient is the third times the weight (done by the
+    caller).
     """
     dev = _check_tensors(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
@@ -297,9 +302,11 @@ def lif_backward(
     )  # fmt: skip
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     b = adaptation_jumps(adaptation, consts, w_t)
+    check_tau_grad(tau_grad, b.numel())
     cfg, dtype = _config, w_t.dtype
     n_in, n_out = w_t.shape
     n_rec = w_rec_t.numel()
+    n_tau = 2 * n_out if tau_grad else 0
     batch = in_offsets.numel() - 1
     check_spike_gradients(out_steps, out_units, out_offsets, out_vdot, grad_out, kick, n_out,
                           batch)  # fmt: skip
@@ -315,12 +322,14 @@ def lif_backward(
             w_rec_t.new_zeros(rec_shape),
             w_rec_t.new_zeros(rec_shape),
             torch.zeros_like(b),
+            w_t.new_zeros(2 if tau_grad else 0),
         )
     ring_len = _ring_len(d_t, d_rec_t)
     threads = _threads(n_out, cfg)
     item = w_t.element_size()
     slots, shared = _reduction_layout(threads, item, cfg, 2 if n_rec else 1)
-    scratch = (2 * ring_len * n_out + 2 * n_in * n_out + 2 * n_rec + n_b) * item
+    scratch = ((2 if tau_grad else 1) * 2 * ring_len * n_out + 2 * n_in * n_out + 2 * n_rec
+               + n_b + n_tau) * item  # fmt: skip
     blocks = _blocks(batch, scratch, cfg)
     dw = torch.zeros(blocks, n_in * n_out, dtype=dtype, device=dev)
     dd = torch.zeros_like(dw)
@@ -328,6 +337,7 @@ def lif_backward(
     dd_rec = torch.zeros_like(dw_rec)
     db = torch.zeros(blocks, n_b, dtype=dtype, device=dev)
     lam = torch.empty(blocks * 2 * ring_len * n_out, dtype=dtype, device=dev)
+    dtau, aux = _tau_buffers(blocks, n_tau, lam)
     with _launching(dev) as stream:
         kern.lif_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(out_steps), _arr(out_units),
@@ -336,6 +346,7 @@ def lif_backward(
             _arr(d_rec_t.reshape(-1)), _arr(b), n_out, n_steps, ring_len,
             _arr(_packed(consts, dtype, dev)), cfg.group, slots, slots if n_rec else 0,
             _arr(grad_in), _arr(dw), _arr(dd), _arr(dw_rec), _arr(dd_rec), _arr(db), _arr(lam),
+            _arr(dtau), _arr(aux),
         )  # fmt: skip
     return (
         grad_in,
@@ -344,7 +355,15 @@ def lif_backward(
         dw_rec.sum(0).view(rec_shape),
         dd_rec.sum(0).view(rec_shape),
         db.sum(0),
+        layer_tau_grad(dtau),
     )
+
+
+def _tau_buffers(blocks: int, n_tau: int, lam: Tensor) -> tuple[Tensor, Tensor]:
+    """(per-block dL/dtau per neuron [blocks, n_tau], zeros; the ring of (m_I, M), the room of
+    ``lam``), both empty where ``n_tau`` is 0 (no time-constant gradients)."""
+    dtau = lam.new_zeros(blocks, n_tau)
+    return dtau, torch.empty_like(lam) if n_tau else lam.new_empty(0)
 
 
 # ----------------------------------------------------------------------------- LI readout
@@ -388,9 +407,10 @@ def li_backward(
     d_t: Tensor,
     n_steps: int,
     consts: GridConstants,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums as in
-    ``lif_backward``)."""
+    tau_grad: bool = False,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Adjoint of the LI readout; returns (dL/d input times, dL/dw_t, delay sums, time-constant
+    gradients as in ``lif_backward``)."""
     dev = _check_tensors(w_t, d_t, in_steps, in_units, in_offsets, grad_v)
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t)
     cfg, dtype = _config, w_t.dtype
@@ -399,20 +419,25 @@ def li_backward(
     check_voltage_gradient(grad_v, batch, n_steps, n_out)
     grad_in = torch.zeros(in_steps.numel(), dtype=dtype, device=dev)
     if batch == 0:
-        return grad_in, torch.zeros_like(w_t), torch.zeros_like(w_t)
+        return (grad_in, torch.zeros_like(w_t), torch.zeros_like(w_t),
+                w_t.new_zeros(2 if tau_grad else 0))  # fmt: skip
     ring_len = _ring_len(d_t)
     threads = _threads(n_out, cfg)
     item = w_t.element_size()
     slots, shared = _reduction_layout(threads, item, cfg, 1)
-    blocks = _blocks(batch, (2 * ring_len * n_out + 2 * n_in * n_out) * item, cfg)
+    n_tau = 2 * n_out if tau_grad else 0
+    blocks = _blocks(batch, ((2 if tau_grad else 1) * 2 * ring_len * n_out + 2 * n_in * n_out
+                             + n_tau) * item, cfg)  # fmt: skip
     dw = torch.zeros(blocks, n_in * n_out, dtype=dtype, device=dev)
     dd = torch.zeros_like(dw)
     lam = torch.empty(blocks * 2 * ring_len * n_out, dtype=dtype, device=dev)
+    dtau, aux = _tau_buffers(blocks, n_tau, lam)
     with _launching(dev) as stream:
         kern.li_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(grad_v.to(dtype).reshape(-1)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), n_out, n_steps, ring_len,
             _arr(_packed(consts, dtype, dev)), cfg.group, slots, _arr(grad_in), _arr(dw), _arr(dd),
-            _arr(lam),
+            _arr(lam), _arr(dtau), _arr(aux),
         )  # fmt: skip
-    return grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out)
+    return (grad_in, dw.sum(0).view(n_in, n_out), dd.sum(0).view(n_in, n_out),
+            layer_tau_grad(dtau))  # fmt: skip

@@ -35,6 +35,8 @@ __all__ = [
     "check_spike_gradients",
     "check_voltage_gradient",
     "adaptation_jumps",
+    "check_tau_grad",
+    "layer_tau_grad",
 ]
 
 
@@ -255,3 +257,20 @@ def adaptation_jumps(b: Tensor | None, consts: GridConstants, w_t: Tensor) -> Te
         raise ValueError(f"adaptation jumps b must be [{n_out}] {w_t.dtype}, got "
                          f"{tuple(b.shape)} {b.dtype}")  # fmt: skip
     return b.detach().contiguous()
+
+
+def check_tau_grad(tau_grad: bool, n_jumps: int) -> None:
+    """Gradients of the time constants (``tau_grad``) are not derived for adaptive neurons
+    (``n_jumps`` > 0 adaptation jumps)."""
+    if tau_grad and n_jumps:
+        raise ValueError("gradients of the time constants (learn_tau) are not derived for "
+                         "adaptive neurons (tau_adapt)")  # fmt: skip
+
+
+def layer_tau_grad(parts: Tensor) -> Tensor:
+    """[dL/dtau_mem, dL/dtau_syn] of a layer from the kernels' per-worker sums per neuron
+    ``parts`` [n_workers, 2 * n_out] (dL/dtau_mem of every neuron, then dL/dtau_syn), summed
+    over workers, then neurons; empty where ``parts`` is [n_workers, 0] (none asked)."""
+    if parts.shape[1] == 0:
+        return parts.new_zeros(0)
+    return parts.sum(0).view(2, -1).sum(1)

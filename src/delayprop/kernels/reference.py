@@ -34,6 +34,7 @@ class ReferenceResult:
     grad_w_rec: Tensor | None = None
     grad_d_rec: Tensor | None = None
     grad_b: Tensor | None = None  # dL/db [n_out] (LIF with adaptation only)
+    grad_tau: Tensor | None = None  # [dL/dtau_mem, dL/dtau_syn] (without adaptation)
 
 
 def _arrival_steps(steps: Tensor, units: Tensor, d_steps: Tensor) -> Tensor:
@@ -78,6 +79,46 @@ def _input_grads(lam_i, lam_vmi, samples, steps, units, w, d_steps, tau_syn):
     return g_t.sum(dim=1), grad_w, grad_d
 
 
+def _tau_grads(store_mi, store_ms, samples, steps, units, w, d_steps, tau_syn):
+    """[dL/dtau_mem, dL/dtau_syn] summed over every arrival of the spikes (steps, units,
+    samples), read from the stored auxiliary adjoints (m_I, M)."""
+    arrival = _arrival_steps(steps, units, d_steps)
+    g_tm, g_ts = formulas.tau_arrival_read.py_func(
+        w[:, units].t(), _gather(store_mi, samples, arrival), _gather(store_ms, samples, arrival),
+        tau_syn,
+    )  # fmt: skip
+    return torch.stack([g_tm.sum(), g_ts.sum()])
+
+
+class _TauAdjoint:
+    """The auxiliary adjoints (m_V, m_I, M) [batch, n_out] of the time constants, one grid step
+    at a time (``formulas.tau_adjoint_step``), and (m_I, M) stored per step as the adjoint."""
+
+    def __init__(self, batch: int, n_steps: int, n_out: int, dtype: torch.dtype, k) -> None:
+        self.m_v, self.m_i, self.m_s = (torch.zeros(batch, n_out, dtype=dtype) for _ in range(3))
+        self.store_mi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+        self.store_ms = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+        self.k = k
+
+    def record(self, n: int) -> None:
+        self.store_mi[:, n] = self.m_i
+        self.store_ms[:, n] = self.m_s
+
+    def zero_v(self, where: Tensor) -> None:
+        """m_V <- 0 where lambda_V is zeroed (spikes, refractory ends)."""
+        self.m_v = torch.where(where, torch.zeros_like(self.m_v), self.m_v)
+
+    def step(self, lam_v: Tensor, lam_i: Tensor) -> None:
+        """One step back, with lambda at the later end of the step."""
+        self.m_v, self.m_i, self.m_s = formulas.tau_adjoint_step.py_func(
+            lam_v, lam_i, self.m_v, self.m_i, self.m_s, self.k
+        )
+
+    def grads(self, samples, steps, units, w, d_steps, tau_syn) -> Tensor:
+        return _tau_grads(self.store_mi, self.store_ms, samples, steps, units, w, d_steps,
+                          tau_syn)  # fmt: skip
+
+
 _adapted_state_step = formulas.python_form(formulas.adapted_state_step)
 _adapted_adjoint_step = formulas.python_form(formulas.adapted_adjoint_step)
 
@@ -118,7 +159,8 @@ def lif_reference(
     Weights/delays are [n_out, n_in] (delays in ms); computation in ``w.dtype``.
     ``refractory`` (ms, held for whole steps) and ``max_spikes`` (None: no limit) as in the
     kernels (``kernels.cpu``); with ``tau_adapt`` (ms) an adaptation current that jumps by
-    ``adaptation`` [n_out] (V units) at each spike (dL/db in ``grad_b``).
+    ``adaptation`` [n_out] (V units) at each spike (dL/db in ``grad_b``), without it
+    dL/dtau_mem, dL/dtau_syn in ``grad_tau``.
     """
     c = grid_constants(dt, tau_mem, tau_syn, threshold, refractory, max_spikes, tau_adapt)
     ref, limit = c.ref_steps, c.max_spikes
@@ -193,6 +235,8 @@ def lif_reference(
     grad_b = torch.zeros(n_out, dtype=dtype)
     store_i = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     store_vmi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    taus = _TauAdjoint(batch, n_steps, n_out, dtype, c.tau_step)
+    grad_tau = torch.zeros(2, dtype=dtype)
     grad_w_rec = torch.zeros_like(w_rec) if rec else None
     grad_d_rec = torch.zeros_like(w_rec) if rec else None
     g_end = torch.zeros(batch, n_out, dtype=dtype)  # refractory_end_read of j's next spike back
@@ -203,8 +247,10 @@ def lif_reference(
             ends = ~torch.isnan(i_end)
             g_end = torch.where(ends, formulas.refractory_end_read.py_func(lam_v, i_end), g_end)
             lam_v = torch.where(ends, torch.zeros_like(lam_v), lam_v)
+            taus.zero_v(ends)
         store_i[:, n] = lam_i  # adjoint just after the arrivals of step n
         store_vmi[:, n] = lam_v - lam_i
+        taus.record(n)
         g = g_raster[:, n].clone()
         if ref > 0:
             g = g + torch.where(s, g_end, torch.zeros_like(g_end))
@@ -216,6 +262,8 @@ def lif_reference(
             g[b_idx, j_idx] += g_t.sum(dim=1)
             grad_w_rec.index_add_(1, j_idx, g_w.t())
             grad_d_rec.index_add_(1, j_idx, g_t.t())
+            grad_tau += taus.grads(b_idx, torch.full_like(b_idx, n), j_idx, w_rec, d_rec_steps,
+                                   tau_syn)  # fmt: skip
         if adaptive:  # lambda_V, lambda_A just after the spikes
             g = torch.where(s, formulas.adapted_spike_gradient.py_func(g, jump, lam_v, lam_a), g)
             read = formulas.adaptation_read.py_func(lam_a, tau_adapt)
@@ -224,6 +272,9 @@ def lif_reference(
         for b, j in zip(b_idx, j_idx):  # adjoint jump at each spike of step n
             lam_v[b, j] = formulas.adjoint_jump.py_func(lam_v[b, j], g[b, j], vdot[b, n, j],
                                                         threshold, c.vdot_min, kick[j])  # fmt: skip
+        taus.zero_v(s)
+        if n > 0:
+            taus.step(lam_v, lam_i)
         if n > 0 and adaptive:  # transposed propagator from step n back to n-1
             lam_v, lam_i, lam_a = _adapted_adjoint_step(
                 lam_v, lam_i, lam_a, c.alpha, c.beta, c.beta_a, c.c_adj, c.c_adj_a
@@ -232,10 +283,11 @@ def lif_reference(
             lam_v, lam_i = formulas.adjoint_step.py_func(lam_v, lam_i, c.alpha, c.beta, c.c_adj)
     grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
                                           tau_syn)  # fmt: skip
+    grad_tau += taus.grads(samples, steps, units, w, d_steps, tau_syn)
     order = torch.argsort(b_out * n_steps * n_out + n_out_steps * n_out + u_out)
     return ReferenceResult(
         n_out_steps[order], u_out[order], b_out[order], None, grad_t, grad_w, grad_d,
-        grad_w_rec, grad_d_rec, grad_b if adaptive else None,
+        grad_w_rec, grad_d_rec, grad_b if adaptive else None, None if adaptive else grad_tau,
     )  # fmt: skip
 
 
@@ -254,7 +306,8 @@ def li_reference(
     tau_syn: float,
     max_delay_steps: int,
 ) -> ReferenceResult:
-    """Forward and adjoint of the LI readout; ``grad_v_fn(v) -> dL/dV`` [batch, steps, n_out]."""
+    """Forward and adjoint of the LI readout; ``grad_v_fn(v) -> dL/dV`` [batch, steps, n_out];
+    dL/dtau_mem, dL/dtau_syn in ``grad_tau``."""
     c = grid_constants(dt, tau_mem, tau_syn, 1.0)
     n_out = w.shape[0]
     dtype = w.dtype
@@ -276,12 +329,16 @@ def li_reference(
     lam_i = torch.zeros(batch, n_out, dtype=dtype)
     store_i = torch.zeros(batch, n_steps, n_out, dtype=dtype)
     store_vmi = torch.zeros(batch, n_steps, n_out, dtype=dtype)
+    taus = _TauAdjoint(batch, n_steps, n_out, dtype, c.tau_step)
     for n in range(n_steps - 1, -1, -1):
         store_i[:, n] = lam_i
         store_vmi[:, n] = lam_v - lam_i
+        taus.record(n)
         lam_v = formulas.readout_drive.py_func(lam_v, grad_v[:, n], tau_mem)  # loss at t_n
         if n > 0:
+            taus.step(lam_v, lam_i)
             lam_v, lam_i = formulas.adjoint_step.py_func(lam_v, lam_i, c.alpha, c.beta, c.c_adj)
     grad_t, grad_w, grad_d = _input_grads(store_i, store_vmi, samples, steps, units, w, d_steps,
                                           tau_syn)  # fmt: skip
-    return ReferenceResult(None, None, None, trace, grad_t, grad_w, grad_d)
+    grad_tau = taus.grads(samples, steps, units, w, d_steps, tau_syn)
+    return ReferenceResult(None, None, None, trace, grad_t, grad_w, grad_d, grad_tau=grad_tau)

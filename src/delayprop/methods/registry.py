@@ -87,7 +87,7 @@ _EXACT_ONLY = "needs the exact or time-stepped event engine of method 'eventprop
 _NO_PROFILE = "hardware profiles are for method eventprop (DelGrad's hardware model is hardware)"
 _DENSE_FF = "is feed-forward only; use method 'eventprop' for recurrent layers"
 _TAU = dict.fromkeys(("learn_tau", "tau_per_neuron", "tau_min", "tau_max"),
-                     "learned time constants need method 'eventprop' on the exact engine")
+                     "learned time constants need method 'eventprop'")
 _ADAPT = dict.fromkeys(("tau_adapt", "adapt_jump", "learn_adapt"),
                        "the adaptive LIF neuron needs method 'eventprop'")
 _NO_DELAYS = "the bptt baseline has no delays (use method 'dcls' or 'eventprop' to learn delays)"
