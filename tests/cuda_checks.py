@@ -11,7 +11,6 @@ Run as a script (the simulator needs ``NUMBA_ENABLE_CUDASIM=1`` before numba.cud
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import traceback
@@ -123,14 +122,17 @@ def make_problem(
 
 # ----------------------------------------------------------------------------- layer checks
 def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
-              tau_adapt: float | None = None, **sizes) -> None:  # fmt: skip
+              tau_adapt: float | None = None, refractory: float = 0.0,
+              max_spikes: int | None = None, **sizes) -> None:  # fmt: skip
     """LIF forward and backward (with a spike-count kick) on both backends; with ``tau_adapt``
     (ms) an adaptation current with random jumps b > 0, else with the gradients of the time
-    constants."""
+    constants; with a ``refractory`` period (ms, dt = 1 ms) and spike limit ``max_spikes``
+    (None: none) if given."""
     p = make_problem(dtype, **sizes)
     q = p.to(device)
     rec = (p.w_rec_t, p.d_rec_t)
-    consts = grid_constants(dt=1.0, tau_mem=20.0, tau_syn=5.0, threshold=1.0, tau_adapt=tau_adapt)
+    consts = grid_constants(dt=1.0, tau_mem=20.0, tau_syn=5.0, threshold=1.0,
+                            refractory=refractory, max_spikes=max_spikes, tau_adapt=tau_adapt)
     n_out = p.w_t.shape[1]
     jumps = None
     if tau_adapt is not None:
@@ -150,10 +152,19 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
     assert steps.numel() >= 2 * batch * n_out // 3, f"too few spikes to test: {steps.numel()}"
     for name, a, b in zip(("steps", "units", "offsets"), fwd_cpu[:3], fwd_gpu[:3]):
         assert torch.equal(a, b.cpu()), f"output spike {name} differ"
-    if p.w_rec_t.numel():
-        assert rel_err(fwd_gpu[3], vdot) < tolerance(dtype), "tau_mem dV/dt at spikes differ"
-    else:  # same operations in the same order as the CPU kernels: bit for bit
-        assert torch.equal(fwd_gpu[3].cpu(), vdot), "tau_mem dV/dt at spikes differ"
+    if max_spikes is not None:
+        per_neuron = torch.bincount(offsets_sample(offsets) * n_out + units.long())
+        assert int(per_neuron.max()) == max_spikes, "the spike limit is not reached"
+    assert fwd_gpu[4].shape == iref.shape, "drives at refractory ends: shapes differ"
+    ends = ~torch.isnan(iref)
+    assert torch.equal(torch.isnan(fwd_gpu[4].cpu()), ~ends), "refractory ends differ"
+    assert (refractory > 0) == bool(ends.any()), "no refractory end to test"
+    for name, a, b in (("tau_mem dV/dt at spikes", vdot, fwd_gpu[3]),
+                       ("drives at refractory ends", iref[ends], fwd_gpu[4].cpu()[ends])):
+        if p.w_rec_t.numel():
+            assert rel_err(b, a) < tolerance(dtype), f"{name} differ"
+        else:  # same operations in the same order as the CPU kernels: bit for bit
+            assert torch.equal(b.cpu(), a), f"{name} differ"
 
     g = torch.Generator().manual_seed(99)
     grad_out = torch.randn(steps.numel(), generator=g, dtype=torch.float64).to(dtype)
@@ -179,6 +190,11 @@ def check_lif(device: torch.device, dtype: torch.dtype, capacity: int,
             assert float(a.abs().max()) > 0, f"{name}: all zero, the check would be empty"
             err = rel_err(b, a)
             assert err < tolerance(dtype), f"{name}: relative error {err:.2e}"
+
+
+def offsets_sample(offsets: torch.Tensor) -> torch.Tensor:
+    """The sample of every spike, from per-sample offsets [batch + 1]."""
+    return torch.repeat_interleave(torch.arange(offsets.numel() - 1), torch.diff(offsets))
 
 
 def check_li(device: torch.device, dtype: torch.dtype, **sizes) -> None:
@@ -348,19 +364,9 @@ def check_bad_input(device: torch.device) -> None:
             assert message in str(err), f"{message!r} not in {err}"
         else:
             raise AssertionError(f"no error for: {message}")
-    for options in ({"ref_steps": 2}, {"max_spikes": 1}):  # CPU kernels only, so far
-        try:
-            grid_cuda.lif_forward(p.in_steps, p.in_units, p.in_offsets, p.w_t, p.d_t, *rec, 30,
-                                  dataclasses.replace(CONSTS, **options), 4)  # fmt: skip
-        except NotImplementedError as err:
-            assert "CPU kernels only" in str(err), str(err)
-        else:
-            raise AssertionError(f"no error for {options} on CUDA")
     adaptive = grid_constants(dt=1.0, tau_mem=20.0, tau_syn=5.0, threshold=1.0, tau_adapt=30.0)
     jumps = torch.full((6,), 0.2, device=device)
     cases = {  # constants, b, error, message
-        "adaptation with a refractory period": (dataclasses.replace(adaptive, ref_steps=2),
-                                                jumps, NotImplementedError, "CPU kernels only"),
         "adaptation without b": (adaptive, None, ValueError, "b missing"),
         "b without adaptation": (CONSTS, jumps, ValueError, "b given"),
         "b of the wrong length": (adaptive, jumps[:5], ValueError, "must be [6]"),
@@ -611,6 +617,24 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
     "lif_adapt_rec_float64": (
         check_lif,
         dict(dtype=torch.float64, capacity=64, tau_adapt=30.0, rec_max_delay=3,
+             **dict(TINY, w_mean=1.2)),
+        SMALL_LAUNCH,
+    ),  # fmt: skip
+    "lif_refractory_ff_float64": (
+        check_lif, dict(dtype=torch.float64, capacity=2, refractory=3.0, **TINY), SMALL_LAUNCH
+    ),
+    "lif_max_spikes_ff_float32": (
+        check_lif, dict(dtype=torch.float32, capacity=64, max_spikes=2, **TINY), SMALL_LAUNCH
+    ),
+    "lif_refractory_max_spikes_rec_float64": (
+        check_lif,
+        dict(dtype=torch.float64, capacity=3, refractory=2.0, max_spikes=3, rec_max_delay=3,
+             **TINY),
+        SMALL_LAUNCH,
+    ),  # fmt: skip
+    "lif_refractory_adapt_float32": (
+        check_lif,
+        dict(dtype=torch.float32, capacity=3, tau_adapt=30.0, refractory=2.0,
              **dict(TINY, w_mean=1.2)),
         SMALL_LAUNCH,
     ),  # fmt: skip

@@ -74,6 +74,7 @@ from .formulas import (
     crossing_slope,
     readout_drive,
     refractory_end_read,
+    spike_hold,
     state_step,
     tau_adjoint_step,
     tau_arrival_read,
@@ -304,10 +305,8 @@ def _step_held(v, cur, adapt, b, adaptive, n, prop, threshold, secant, spiking,
             if ref_steps > 0 and count < cap:  # no period end (yet); out_iref is empty else
                 out_iref[slot + count] = np.nan
             n_spk[j] += 1
-            if max_spikes > 0 and n_spk[j] >= max_spikes:
-                free_at[j] = n_steps  # silent for the rest of the trial
-            elif ref_steps > 0:
-                free_at[j] = n + 1 + ref_steps
+            free_at[j], period = spike_hold(n, n_spk[j], ref_steps, max_spikes, n_steps)
+            if period:
                 pending[j] = count
             count += 1
             spiking[n_spiking] = j

@@ -37,7 +37,17 @@ becomes float64 in Numba's typing, so every constant there is cast explicitly.
 
 ``consts`` is ``GridConstants.packed``: [alpha, beta, c_vi, c_adj, threshold, tau_syn,
 tau_mem, vdot_min, tau_mem / dt, ref_steps, max_spikes, beta_a, c_va, c_adj_a, tau_adapt,
-*tau_step] (no refractory period or spike limit here: the host refuses them).
+*tau_step].
+
+Refractory period and spike limit as in the CPU kernels (``ref_steps`` > 0 or ``max_spikes``
+> 0; ``kernels/cpu.py``, "Refractory period and spike limit"): each thread keeps, in local
+arrays, its neurons' first free step, spike count and the slot of the spike whose period is
+running (``formulas.spike_hold`` after each spike); a held neuron skips the threshold test while
+I (and A) evolve, and at its first free step the drive goes to that spike's ``out_iref`` slot.
+Backward, every thread walks the spikes whose periods end at step n (before the adjoint of the
+step is stored) and, for its own neurons, keeps ``formulas.refractory_end_read`` for the spike's
+jump and sets lambda_V (and m_V) to 0.  Without either option a uniform, loop-invariant flag
+read from ``consts`` skips all of it (no extra compiled variant).
 
 Adaptation as in the CPU kernels: ``b`` [n_out] (V units; empty: none) is each neuron's jump of
 its adaptation current A at a spike; the state is (V, I, A), the adjoint (lambda_V, lambda_I,
@@ -78,6 +88,8 @@ from .formulas import (
     crossing_slope,
     mul_add_rn,
     readout_drive,
+    refractory_end_read,
+    spike_hold,
     state_step,
     tau_adjoint_step,
     tau_arrival_read,
@@ -218,19 +230,43 @@ def _record_tau(aux, n_mod, m_i, m_s, t, bdim, nu):
 
 @cuda.jit(device=True, cache=True)
 def _apply_jump(lam_v, lam_a, m_v, taus, j, g, vdot, threshold, vdot_min, kick, b, tau_adapt,
-                db):  # fmt: skip
+                db, ref, g_end):  # fmt: skip
     """Adjoint jump at a spike of neuron j (``formulas.adjoint_jump``), if this thread owns j;
-    with adaptation (``b`` not empty) G is first ``formulas.adapted_spike_gradient`` of
-    lambda_V, lambda_A just after the spike and dL/db_j gains ``formulas.adaptation_read``;
-    with ``taus`` m_V of j is zeroed."""
+    with a refractory period (``ref``) G first gains what the end of the spike's period added
+    (``g_end``, then 0); with adaptation (``b`` not empty) G is then
+    ``formulas.adapted_spike_gradient`` of lambda_V, lambda_A just after the spike and dL/db_j
+    gains ``formulas.adaptation_read``; with ``taus`` m_V of j is zeroed."""
     if j % cuda.blockDim.x == cuda.threadIdx.x:
         m = j // cuda.blockDim.x
+        if ref:
+            g += g_end[m]
+            g_end[m] = 0
         if b.size > 0:
             g = adapted_spike_gradient(g, b[j], lam_v[m], lam_a[m])
             db[j] += adaptation_read(lam_a[m], tau_adapt)
         lam_v[m] = adjoint_jump(lam_v[m], g, vdot, threshold, vdot_min, kick[j])
         if taus:
             m_v[m] = 0
+
+
+@cuda.jit(device=True, cache=True)
+def _refractory_ends(q, q_lo, n, ref_steps, out_steps, out_units, out_iref, lam_v, m_v, taus,
+                     g_end):  # fmt: skip
+    """Refractory periods that end at step n (spikes q, q - 1, ... down to q_lo, latest first,
+    as in ``kernels.cpu.lif_backward``): for this thread's neurons ``g_end`` gets
+    ``formulas.refractory_end_read`` of lambda_V and the drive ``out_iref`` there, and
+    lambda_V (and m_V with ``taus``) becomes 0 over the held steps before.  Every thread walks
+    the same spikes; returns the next one."""
+    while q >= q_lo and (np.isnan(out_iref[q]) or out_steps[q] + ref_steps >= n):
+        j = out_units[q]
+        if not np.isnan(out_iref[q]) and j % cuda.blockDim.x == cuda.threadIdx.x:
+            m = j // cuda.blockDim.x
+            g_end[m] = refractory_end_read(lam_v[m], out_iref[q])
+            lam_v[m] = 0
+            if taus:
+                m_v[m] = 0
+        q -= 1
+    return q
 
 
 @cuda.jit(device=True, cache=True)
@@ -367,6 +403,14 @@ def _spikes_before(spikes, buf, j):
 
 # ----------------------------------------------------------------------------- LIF forward
 @cuda.jit(device=True, cache=True)
+def _drive(cur, adapt, m, adaptive):
+    """What drives V of this thread's m-th neuron: I, or I - A with adaptation."""
+    if adaptive:
+        return add_rn(cur[m], -adapt[m])
+    return cur[m]
+
+
+@cuda.jit(device=True, cache=True)
 def _advance(v, cur, adapt, m, alpha, beta, c_vi, beta_a, c_va, adaptive):
     """This thread's m-th neuron one step later without events: I (and A) updated in place;
     returns V (the caller tests the threshold first) and the drive I - A (I without
@@ -374,15 +418,29 @@ def _advance(v, cur, adapt, m, alpha, beta, c_vi, beta_a, c_va, adaptive):
     if adaptive:
         vm, cur[m], adapt[m] = adapted_state_step(v[m], cur[m], adapt[m], alpha, beta, beta_a,
                                                   c_vi, c_va)  # fmt: skip
-        return vm, add_rn(cur[m], -adapt[m])
-    vm, cur[m] = state_step(v[m], cur[m], alpha, beta, c_vi)
-    return vm, cur[m]
+    else:
+        vm, cur[m] = state_step(v[m], cur[m], alpha, beta, c_vi)
+    return vm, _drive(cur, adapt, m, adaptive)
+
+
+@cuda.jit(device=True, cache=True)
+def _start_hold(m, e, n, first, cap, ref_steps, max_spikes, n_steps, free_at, n_spk, pending,
+                out_iref):  # fmt: skip
+    """After spike number ``e`` of the sample (slot ``first + e``), at step n, of this thread's
+    m-th neuron: its hold (``formulas.spike_hold``) and, with a refractory period, NaN in
+    ``out_iref`` until the period's end writes the drive there."""
+    if ref_steps > 0 and e < cap:
+        out_iref[first + e] = np.nan
+    n_spk[m] += 1
+    free_at[m], period = spike_hold(n, n_spk[m], ref_steps, max_spikes, n_steps)
+    if period:
+        pending[m] = e
 
 
 @cuda.jit(cache=True)
 def lif_forward(
     in_steps, in_units, in_offsets, w, d, w_rec, d_rec, b, n_out, n_steps, ring_len, consts,
-    sample_ids, cap, out_steps, out_units, out_vdot, out_counts, ring,
+    sample_ids, cap, out_steps, out_units, out_vdot, out_iref, out_counts, ring,
 ):  # fmt: skip
     """Simulate a LIF layer for the samples ``sample_ids`` (block-strided).
 
@@ -392,10 +450,17 @@ def lif_forward(
     spike count to ``out_counts[r]`` (which may exceed ``cap``: the host then runs it again).
     ``ring``: ``gridDim * ring_len * n_out`` zeros (left zero at the end of every sample).
     ``w_rec``/``d_rec`` are empty for a feed-forward layer; ``b`` [n_out] (V units) holds the
-    adaptation jumps, empty without adaptation.
+    adaptation jumps, empty without adaptation.  With a refractory period (``consts[9]`` steps
+    > 0) ``out_iref`` receives in the same slots the drive (I, or I - A) with which V leaves 0
+    at the end of the period after each spike (NaN: none before the last step), as in
+    ``kernels.cpu.lif_forward``; otherwise it may be empty and is not written.  Each thread
+    keeps the hold state of its neurons (first free step, spikes so far, slot of the spike
+    whose period is running) in local arrays.
     """
     alpha, beta, c_vi, threshold, secant = consts[0], consts[1], consts[2], consts[4], consts[8]
     beta_a, c_va = consts[11], consts[12]
+    ref_steps, max_spikes = np.int64(consts[9]), np.int64(consts[10])
+    held = ref_steps > 0 or max_spikes > 0
     adaptive = b.size > 0
     spikes = cuda.shared.array((3, MAX_WORDS), np.uint32)
     v = cuda.local.array(MAX_PER_THREAD, w.dtype)
@@ -403,6 +468,9 @@ def lif_forward(
     adapt = cuda.local.array(MAX_PER_THREAD, w.dtype)
     vdot = cuda.local.array(MAX_PER_THREAD, w.dtype)
     fired = cuda.local.array(MAX_PER_THREAD, np.uint8)
+    free_at = cuda.local.array(MAX_PER_THREAD, np.int64)
+    n_spk = cuda.local.array(MAX_PER_THREAD, np.int64)
+    pending = cuda.local.array(MAX_PER_THREAD, np.int64)
     ti, bi, bd = cuda.threadIdx.x, cuda.blockIdx.x, cuda.blockDim.x
     t, bdim = np.uint64(ti), np.uint64(bd)
     nu, rl = np.uint64(n_out), np.uint64(ring_len)
@@ -420,6 +488,10 @@ def lif_forward(
             v[m] = 0
             cur[m] = 0
             adapt[m] = 0
+            if held:
+                free_at[m] = 0
+                n_spk[m] = 0
+                pending[m] = -1
         cuda.syncthreads()
         k, k_hi = in_offsets[smp], in_offsets[smp + 1]
         count = 0
@@ -433,6 +505,15 @@ def lif_forward(
             buf = n % 3
             for m in range(n_mine):
                 j = ti + m * bd
+                if held:
+                    if n < free_at[m]:  # held: V stays 0, I (and A) evolve
+                        _advance(v, cur, adapt, m, alpha, beta, c_vi, beta_a, c_va, adaptive)
+                        fired[m] = 0
+                        continue
+                    if pending[m] >= 0:  # first free step after a period: V leaves 0
+                        if pending[m] < cap:
+                            out_iref[first + pending[m]] = _drive(cur, adapt, m, adaptive)
+                        pending[m] = -1
                 vj, drive = _advance(v, cur, adapt, m, alpha, beta, c_vi, beta_a, c_va, adaptive)
                 fired[m] = vj >= threshold
                 if fired[m]:
@@ -455,6 +536,9 @@ def lif_forward(
                         out_steps[first + e] = n
                         out_units[first + e] = j
                         out_vdot[first + e] = vdot[m]
+                    if held:
+                        _start_hold(m, e, n, first, cap, ref_steps, max_spikes, n_steps, free_at,
+                                    n_spk, pending, out_iref)  # fmt: skip
             for i in range(n_words):
                 word = np.int64(spikes[buf, i])
                 count += cuda.popc(word)
@@ -479,19 +563,21 @@ def lif_forward(
 # ----------------------------------------------------------------------------- LIF backward
 @cuda.jit(cache=True)
 def lif_backward(
-    in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, grad_out,
-    kick, w, d, w_rec, d_rec, b, n_out, n_steps, ring_len, consts, group, chunk_in, chunk_rec,
-    grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part, lam, dtau_part, aux,
+    in_steps, in_units, in_offsets, out_steps, out_units, out_offsets, out_vdot, out_iref,
+    grad_out, kick, w, d, w_rec, d_rec, b, n_out, n_steps, ring_len, consts, group, chunk_in,
+    chunk_rec, grad_in, dw_part, dd_part, dw_rec_part, dd_rec_part, db_part, lam, dtau_part, aux,
 ):  # fmt: skip
     """EventProp backward of a LIF layer (block-strided over the batch).
 
     ``grad_out[k]`` is dL/dt of output spike k; ``kick[j]`` is subtracted from lambda_V of
     neuron j at each of its spikes.  Writes ``grad_in`` (zeros on entry) and per-block partial
     sums ``dw_part``/``dd_part`` ``[gridDim, n_in*n_out]`` (zeros on entry; ``dd`` before
-    multiplication by w) and their recurrent counterparts; with adaptation (``b`` [n_out],
-    V units; empty: none) ``db_part`` ``[gridDim, n_out]`` (zeros on entry) receives per-block
-    partial sums of dL/db (``[gridDim, 0]`` without).  ``lam``: room for
-    ``gridDim * 2 * ring_len * n_out`` values (rows are written before they are read).
+    multiplication by w) and their recurrent counterparts.  With a refractory period
+    (``consts[9]`` steps > 0) ``out_iref`` is the forward pass's drive at the end of each
+    spike's period (NaN: none before the last step); otherwise it may be empty.  With
+    adaptation (``b`` [n_out], V units; empty: none) ``db_part`` ``[gridDim, n_out]`` (zeros on
+    entry) receives per-block partial sums of dL/db (``[gridDim, 0]`` without).  ``lam``: room
+    for ``gridDim * 2 * ring_len * n_out`` values (rows are written before they are read).
     ``dtau_part`` ``[gridDim, 2 * n_out]`` (zeros on entry) receives per-block partial sums of
     dL/dtau_mem (first n_out) and dL/dtau_syn per neuron, ``aux`` then has the room of
     ``lam``; both empty (``[gridDim, 0]``, ``[0]``) without time-constant gradients.
@@ -499,8 +585,10 @@ def lif_backward(
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
     tau_syn, vdot_min = consts[5], consts[7]
+    ref_steps = np.int64(consts[9])
     beta_a, c_adj_a, tau_adapt = consts[11], consts[13], consts[14]
     k_tau = _tau_coefficients(consts)
+    ref = ref_steps > 0
     adaptive = b.size > 0
     taus = dtau_part.shape[1] > 0
     lam_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
@@ -509,6 +597,7 @@ def lif_backward(
     m_v = cuda.local.array(MAX_PER_THREAD, w.dtype)
     m_i = cuda.local.array(MAX_PER_THREAD, w.dtype)
     m_s = cuda.local.array(MAX_PER_THREAD, w.dtype)
+    g_end = cuda.local.array(MAX_PER_THREAD, w.dtype)  # refractory_end_read of the next spike
     part = cuda.shared.array(0, w.dtype)
     ti, bi, bd = cuda.threadIdx.x, cuda.blockIdx.x, cuda.blockDim.x
     t, bdim = np.uint64(ti), np.uint64(bd)
@@ -530,6 +619,8 @@ def lif_backward(
             lam_v[m] = 0
             lam_i[m] = 0
             lam_a[m] = 0
+            if ref:
+                g_end[m] = 0
             if taus:
                 m_v[m] = 0
                 m_i[m] = 0
@@ -538,9 +629,13 @@ def lif_backward(
         k = _skip_late_inputs(in_steps, in_offsets[s + 1] - 1, k_lo, n_steps)
         top, pending = k, 0
         ko, ko_lo = out_offsets[s + 1] - 1, out_offsets[s]
+        q = ko  # next spike whose refractory period ends, latest first
         n_mod = np.uint64((n_steps - 1) % ring_len)
         for n in range(n_steps - 1, -1, -1):
             left = np.uint64(n_steps - n)
+            if ref:
+                q = _refractory_ends(q, ko_lo, n, ref_steps, out_steps, out_units, out_iref,
+                                     lam_v, m_v, taus, g_end)  # fmt: skip
             _record_adjoint(lam_b, n_mod, lam_v, lam_i, t, bdim, nu)
             if taus:
                 _record_tau(aux_b, n_mod, m_i, m_s, t, bdim, nu)
@@ -572,13 +667,13 @@ def lif_backward(
                         _apply_jump(
                             lam_v, lam_a, m_v, taus, out_units[top_out - e],
                             grad_out[top_out - e] + g, out_vdot[top_out - e], threshold,
-                            vdot_min, kick, b, tau_adapt, db,
+                            vdot_min, kick, b, tau_adapt, db, ref, g_end,
                         )  # fmt: skip
             else:
                 while ko >= ko_lo and out_steps[ko] >= n:
                     _apply_jump(
                         lam_v, lam_a, m_v, taus, out_units[ko], grad_out[ko], out_vdot[ko],
-                        threshold, vdot_min, kick, b, tau_adapt, db,
+                        threshold, vdot_min, kick, b, tau_adapt, db, ref, g_end,
                     )  # fmt: skip
                     ko -= 1
             if n > 0 and taus:

@@ -17,7 +17,8 @@ happens and where its inputs and results are stored:
 * ``tau_adjoint_step``: one grid step of the time constants' auxiliary adjoints;
 * ``tau_arrival_read``: the time-constant gradients an arrival carries (both engines);
 * ``refractory_end_read``: what the end of a refractory period adds to dL/dt of the spike that
-  started it (both engines);
+  started it (both engines); ``spike_hold``: how long a grid neuron is held after a spike
+  (refractory period, spike limit);
 * ``adapted_state_step``, ``adapted_adjoint_step``, ``adapted_spike_gradient``,
   ``adaptation_read``: the same for a neuron with an adaptation current A (option
   ``tau_adapt``, docs/methods.md "Adaptive LIF");
@@ -65,6 +66,7 @@ __all__ = [
     "tau_adjoint_step",
     "tau_arrival_read",
     "refractory_end_read",
+    "spike_hold",
     "adapted_state_step",
     "adapted_adjoint_step",
     "adapted_spike_gradient",
@@ -192,6 +194,19 @@ def refractory_end_read(lam_v, i_end):
     Shifting the spike by dt_k (ms) shifts the end by dt_k and hence the voltage after it; the
     caller then sets lambda_V to 0, as V is held (constant) during the period."""
     return lam_v * i_end
+
+
+@njit(cache=True, inline="always")
+def spike_hold(n, n_spikes, ref_steps, max_spikes, n_steps):
+    """The hold after a spike at grid step n, the neuron's ``n_spikes``-th (counting it), with a
+    refractory period of ``ref_steps`` steps and a spike limit ``max_spikes`` (0: none of
+    either): (the first step at which its threshold is tested again, n_steps for never; whether
+    V then leaves a refractory period, whose drive the forward pass records)."""
+    if max_spikes > 0 and n_spikes >= max_spikes:
+        return n_steps, False
+    if ref_steps > 0:
+        return n + 1 + ref_steps, True
+    return n + 1, False
 
 
 # ----------------------------------------------------------------------------- adaptation

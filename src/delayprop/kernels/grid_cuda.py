@@ -214,7 +214,9 @@ def lif_forward(
     adaptation: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Run a LIF layer; returns output (steps int32, units int32, offsets int64, vdot float,
-    iref: empty, as the CUDA kernels have no refractory period, which is an error here).
+    iref float: with a refractory period the drive (I, or I - A with adaptation) with which V
+    leaves 0 at the end of the period after each spike, NaN where it does not end before the
+    last step; empty without one), as ``grid_cpu.lif_forward``.
 
     ``w_t``/``d_t`` are [n_in, n_out] (weights, delays in steps), ``w_rec_t``/``d_rec_t``
     [n_out, n_out] or empty.  ``capacity`` is a guess of the spikes per sample (a
@@ -226,14 +228,10 @@ def lif_forward(
                          *([] if adaptation is None else [adaptation]))  # fmt: skip
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     b = adaptation_jumps(adaptation, consts, w_t)
-    if consts.ref_steps > 0 or consts.max_spikes > 0:
-        raise NotImplementedError(
-            "refractory and max_spikes on the time grid run on the CPU kernels only; use a CPU "
-            "layer or the exact engine (dt=None)"
-        )
     cfg, dtype = _config, w_t.dtype
     n_out = w_t.shape[1]
     batch = in_offsets.numel() - 1
+    with_iref = consts.ref_steps > 0
     no_iref = torch.zeros(0, dtype=dtype, device=dev)
     if batch == 0:  # no launch without a block
         empty = torch.zeros(0, dtype=torch.int32, device=dev)
@@ -253,18 +251,19 @@ def lif_forward(
         steps = torch.empty(n_run, cap, dtype=torch.int32, device=dev)
         units = torch.empty(n_run, cap, dtype=torch.int32, device=dev)
         vdot = torch.empty(n_run, cap, dtype=dtype, device=dev)
+        iref = torch.empty(n_run, cap if with_iref else 0, dtype=dtype, device=dev)
         counts = torch.empty(n_run, dtype=torch.int64, device=dev)
         blocks = _blocks(n_run, ring_len * n_out * item, cfg)
         ring = torch.zeros(blocks * ring_len * n_out, dtype=dtype, device=dev)
         with _launching(dev) as stream:
             kern.lif_forward[blocks, threads, stream](
                 *args, _arr(sample_ids), cap, _arr(steps.view(-1)), _arr(units.view(-1)),
-                _arr(vdot.view(-1)), _arr(counts), _arr(ring),
+                _arr(vdot.view(-1)), _arr(iref.view(-1)), _arr(counts), _arr(ring),
             )  # fmt: skip
-        return [steps, units, vdot], counts
+        return ([steps, units, vdot, iref] if with_iref else [steps, units, vdot]), counts
 
-    (out_steps, out_units, out_vdot), offsets = run_in_device_slots(run, batch, capacity, dev)
-    return out_steps, out_units, offsets, out_vdot, no_iref
+    out, offsets = run_in_device_slots(run, batch, capacity, dev)
+    return out[0], out[1], offsets, out[2], out[3] if with_iref else no_iref
 
 
 def lif_backward(
@@ -287,8 +286,8 @@ def lif_backward(
     adaptation: Tensor | None = None,
     tau_grad: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """EventProp backward of a LIF layer (``out_iref``: as returned by ``lif_forward``, empty;
-    ``adaptation`` as given to it).
+    """EventProp backward of a LIF layer (``out_iref`` and ``adaptation`` as returned by and
+    given to ``lif_forward``).
 
     Returns (dL/d input times, dL/dw_t, sum of (lambda_V - lambda_I) at arrivals per synapse
     [n_in, n_out], the same two for the recurrent matrices, dL/db [n_out], empty without
@@ -298,7 +297,8 @@ def lif_backward(
     """
     dev = _check_tensors(
         w_t, d_t, w_rec_t, d_rec_t, in_steps, in_units, in_offsets, out_steps, out_units,
-        out_offsets, out_vdot, grad_out, kick, *([] if adaptation is None else [adaptation]),
+        out_offsets, out_vdot, out_iref, grad_out, kick,
+        *([] if adaptation is None else [adaptation]),
     )  # fmt: skip
     check_grid_layout(in_steps, in_units, in_offsets, w_t, d_t, w_rec_t, d_rec_t)
     b = adaptation_jumps(adaptation, consts, w_t)
@@ -341,7 +341,8 @@ def lif_backward(
     with _launching(dev) as stream:
         kern.lif_backward[blocks, threads, stream, shared](
             _arr(in_steps), _arr(in_units), _arr(in_offsets), _arr(out_steps), _arr(out_units),
-            _arr(out_offsets), _arr(out_vdot), _arr(grad_out.to(dtype)), _arr(kick.to(dtype)),
+            _arr(out_offsets), _arr(out_vdot), _arr(out_iref.to(dtype)), _arr(grad_out.to(dtype)),
+            _arr(kick.to(dtype)),
             _arr(w_t.reshape(-1)), _arr(d_t.reshape(-1)), _arr(w_rec_t.reshape(-1)),
             _arr(d_rec_t.reshape(-1)), _arr(b), n_out, n_steps, ring_len,
             _arr(_packed(consts, dtype, dev)), cfg.group, slots, slots if n_rec else 0,
