@@ -299,7 +299,7 @@ def test_argument_errors():
     s = exact.ExactSettings(10.0, 5.0, tau_adapt=20.0)
     with pytest.raises(ValueError, match="tau_adapt is None"):
         exact.lif(x, w, None, exact.ExactSettings(10.0, 5.0), adaptation=b)
-    with pytest.raises(ValueError, match="no adaptation tensor"):
+    with pytest.raises(ValueError, match="needs the adaptation jumps"):
         exact.lif(x, w, None, s)
     with pytest.raises(ValueError, match=r"adaptation must be \[2\]"):
         exact.lif(x, w, None, s, adaptation=torch.ones(3, dtype=F64))

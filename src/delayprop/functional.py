@@ -38,6 +38,7 @@ from .kernels.precise_host import PreciseGrid
 from .regularization import SpikeCountRegularizer
 from .spikes import Spikes
 from .validation import (
+    check_adaptation,
     check_delays,
     check_event_arrays,
     check_grid_size,
@@ -286,23 +287,6 @@ def _check_precise(rec_weight: Tensor | None, s: GridSettings) -> None:
                          "precise=False or the exact engine (dt=None)")  # fmt: skip
 
 
-def _check_adaptation(b: Tensor | None, weight: Tensor, s: GridSettings) -> None:
-    """``b`` is given exactly when ``s.tau_adapt`` is, as a finite [n_out] tensor >= 0 of the
-    weights' dtype and device, with a finite tau_adapt > 0 (ms)."""
-    if s.tau_adapt is None:
-        if b is not None:
-            raise ValueError("lif: adaptation (b) given but settings.tau_adapt is None; set "
-                             "tau_adapt (ms) for an adaptation current")  # fmt: skip
-        return
-    check_positive_finite(tau_adapt=s.tau_adapt)
-    if b is None:
-        raise ValueError(f"lif: settings.tau_adapt={s.tau_adapt} ms needs the adaptation "
-                         "jumps b ([n_out] tensor, V units)")  # fmt: skip
-    lo_hi = check_parameter("adaptation", b, (weight.shape[0],), like=weight)
-    if lo_hi is not None and lo_hi[0] < 0:
-        raise ValueError(f"adaptation jumps b must be >= 0, found {lo_hi[0]}")
-
-
 def _with_time_constants(settings: GridSettings, time_constants: Tensor | None,
                          adaptation: Tensor | None, weight: Tensor,
                          name: str) -> GridSettings:  # fmt: skip
@@ -443,7 +427,7 @@ def lif(
     check_parameter("rec_weight", rec_weight, (n_out, n_out), like=weight)
     if rec_weight is None and rec_delay is not None:
         raise ValueError("rec_delay given without rec_weight")
-    _check_adaptation(adaptation, weight, settings)
+    check_adaptation("lif", adaptation, settings.tau_adapt, weight.shape[0], like=weight)
     times = spikes.times.to(weight.dtype)
     if settings.precise:
         _check_precise(rec_weight, settings)

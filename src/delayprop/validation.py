@@ -26,7 +26,8 @@ from torch import Tensor
 
 __all__ = [
     "FLOAT_DTYPES", "MAX_GRID_VALUES", "MAX_STEPS", "check_dtype", "check_finite",
-    "check_parameter", "check_positive_finite", "check_nonnegative_finite", "check_limit",
+    "check_parameter", "check_adaptation", "check_positive_finite", "check_nonnegative_finite",
+    "check_limit",
     "check_choice", "check_delays", "check_grid_size", "check_event_arrays",
 ]  # fmt: skip
 
@@ -112,6 +113,25 @@ def check_parameter(
             f"{like.device}"
         )
     return check_finite(name, tensor)
+
+
+def check_adaptation(name: str, jumps: Tensor | None, tau_adapt: float | None, n_out: int,
+                     like: Tensor | None = None) -> None:  # fmt: skip
+    """The adaptation jumps b [n_out] (V units) of a layer call ``name``: given exactly when the
+    adaptation time constant ``tau_adapt`` (ms, > 0 and finite) is, finite and >= 0, with the
+    dtype and device of ``like`` if given (both engines)."""
+    if tau_adapt is None:
+        if jumps is not None:
+            raise ValueError(f"{name}: adaptation jumps b given but tau_adapt is None; set "
+                             "tau_adapt (ms) for an adaptation current")  # fmt: skip
+        return
+    check_positive_finite(tau_adapt=tau_adapt)
+    if jumps is None:
+        raise ValueError(f"{name}: tau_adapt={tau_adapt} ms needs the adaptation jumps b "
+                         f"([{n_out}] tensor, V units)")  # fmt: skip
+    lo_hi = check_parameter("adaptation", jumps, (n_out,), like=like)
+    if lo_hi is not None and lo_hi[0] < 0:
+        raise ValueError(f"{name}: adaptation jumps b must be >= 0, got {lo_hi[0]}")
 
 
 def check_delays(

@@ -50,7 +50,13 @@ from ..kernels.formulas import rate_difference
 from ..kernels.host import SpikeCapacity, SpikeLimitExceeded
 from ..regularization import SpikeCountRegularizer
 from ..spikes import Spikes
-from ..validation import check_delays, check_grid_size, check_parameter, check_positive_finite
+from ..validation import (
+    check_adaptation,
+    check_delays,
+    check_grid_size,
+    check_parameter,
+    check_positive_finite,
+)
 from . import _host, timing
 from ._forward import PEAK_ARRIVAL, PEAK_END, PEAK_SMOOTH
 
@@ -438,18 +444,12 @@ def _with_time_constants(settings: ExactSettings, time_constants: Tensor | None,
 def _adaptation(settings: ExactSettings, adaptation: Tensor | None,
                 time_constants: Tensor | None, n_out: int, name: str) -> Tensor | None:  # fmt: skip
     """``lif``'s ``adaptation`` (b per neuron) checked against the settings, in float64."""
+    check_adaptation(name, adaptation, settings.tau_adapt, n_out)
     if adaptation is None:
-        if settings.tau_adapt is not None:
-            raise ValueError(f"{name}: settings.tau_adapt is set but no adaptation tensor (b per "
-                             "neuron, V units) was given")  # fmt: skip
         return None
-    if settings.tau_adapt is None:
-        raise ValueError(f"{name}: adaptation given but settings.tau_adapt is None (set the "
-                         "adaptation time constant)")  # fmt: skip
-    _check_tensor("adaptation", adaptation, (n_out,), delay=False)
-    if bool((adaptation < 0).any()):
-        raise ValueError(f"{name}: adaptation (b per neuron) must be >= 0, got "
-                         f"{float(adaptation.min())}")  # fmt: skip
+    if adaptation.device.type != "cpu":
+        raise ValueError(f"the exact engine runs on the CPU; adaptation is on "
+                         f"{adaptation.device}")  # fmt: skip
     if settings.backward != "eventprop":
         raise ValueError(f"{name}: adaptation needs backward='eventprop' (the timing backward "
                          f"does not model it), not {settings.backward!r}")  # fmt: skip
