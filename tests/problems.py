@@ -9,14 +9,15 @@ from delayprop import Spikes
 
 
 def random_spikes(
-    batch: int, n_units: int, duration: float, per_sample: int, seed: int, *, on_grid: float = 0
+    batch: int, n_units: int, duration: float, per_sample: int, seed: int, *, on_grid: float = 0,
+    span: float = 0.8,
 ) -> Spikes:
-    """``per_sample`` spikes per sample at uniform random times (rounded to ``on_grid`` ms if
-    > 0) and units; float64 times."""
+    """``per_sample`` spikes per sample at uniform random times in [0, span x duration) ms
+    (rounded to ``on_grid`` ms if > 0) and units; float64 times."""
     rng = np.random.default_rng(seed)
     trains = []
     for _ in range(batch):
-        t = rng.uniform(0, duration * 0.8, per_sample)
+        t = rng.uniform(0, duration * span, per_sample)
         if on_grid:
             t = np.round(t / on_grid) * on_grid
         trains.append((t, rng.integers(0, n_units, per_sample)))

@@ -10,16 +10,10 @@ import torch
 import delayprop as dp
 from delayprop import exact
 from delayprop.verify import check_gradients
+from problems import random_spikes
 
 F64 = torch.float64
 RTOL = 1e-5
-
-
-def _inputs(batch: int, n_in: int, duration: float, per_sample: int, seed: int) -> dp.Spikes:
-    rng = np.random.default_rng(seed)
-    trains = [(rng.uniform(0, 0.7 * duration, per_sample), rng.integers(0, n_in, per_sample))
-              for _ in range(batch)]  # fmt: skip
-    return dp.Spikes.from_lists(trains, n_in, duration, dtype=F64)
 
 
 def _scalar(value: float) -> torch.Tensor:
@@ -73,7 +67,7 @@ def test_lif_to_readout_time_constants(tau_mem, tau_syn, refractory):
     first-spike loss on the hidden layer; both layers' time constants."""
     duration = 40.0
     rng = np.random.default_rng(3)
-    x = _inputs(2, 6, duration, 14, seed=4)
+    x = random_spikes(2, 6, duration, 14, seed=4, span=0.7)
     w1 = torch.from_numpy(rng.normal(2.0, 2.5, (7, 6)))
     d1 = torch.from_numpy(rng.uniform(0.0, 12.0, (7, 6)))
     w2 = torch.from_numpy(rng.normal(0.0, 1.0, (3, 7)))
@@ -101,7 +95,7 @@ def test_recurrent_two_layers_time_constants(tau_mem, tau_syn):
     """ff + recurrent LIF layer -> LIF layer, spike-time losses on both."""
     duration = 50.0
     rng = np.random.default_rng(7)
-    x = _inputs(2, 5, duration, 10, seed=8)
+    x = random_spikes(2, 5, duration, 10, seed=8, span=0.7)
     w = torch.from_numpy(rng.normal(2.0, 1.5, (6, 5)))
     d = torch.from_numpy(rng.uniform(0.0, 10.0, (6, 5)))
     w_rec = torch.from_numpy(rng.normal(0.0, 1.0, (6, 6)))
@@ -128,7 +122,7 @@ def test_recurrent_two_layers_time_constants(tau_mem, tau_syn):
 def test_peak_readout_time_constants(tau_mem, tau_syn):
     """Loss on the LI readout's exact maximum (value and time), mixed-sign weights."""
     rng = np.random.default_rng(11)
-    x = _inputs(3, 6, 30.0, 10, seed=12)
+    x = random_spikes(3, 6, 30.0, 10, seed=12, span=0.7)
     w = torch.from_numpy(rng.normal(0.5, 1.5, (4, 6)))
     d = torch.from_numpy(rng.uniform(0.0, 8.0, (4, 6)))
     taus = {"tau_mem": _scalar(tau_mem), "tau_syn": _scalar(tau_syn)}
@@ -143,7 +137,7 @@ def test_peak_readout_time_constants(tau_mem, tau_syn):
 
 
 def test_timing_backward_refuses_time_constant_gradients():
-    x = _inputs(1, 3, 20.0, 4, seed=0)
+    x = random_spikes(1, 3, 20.0, 4, seed=0, span=0.7)
     s = exact.ExactSettings(10.0, 5.0, backward="timing")
     with pytest.raises(ValueError, match="eventprop"):
         exact.lif(x, torch.ones(2, 3, dtype=F64), None, s,
@@ -164,14 +158,14 @@ def test_learn_tau_makes_parameters_and_refuses_the_precise_mode():
     layer.dt = 0.5
     layer.precise = True
     with pytest.raises(ValueError, match=r"\(learn_tau\) need precise=False"):
-        layer(_inputs(1, 3, 20.0, 4, seed=0))
+        layer(random_spikes(1, 3, 20.0, 4, seed=0, span=0.7))
 
 
 def test_training_moves_tau_and_keeps_it_within_bounds():
     """Adam on the time constants alone, with a large rate: they move, constrain_ keeps them
     in [tau_min, tau_max], and the forward pass uses the learned values."""
     torch.manual_seed(0)
-    x = _inputs(4, 5, 30.0, 12, seed=1)
+    x = random_spikes(4, 5, 30.0, 12, seed=1, span=0.7)
     hidden = dp.LIF(5, 8, dt=None, learn_tau=True, tau_min=2.0, tau_max=30.0,
                     weight_init=2.0)
     readout = dp.LIReadout(8, 2, dt=None, learn_tau=True, tau_min=2.0, tau_max=30.0)

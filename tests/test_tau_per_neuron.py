@@ -15,16 +15,10 @@ import delayprop as dp
 from delayprop import exact
 from delayprop.cli import main
 from delayprop.verify import check_gradients
+from problems import random_spikes
 
 F64 = torch.float64
 RTOL = 1e-6
-
-
-def _inputs(batch: int, n_in: int, duration: float, per_sample: int, seed: int) -> dp.Spikes:
-    rng = np.random.default_rng(seed)
-    trains = [(rng.uniform(0, 0.7 * duration, per_sample), rng.integers(0, n_in, per_sample))
-              for _ in range(batch)]  # fmt: skip
-    return dp.Spikes.from_lists(trains, n_in, duration, dtype=F64)
 
 
 def _taus(tau_mem: float, tau_syn: float, n_out: int, seed: int, equal: int = 0) -> torch.Tensor:
@@ -59,7 +53,7 @@ def test_lif_to_readout_per_neuron_gradients(refractory):
     and a spike-time loss; the pairs differ per neuron, one neuron of each layer has
     tau_mem == tau_syn."""
     rng = np.random.default_rng(3)
-    x = _inputs(2, 6, 40.0, 14, seed=4)
+    x = random_spikes(2, 6, 40.0, 14, seed=4, span=0.7)
     w1 = torch.from_numpy(rng.normal(2.0, 2.5, (7, 6)))
     d1 = torch.from_numpy(rng.uniform(0.0, 12.0, (7, 6)))
     w2 = torch.from_numpy(rng.normal(0.0, 1.0, (3, 7)))
@@ -83,7 +77,7 @@ def test_lif_to_readout_per_neuron_gradients(refractory):
 def test_recurrent_per_neuron_gradients():
     """ff + recurrent LIF layer -> LIF layer, spike-time losses on both."""
     rng = np.random.default_rng(7)
-    x = _inputs(2, 5, 50.0, 10, seed=8)
+    x = random_spikes(2, 5, 50.0, 10, seed=8, span=0.7)
     w = torch.from_numpy(rng.normal(2.0, 1.5, (6, 5)))
     d = torch.from_numpy(rng.uniform(0.0, 10.0, (6, 5)))
     w_rec = torch.from_numpy(rng.normal(0.0, 1.0, (6, 6)))
@@ -107,7 +101,7 @@ def test_recurrent_per_neuron_gradients():
 def test_peak_readout_per_neuron_gradients():
     """Loss on the LI readout's exact maximum (value and time), mixed-sign weights."""
     rng = np.random.default_rng(11)
-    x = _inputs(3, 6, 30.0, 10, seed=12)
+    x = random_spikes(3, 6, 30.0, 10, seed=12, span=0.7)
     w = torch.from_numpy(rng.normal(0.5, 1.5, (4, 6)))
     d = torch.from_numpy(rng.uniform(0.0, 8.0, (4, 6)))
     taus = {"readout": _taus(10.0, 5.0, 4, seed=5, equal=3)}
@@ -124,7 +118,7 @@ def _network_outputs(time_constants):
     """Spike times, trace, peak and every gradient of a recurrent LIF -> LI network whose
     layers take ``time_constants(tau_mem, tau_syn, n_out)`` (a leaf tensor or None)."""
     rng = np.random.default_rng(21)
-    x = _inputs(2, 5, 40.0, 12, seed=22)
+    x = random_spikes(2, 5, 40.0, 12, seed=22, span=0.7)
     params = [torch.from_numpy(a).requires_grad_() for a in (
         rng.normal(2.0, 1.5, (6, 5)), rng.uniform(0.0, 10.0, (6, 5)),
         rng.normal(0.0, 1.0, (6, 6)), rng.uniform(0.5, 8.0, (6, 6)),
@@ -161,7 +155,7 @@ def test_one_pair_per_layer_is_the_case_of_equal_columns_bit_for_bit():
 
 
 def test_time_constant_tensors_are_checked():
-    x = _inputs(1, 3, 20.0, 4, seed=0)
+    x = random_spikes(1, 3, 20.0, 4, seed=0, span=0.7)
     w = torch.ones(4, 3, dtype=F64)
     s = exact.ExactSettings(10.0, 5.0)
     for bad in (torch.ones(2, 3, dtype=F64), torch.ones(3, 4, dtype=F64),
@@ -207,14 +201,14 @@ def test_layer_option_constrain_and_the_time_grid():
         dp.LIF(3, 4, dt=0.5, learn_tau=True, tau_per_neuron=True)
     layer.dt = 0.5
     with pytest.raises(ValueError, match="time constants per neuron .* only on the exact"):
-        layer(_inputs(1, 3, 20.0, 4, seed=0))
+        layer(random_spikes(1, 3, 20.0, 4, seed=0, span=0.7))
 
 
 def test_layers_train_their_time_constants_per_neuron():
     """The layers pass their [2, n_out] time constants to the engine: gradients per neuron,
     and after a few Adam steps the neurons' time constants differ."""
     torch.manual_seed(0)
-    x = _inputs(4, 5, 30.0, 12, seed=1)
+    x = random_spikes(4, 5, 30.0, 12, seed=1, span=0.7)
     hidden = dp.LIF(5, 8, dt=None, learn_tau=True, tau_per_neuron=True, tau_min=2.0,
                     tau_max=30.0, weight_init=2.0)  # fmt: skip
     readout = dp.LIReadout(8, 2, dt=None, learn_tau=True, tau_per_neuron=True, tau_min=2.0,
@@ -251,7 +245,7 @@ def test_nir_round_trip_keeps_time_constants_per_neuron(tmp_path):
     assert back[0].tau_bounds == (0.5, 250.0)  # widened to hold the values
     assert back[1].time_constants is None  # every neuron the same pair: one per layer
     assert (back[1].tau_mem, back[1].tau_syn) == (20.0, 5.0)
-    x = _inputs(2, 3, 30.0, 8, seed=3)
+    x = random_spikes(2, 3, 30.0, 8, seed=3, span=0.7)
     assert torch.equal(back(x), model(x))
     grid = torch.nn.Sequential(dp.LIF(3, 4, dt=0.5), dp.LIReadout(4, 2, dt=0.5))
     export(grid, tmp_path / "grid.nir")
