@@ -179,6 +179,13 @@ def test_precise_mode_rejects_what_it_cannot_do():
         dp.LIF(2, 2, dt=1.0, tau_mem=5.0, tau_syn=5.0, precise=True)(_inputs(0, n_in=2))
     with pytest.raises(ValueError, match="recurrent"):
         dp.LIF(10, 4, dt=1.0, recurrent=True, precise=True)(_inputs(0))
+    # 2^11 + 1 inputs of one sample into 2^20 neurons: more arrivals than int32 list nodes name
+    n = 2**11 + 1
+    wide = dp.LIF(1, 2**20, dt=1.0, precise=True)
+    many = dp.Spikes.from_arrays(torch.linspace(0.0, 50.0, n), torch.zeros(n, dtype=int),
+                                 torch.zeros(n, dtype=int), 1, 1, DURATION)  # fmt: skip
+    with pytest.raises(ValueError, match="arrival lists"):
+        wide(many)
 
 
 def test_training_configs_select_the_precise_mode():

@@ -22,8 +22,8 @@ spikes x fan-out), every rounding goes:
   above, V stays at or below the trajectory from (V0, I0 + A_s^+) (all excitation at the start,
   no inhibition), whose maximum is cheap to bound.  A step that passes both may hold a crossing
   and is integrated exactly: its arrivals are read back through a linked list per
-  (step, neuron) (its head stored in the step's record, one ``nxt`` entry per source spike and
-  neuron written during the scatter), sorted, and the step is integrated segment by segment
+  (step, neuron) (its head stored in the step's record, one ``nxt`` entry per arrival written
+  during the scatter), sorted, and the step is integrated segment by segment
   with the exact engine's closed-form flow; each crossing is located by the exact engine's root
   finder (``lif_flow.first_crossing``, a few ulp), V is reset there and integration goes on, so
   a neuron may fire several times in one step.  The bounds are rigorous, so an excursion above
@@ -83,12 +83,11 @@ FOUR = np.uint64(4)
 
 # ----------------------------------------------------------------------------- synapses
 @njit(cache=True, parallel=True)
-def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs, gm, m_s, r_s):
-    """The kernels' synapse layouts from weights ``w_t`` [n_in, n_out] and delays ``d_t``
-    [n_in, n_out] (float64, ms >= 0): each delay split into whole steps m and a remainder
-    r in [0, r_max] (r_max the float just below dt); ``r_nat`` [n_in * n_out] the remainders in
-    the natural layout; per presynaptic row, sorted by m: the postsynaptic neuron ``perm``, w,
-    e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
+def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, perm, w_s, gs, gm, m_s, r_s):
+    """The kernels' synapse layout [n_in * n_out] from weights ``w_t`` [n_in, n_out] and delays
+    ``d_t`` [n_in, n_out] (float64, ms >= 0): each delay split into whole steps m and a
+    remainder r in [0, r_max] (r_max the float just below dt); per presynaptic row, sorted by
+    m: the postsynaptic neuron ``perm``, w, e^{r/tau_syn}, e^{r/tau_mem}, m (int32) and r."""
     n_in, n_out = w_t.shape
     for i in prange(n_in):
         rem = np.empty(n_out, dtype=w_t.dtype)
@@ -105,7 +104,6 @@ def prepare_synapses(w_t, d_t, dt, r_max, tau_syn, tau_mem, r_nat, perm, w_s, gs
                 r += dt
             rem[j] = min(max(r, 0.0), r_max)
             whole[j] = n
-            r_nat[i * n_out + j] = rem[j]
         order = np.argsort(whole, kind="mergesort")
         for pos in range(n_out):
             j = order[pos]
@@ -182,8 +180,10 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi,
     With ``lists`` (a LIF layer) a record is 4 values per (step, neuron): A_s^+ (the part of
     A_s = SUM w e^{s/tau_syn} with w >= 0), A_m = SUM w e^{s/tau_mem}, A_s^- (w < 0) and the head
     of the arrival list, an integer stored through ``heads`` (``acc`` viewed as int32, see
-    ``_head_index``); ``nxt`` [source - first, neuron] links the list.  Without (an LI readout) a
-    record is (A_s, A_m).  A record fits in one cache line: an arrival touches one."""
+    ``_head_index``); ``nxt`` [source - first, position in the sorted row] links the list, whose
+    nodes are indices into ``nxt`` (a node names its source and synapse; written in row order,
+    the links cost less than by neuron).  Without (an LI readout) a record is (A_s, A_m).  A
+    record fits in one cache line: an arrival touches one."""
     for k in range(lo, hi):
         n_k = np.uint64(src_step[k])
         if n_k >= n_steps_u:
@@ -193,7 +193,6 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi,
         fs, fm = src_fs[k], src_fm[k]
         fs_late, fm_late = fs * beta, fm * alpha
         base = np.uint64(k - first) * nu
-        p = np.int32(k - first)
         for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
             syn = row + pos
             late = dg_s[syn] >= limit
@@ -208,8 +207,8 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi,
                 acc[q4 + TWO * np.uint64(x < 0)] += a_s
                 acc[q4 + ONE] += a_m
                 h = _head_index(q4, acc)
-                nxt[base + j] = heads[h]
-                heads[h] = p
+                nxt[base + pos] = heads[h]
+                heads[h] = np.int32(base + pos)
             else:
                 q2 = q * TWO
                 acc[q2] += a_s
@@ -295,15 +294,17 @@ def _may_cross(v0, i0, exc, inh, v_end, alpha, beta, c_vi, threshold, kappa_max)
 
 
 @njit(cache=True)
-def _step_arrivals(head_q, j, nu, nxt, lo, src_off, src_unit, w, dg, dt, arr_s, arr_w):
-    """Arrivals of one (step, neuron) list, sorted by offset (ms) into arr_s / arr_w.
-    ``w`` and ``dg`` in the natural layout [n_in * n_out]."""
+def _step_arrivals(head_q, nu, nxt, lo, src_off, src_unit, w_s, dg_s, dt, arr_s, arr_w):
+    """Arrivals of one (step, neuron) list (``_scatter_sources``), sorted by offset (ms) into
+    arr_s / arr_w."""
     count = 0
-    p = head_q
-    while p >= 0:
-        syn = np.uint64(src_unit[lo + p]) * nu + j
-        s64 = _offset(src_off[lo + p], dg[syn], dt)
-        w64 = np.float64(w[syn])
+    e = head_q
+    while e >= 0:
+        node = np.uint64(e)
+        p = node // nu  # the source (from lo) and the position in its sorted row
+        syn = np.uint64(src_unit[lo + p]) * nu + (node - p * nu)
+        s64 = _offset(src_off[lo + p], dg_s[syn], dt)
+        w64 = np.float64(w_s[syn])
         q = count  # insertion sort: lists are short
         while q > 0 and arr_s[q - 1] > s64:
             arr_s[q] = arr_s[q - 1]
@@ -312,7 +313,7 @@ def _step_arrivals(head_q, j, nu, nxt, lo, src_off, src_unit, w, dg, dt, arr_s, 
         arr_s[q] = s64
         arr_w[q] = w64
         count += 1
-        p = nxt[np.uint64(p) * nu + j]
+        e = nxt[node]
     return count
 
 
@@ -377,7 +378,7 @@ def _sort_step_spikes(lo, hi, out_s, out_units, out_vdot):
 # ----------------------------------------------------------------------------- LIF forward
 @njit(cache=True, parallel=True)
 def lif_forward(
-    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, wgs, wgm, dm, dg_s, w, dg,
+    src_step, src_off, src_fs, src_fm, src_unit, src_offsets, perm, wgs, wgm, dm, dg_s, w_s,
     n_out, n_steps, consts, sample_ids, cap, src_cap,
     out_steps, out_units, out_s, out_vdot, out_counts, out_dropped, n_chunks,
 ):
@@ -386,13 +387,12 @@ def lif_forward(
     Sources (input spikes): step n_k (int32), offset f_k in [0, dt) ms, e^{f_k/tau_syn},
     e^{f_k/tau_mem}, unit.  Synapses in the sorted layout [n_in * n_out]: postsynaptic neuron
     (``perm``), w e^{g/tau_syn}, w e^{g/tau_mem}, delay steps m (int32), remainder g in [0, dt)
-    ms; ``w`` and ``dg`` again in the natural layout (read back at crossings).
-    Sample ``sample_ids[r]`` writes its
+    ms and w (the last two read back at crossings).  Sample ``sample_ids[r]`` writes its
     spikes (step, unit, offset in the step ms, tau_mem dV/dt = I - threshold at the crossing),
     ordered by time, to slots ``r*cap : r*cap + cap``, its spike count to ``out_counts[r]``
     (which may exceed ``cap``: the caller re-runs the sample with more room) and the crossings
     beyond ``MAX_SPIKES_PER_STEP`` in one step to ``out_dropped[r]``.  ``src_cap`` is the most
-    sources of any sample.
+    sources of any sample (src_cap * n_out <= 2^31: list nodes are int32).
     """
     alpha, beta, c_vi, threshold = consts[0], consts[1], consts[2], consts[4]
     dt, k_v, kappa_max = consts[8], consts[9], consts[12]
@@ -402,14 +402,14 @@ def lif_forward(
     dt64, theta64 = np.float64(dt), np.float64(threshold)
     spare = n_steps * n_out
     for c in prange(n_chunks):
-        acc, heads = _new_step_records((n_steps + 1) * n_out, w.dtype)
+        acc, heads = _new_step_records((n_steps + 1) * n_out, w_s.dtype)
         nxt = np.empty(max(src_cap, 1) * n_out, dtype=np.int32)
         arr_s = np.empty(max(src_cap, 1), dtype=np.float64)
         arr_w = np.empty(max(src_cap, 1), dtype=np.float64)
         spk_s = np.empty(MAX_SPIKES_PER_STEP, dtype=np.float64)
         spk_vdot = np.empty(MAX_SPIKES_PER_STEP, dtype=np.float64)
-        v = np.empty(n_out, dtype=w.dtype)
-        cur = np.empty(n_out, dtype=w.dtype)
+        v = np.empty(n_out, dtype=w_s.dtype)
+        cur = np.empty(n_out, dtype=w_s.dtype)
         for r in range(c, sample_ids.size, n_chunks):
             b = sample_ids[r]
             lo, hi = src_offsets[b], src_offsets[b + 1]
@@ -433,8 +433,8 @@ def lif_forward(
                     vj, ij = _superpose(v[j], cur[j], a_sp + a_sn, a_m, alpha, beta, c_vi, k_v)
                     if _may_cross(v[j], cur[j], a_sp, a_sn, vj, alpha, beta, c_vi, threshold,
                                   kappa_max):  # fmt: skip
-                        n_arr = _step_arrivals(head, j, nu, nxt, lo, src_off, src_unit, w,
-                                               dg, dt, arr_s, arr_w)
+                        n_arr = _step_arrivals(head, nu, nxt, lo, src_off, src_unit, w_s,
+                                               dg_s, dt, arr_s, arr_w)
                         v64, i64, n_sp, n_drop = _integrate_step(
                             np.float64(v[j]), np.float64(cur[j]), n_arr, arr_s, arr_w,
                             n * dt64, dt64, theta64, tm, ts, delta, spk_s, spk_vdot,

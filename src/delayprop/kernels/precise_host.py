@@ -58,14 +58,12 @@ def _sources(times: Tensor, units: Tensor, offsets: Tensor, g: PreciseGrid, dtyp
 class Prepared:
     """One layer call in the kernels' layouts, made once by ``prepare`` for the forward and
     the backward pass.  Sources: the input spikes (``src``: step, remainder, e^{r/tau_syn},
-    e^{r/tau_mem}, unit, offsets).  Synapses [n_in * n_out]: ``w``, ``r`` (delay remainders,
-    ms) in the natural layout (index i * n_out + j); ``perm``, ``w_s``, ``gs``, ``gm``, ``m``,
-    ``r_s`` in the sorted layout (each presynaptic row ordered by whole delay steps, ``perm``
-    the postsynaptic neuron; e^{r/tau_syn}, e^{r/tau_mem}, whole steps)."""
+    e^{r/tau_mem}, unit, offsets).  Synapses [n_in * n_out] in the sorted layout (each
+    presynaptic row i ordered by whole delay steps): ``perm`` the postsynaptic neuron, ``w_s``
+    the weight, ``gs``, ``gm`` e^{r/tau_syn}, e^{r/tau_mem}, ``m`` whole steps and ``r_s`` the
+    remainder (ms) of the delay."""
 
     src: tuple
-    w: np.ndarray
-    r: np.ndarray
     perm: np.ndarray
     w_s: np.ndarray
     gs: np.ndarray
@@ -87,14 +85,14 @@ def prepare(in_times: Tensor, in_units: Tensor, in_offsets: Tensor, w: Tensor, d
     n_in, n_out = w_t.shape
     dtype = w_t.dtype
     size = n_in * n_out
-    r, w_s, r_s = np.empty(size, dtype), np.empty(size, dtype), np.empty(size, dtype)
+    w_s, r_s = np.empty(size, dtype), np.empty(size, dtype)
     gs, gm = np.empty(size, dtype), np.empty(size, dtype)
     perm, m = np.empty(size, np.int32), np.empty(size, np.int32)
     d_t = d.detach().t().contiguous().to(torch.float64).numpy()
     precise_cpu.prepare_synapses(w_t, d_t, g.dt, np.nextafter(g.dt, 0.0), g.tau_syn, g.tau_mem,
-                                 r, perm, w_s, gs, gm, m, r_s)  # fmt: skip
+                                 perm, w_s, gs, gm, m, r_s)  # fmt: skip
     src = _sources(in_times, in_units, in_offsets, g, dtype)
-    return Prepared(src, w_t.reshape(-1), r, perm, w_s, gs, gm, m, r_s)
+    return Prepared(src, perm, w_s, gs, gm, m, r_s)
 
 
 def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
@@ -102,9 +100,13 @@ def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
     """A precise LIF layer of ``n_out`` neurons.  Returns output (steps int32, units int32,
     offsets int64, offset within the step ms, I - threshold at the crossing) and the number of
     crossings dropped beyond ``MAX_SPIKES_PER_STEP`` in one step."""
-    dtype = p.w.dtype
+    dtype = p.w_s.dtype
     batch = p.src[5].size - 1
     src_cap = int(np.diff(p.src[5]).max(initial=0))
+    if src_cap * n_out > 2**31:  # list nodes (int32) up to src_cap * n_out - 1
+        raise ValueError(f"precise LIF layer: {src_cap} input spikes in one sample x {n_out} "
+                         "neurons is beyond the kernel's arrival lists (at most 2^31 "
+                         "arrivals per sample); split the sample or use precise=False")  # fmt: skip
     dropped = np.zeros(batch, np.int64)
     wgs, wgm = p.w_s * p.gs, p.w_s * p.gm
 
@@ -115,7 +117,7 @@ def lif_forward(p: Prepared, n_out: int, g: PreciseGrid, capacity: Capacity,
         counts = np.empty(len(sample_ids), np.int64)
         drops = np.empty(len(sample_ids), np.int64)
         precise_cpu.lif_forward(
-            *p.src, p.perm, wgs, wgm, p.m, p.r_s, p.w, p.r, n_out, g.n_steps, g.consts,
+            *p.src, p.perm, wgs, wgm, p.m, p.r_s, p.w_s, n_out, g.n_steps, g.consts,
             sample_ids, cap, src_cap, steps, units, s, vdot, counts, drops,
             cpu.n_chunks(len(sample_ids)),
         )  # fmt: skip
@@ -133,7 +135,7 @@ def lif_backward(
 ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """EventProp backward of a precise LIF layer: (dL/d input times, dL/dw [n_in, n_out],
     SUM (lambda_V - lambda_I) at the arrivals per synapse [n_in, n_out])."""
-    dtype = p.w.dtype
+    dtype = p.w_s.dtype
     grad_in, dw, dd = _buffers(p)
     max_out = int(np.diff(out_offsets.numpy()).max(initial=0))
     precise_cpu.lif_backward(
@@ -148,7 +150,7 @@ def lif_backward(
 def li_forward(p: Prepared, n_out: int, g: PreciseGrid) -> Tensor:
     """Voltage trace [batch, n_steps, n_out] of a precise leaky-integrator readout."""
     batch = p.src[5].size - 1
-    v = np.empty((batch, g.n_steps, n_out), p.w.dtype)
+    v = np.empty((batch, g.n_steps, n_out), p.w_s.dtype)
     precise_cpu.li_forward(*p.src, p.perm, p.w_s * p.gs, p.w_s * p.gm, p.m, p.r_s, n_out,
                            g.n_steps, g.consts, cpu.n_chunks(batch), v)  # fmt: skip
     return torch.from_numpy(v)
@@ -159,7 +161,7 @@ def li_backward(p: Prepared, n_out: int, grad_v: Tensor, g: PreciseGrid
     """Adjoint of the precise LI readout; returns as ``lif_backward``."""
     grad_in, dw, dd = _buffers(p)
     precise_cpu.li_backward(
-        *p.src, grad_v.contiguous().numpy().astype(p.w.dtype, copy=False), p.perm, p.w_s, p.gs,
+        *p.src, grad_v.contiguous().numpy().astype(p.w_s.dtype, copy=False), p.perm, p.w_s, p.gs,
         p.gm, p.m, p.r_s, n_out, g.n_steps, g.consts, dw.shape[0], grad_in, dw, dd,
     )  # fmt: skip
     return _gradients(p, n_out, grad_in, dw, dd)
@@ -168,14 +170,14 @@ def li_backward(p: Prepared, n_out: int, grad_v: Tensor, g: PreciseGrid
 def _buffers(p: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """grad_in [n_sources] and per-chunk accumulators [n_chunks, n_in * n_out], zeroed."""
     nc = cpu.n_chunks(p.src[5].size - 1)
-    dtype = p.w.dtype
-    return (np.zeros(p.src[0].size, dtype), np.zeros((nc, p.w.size), dtype),
-            np.zeros((nc, p.w.size), dtype))  # fmt: skip
+    dtype = p.w_s.dtype
+    return (np.zeros(p.src[0].size, dtype), np.zeros((nc, p.w_s.size), dtype),
+            np.zeros((nc, p.w_s.size), dtype))  # fmt: skip
 
 
 def _gradients(p: Prepared, n_out: int, grad_in: np.ndarray, dw: np.ndarray, dd: np.ndarray,
                ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """Chunk partial sums (sorted layout) -> (grad_in, dw, dd), dw and dd [n_in, n_out]."""
-    shape = (p.w.size // n_out, n_out)
+    shape = (p.w_s.size // n_out, n_out)
     return (torch.from_numpy(grad_in), p.unsort(dw.sum(axis=0), shape),
             p.unsort(dd.sum(axis=0), shape))  # fmt: skip
