@@ -172,6 +172,28 @@ def _pick(early, late, not_late):
 
 
 @njit(cache=True, inline="always")
+def _source(k, src_off, src_fs, src_fm, src_unit, nu, dt, alpha, beta):
+    """What the arrivals of source k share: the start of its synapse row, dt - f (an arrival
+    with delay remainder g >= dt - f lands one step later), e^{f/tau_syn} and its value one
+    step later, e^{f/tau_mem} and its value one step later."""
+    fs, fm = src_fs[k], src_fm[k]
+    return np.uint64(src_unit[k]) * nu, dt - src_off[k], fs, fs * beta, fm, fm * alpha
+
+
+@njit(cache=True, inline="always")
+def _arrival_at(pos, row, n_k, limit, fs, fs_late, fm, fm_late, perm, a, b, dm, dg_s, nu,
+                n_steps_u, src_fs):  # fmt: skip
+    """Synapse index, record index q and a[syn] e^{s/tau_syn}, b[syn] e^{s/tau_mem} of the
+    arrival at position pos of the sorted row ``row`` from a source of step n_k (``_source``;
+    a, b: per-synapse factors, e^{g/tau_syn} and e^{g/tau_mem} or those times w)."""
+    syn = row + pos
+    late = dg_s[syn] >= limit
+    not_late = src_fs.dtype.type(not late)
+    q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + np.uint64(perm[syn])
+    return syn, q, _pick(fs, fs_late, not_late) * a[syn], _pick(fm, fm_late, not_late) * b[syn]
+
+
+@njit(cache=True, inline="always")
 def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi, perm, wgs, wgm,
                      dm, dg_s, nu, n_steps_u, dt, alpha, beta, acc, heads, nxt, lists):  # fmt: skip
     """Add every arrival of sources lo:hi (of a sample whose sources start at ``first``) to the
@@ -188,23 +210,15 @@ def _scatter_sources(src_step, src_off, src_fs, src_fm, src_unit, first, lo, hi,
         n_k = np.uint64(src_step[k])
         if n_k >= n_steps_u:
             continue
-        row = np.uint64(src_unit[k]) * nu
-        limit = dt - src_off[k]
-        fs, fm = src_fs[k], src_fm[k]
-        fs_late, fm_late = fs * beta, fm * alpha
+        row, limit, fs, fs_late, fm, fm_late = _source(k, src_off, src_fs, src_fm, src_unit, nu,
+                                                       dt, alpha, beta)
         base = np.uint64(k - first) * nu
         for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
-            syn = row + pos
-            late = dg_s[syn] >= limit
-            not_late = src_fs.dtype.type(not late)
-            j = np.uint64(perm[syn])
-            q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + j
-            x = wgs[syn]
-            a_s = _pick(fs, fs_late, not_late) * x
-            a_m = _pick(fm, fm_late, not_late) * wgm[syn]
+            _, q, a_s, a_m = _arrival_at(pos, row, n_k, limit, fs, fs_late, fm, fm_late, perm, wgs,
+                                         wgm, dm, dg_s, nu, n_steps_u, src_fs)
             if lists:
                 q4 = q * FOUR
-                acc[q4 + TWO * np.uint64(x < 0)] += a_s
+                acc[q4 + TWO * np.uint64(a_s < 0)] += a_s  # the sign of w
                 acc[q4 + ONE] += a_m
                 h = _head_index(q4, acc)
                 nxt[base + pos] = heads[h]
@@ -519,18 +533,6 @@ def _record_step(rec, q4, lam_v, lam_i, alpha, beta, k_a):
 
 
 @njit(cache=True, inline="always")
-def _arrival_at(pos, row, n_k, limit, fs, fs_late, fm, fm_late, perm, gs, gm, dm, dg_s, nu,
-                n_steps_u, src_fs):  # fmt: skip
-    """Synapse index, record index q and factors e^{s/tau_syn}, e^{s/tau_mem} of the arrival at
-    position pos of the sorted row ``row`` from a source of step n_k (see ``_scatter_sources``)."""
-    syn = row + pos
-    late = dg_s[syn] >= limit
-    not_late = src_fs.dtype.type(not late)
-    q = min(n_k + np.uint64(dm[syn]) + np.uint64(late), n_steps_u) * nu + np.uint64(perm[syn])
-    return syn, q, _pick(fs, fs_late, not_late) * gs[syn], _pick(fm, fm_late, not_late) * gm[syn]
-
-
-@njit(cache=True, inline="always")
 def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w_s, gs, gm, dm,
                     dg_s, nu, n_steps_u, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same,
                     k_lo, hits, dw, dd, grad_in):  # fmt: skip
@@ -548,10 +550,8 @@ def _gather_sources(src_step, src_off, src_fs, src_fm, src_unit, lo, hi, perm, w
         n_k = np.uint64(src_step[k])
         g_in = w_s[0] - w_s[0]  # zero of the weights' float type
         if n_k < n_steps_u:
-            row = np.uint64(src_unit[k]) * nu
-            limit = dt - src_off[k]
-            fs, fm = src_fs[k], src_fm[k]
-            fs_late, fm_late = fs * beta, fm * alpha
+            row, limit, fs, fs_late, fm, fm_late = _source(k, src_off, src_fs, src_fm, src_unit,
+                                                           nu, dt, alpha, beta)
             n_hits = 0
             for pos in range(_reach(dm, row, nu, n_k, n_steps_u)):
                 syn, q, e_s, e_m = _arrival_at(pos, row, n_k, limit, fs, fs_late, fm, fm_late,
