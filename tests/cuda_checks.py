@@ -12,6 +12,7 @@ Run as a script (the simulator needs ``NUMBA_ENABLE_CUDASIM=1`` before numba.cud
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from collections.abc import Callable
@@ -413,12 +414,13 @@ class PreciseProblem:
 def make_precise_problem(
     dtype: torch.dtype, *, batch: int, n_in: int, n_out: int, n_steps: int, per_sample: int,
     max_delay: float, dt: float = 1.0, w_mean: float = 1.0, w_std: float = 0.8, seed: int = 0,
-    late_inputs: bool = False, empty_sample: bool = False,
+    late_inputs: bool = False, empty_sample: bool = False, grid_inputs: bool = False,
 ) -> PreciseProblem:  # fmt: skip
     """Random input times and delays (tau_mem 20 ms, tau_syn 5 ms, threshold 1); delays of
     neuron 0 on whole steps (remainder 0); with ``late_inputs``, spikes within the last step
     (most of their arrivals fall after the trial); ``empty_sample`` silences the second
-    sample."""
+    sample; ``grid_inputs`` moves every other input spike onto a grid time, so that arrivals
+    at neuron 0 land exactly at the start of a step (offset 0)."""
     g = torch.Generator().manual_seed(seed)
     duration = n_steps * dt
     x = random_spikes(batch, n_in, duration, per_sample, seed)
@@ -428,6 +430,9 @@ def make_precise_problem(
         trains[0][1].extend([0, n_in - 1])
     if empty_sample and batch > 1:
         trains[1] = ([], [])
+    if grid_inputs:
+        for times, _ in trains:
+            times[::2] = [math.floor(t / dt) * dt for t in times[::2]]
     x = dp.Spikes.from_lists(trains, n_in, duration, dtype=dtype)
     w = (torch.randn(n_out, n_in, generator=g, dtype=torch.float64) * w_std + w_mean).to(dtype)
     d = torch.rand(n_out, n_in, generator=g, dtype=torch.float64) * max_delay
@@ -647,6 +652,10 @@ SIM_CASES: dict[str, tuple[Callable[..., None], dict, dict | None]] = {
     "network_float64": (check_network, dict(dtype=torch.float64), SMALL_LAUNCH),
     "precise_lif_float64": (
         check_precise_lif, dict(dtype=torch.float64, capacity=3, **PRECISE_TINY), SMALL_LAUNCH
+    ),
+    "precise_lif_grid_aligned_float64": (
+        check_precise_lif, dict(dtype=torch.float64, capacity=8, grid_inputs=True, **PRECISE_TINY),
+        SMALL_LAUNCH,
     ),
     "precise_lif_bursts_float64": (
         check_precise_lif,

@@ -68,6 +68,7 @@ from .precise_cpu import (
     _record_step,
     _sort_step_spikes,
     _spike_jump,
+    _spike_mark,
     _superpose,
 )
 
@@ -76,6 +77,7 @@ __all__ = ["lif_forward", "lif_backward", "li_forward", "li_backward"]
 
 _record_step_cuda = cuda.jit(device=True)(_record_step.py_func)
 _sort_step_spikes_cuda = cuda.jit(device=True)(_sort_step_spikes.py_func)
+_spike_mark_cuda = cuda.jit(device=True)(_spike_mark.py_func)
 
 #: per-thread room for the spikes of one step: MAX_SPIKES_PER_STEP for each neuron it owns
 _STAGE = MAX_PER_THREAD * MAX_SPIKES_PER_STEP
@@ -321,15 +323,17 @@ def lif_forward(
 @cuda.jit(device=True, cache=True)
 def _gather_source(
     k, n, left, row_n, rl, src_off, src_fs, src_fm, src_unit, w, gs, gm, dm, dg, dt, alpha, beta,
-    tau_syn, rec, first, spk_rec, nxt_same, out_s, t, bdim, nu, dw, dd,
+    tau_syn, rec, first, spk_rec, nxt_same, t, bdim, nu, dw, dd,
 ):  # fmt: skip
     """Adjoint read at the arrivals of source k (of step n) at this thread's neurons:
     dw -= tau_syn lambda_I, dd += lambda_V - lambda_I (times w later); returns this thread's
     part of dL/dt of the source, SUM_j w (lambda_V - lambda_I).  An arrival before a spike of
-    its step reads the record of the next spike (``first``, ``nxt_same``, ``spk_rec``)."""
+    its step (its factor e^{s/tau_syn} not above the step's spike mark, as in
+    ``precise_cpu._gather_sources``) reads the record of the next spike (``first``,
+    ``nxt_same``; ``spk_rec`` holds P, Q, R and the mark per spike)."""
     row = np.uint64(src_unit[k]) * nu
-    fo, fs, fm = src_off[k], src_fs[k], src_fm[k]
-    limit = dt - fo
+    fs, fm = src_fs[k], src_fm[k]
+    limit = dt - src_off[k]
     fs_late, fm_late = fs * beta, fm * alpha
     acc = w.dtype.type(0)
     for j in range(t, nu, bdim):
@@ -339,19 +343,17 @@ def _gather_source(
         if ahead < left:
             q = _ring_slot(row_n, ahead, rl) * nu + j
             q4 = q * _U4
-            s = fo + dg[syn]
             if late:
                 e_s, e_m = fs_late * gs[syn], fm_late * gm[syn]
-                s -= dt
             else:
                 e_s, e_m = fs * gs[syn], fm * gm[syn]
-            if s > rec[q4 + _U3]:
+            if e_s > rec[q4 + _U3]:
                 p, qq, r = rec[q4], rec[q4 + _U1], rec[q4 + _U2]
             else:  # before a spike of its step: the segment that ends at the next spike
                 e = first[q]
-                while out_s[e] < s and nxt_same[e] >= 0:
+                while spk_rec[4 * e + 3] < e_s and nxt_same[e] >= 0:
                     e = nxt_same[e]
-                p, qq, r = spk_rec[3 * e], spk_rec[3 * e + 1], spk_rec[3 * e + 2]
+                p, qq, r = spk_rec[4 * e], spk_rec[4 * e + 1], spk_rec[4 * e + 2]
             lam_i, lam_d = _adjoint_at(p, qq, r, e_s, e_m)
             dw[syn] -= tau_syn * lam_i
             dd[syn] += lam_d
@@ -362,7 +364,7 @@ def _gather_source(
 @cuda.jit(device=True, cache=True)
 def _gather_step(
     src_step, src_off, src_fs, src_fm, src_unit, k, k_lo, n, left, row_n, rl, top, pending,
-    chunk, w, gs, gm, dm, dg, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, t,
+    chunk, w, gs, gm, dm, dg, dt, alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, t,
     bdim, nu, dw, dd, part, stride, group, n_groups, sums_base, grad_in,
 ):  # fmt: skip
     """Gather for the sources of step n (entries k, k - 1, ... down to k_lo); their partial sums
@@ -372,7 +374,7 @@ def _gather_step(
     while k >= k_lo and src_step[k] >= n:
         acc = _gather_source(
             k, n, left, row_n, rl, src_off, src_fs, src_fm, src_unit, w, gs, gm, dm, dg, dt,
-            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, out_s, t, bdim, nu, dw, dd,
+            alpha, beta, tau_syn, rec, first, spk_rec, nxt_same, t, bdim, nu, dw, dd,
         )  # fmt: skip
         part[_part_index(pending, ti, stride, group)] = acc
         pending += 1
@@ -417,7 +419,7 @@ def lif_backward(
     Writes ``grad_in`` (zeros on entry) and per-block partial sums ``dw_part``/``dd_part``
     ``[gridDim, n_in*n_out]`` (zeros on entry; ``dd`` before multiplication by w).  Per block:
     ``rec`` 4 x ``ring_len * n_out`` and ``first`` ``ring_len * n_out`` (int64), written before
-    they are read; ``spk_rec`` 3 x and ``nxt_same`` 1 x the number of output spikes.  Dynamic
+    they are read; ``spk_rec`` 4 x and ``nxt_same`` 1 x the number of output spikes.  Dynamic
     shared memory: ``chunk_in`` slots of block sums (``cuda._sum_groups``).
     """
     alpha, beta, c_adj, threshold = consts[0], consts[1], consts[3], consts[4]
@@ -455,9 +457,10 @@ def lif_backward(
                 if j % bd == ti:
                     m = j // bd
                     q = row_n * n_out + j
+                    mark = _spike_mark_cuda(out_s[ko], tau_syn, w.dtype.type)
                     if seen_step[m] != n:  # latest spike of j in step n: record (s_k, dt]
                         _record_step_cuda(rec_b, 4 * q, lam_v[m], lam_i[m], alpha, beta, k_a)
-                        rec_b[4 * q + 3] = out_s[ko]
+                        rec_b[4 * q + 3] = mark
                         s_from = np.float64(dt)
                         nxt_same[ko] = -1
                     else:
@@ -468,9 +471,10 @@ def lif_backward(
                         np.float64(out_s[ko]), np.float64(out_vdot[ko]), grad_out[ko], kick[j],
                         threshold, np.float64(vdot_min), tm, ts, delta, np.float64(k_a),
                     )  # fmt: skip
-                    spk_rec[3 * ko] = p
-                    spk_rec[3 * ko + 1] = qq
-                    spk_rec[3 * ko + 2] = r
+                    spk_rec[4 * ko] = p
+                    spk_rec[4 * ko + 1] = qq
+                    spk_rec[4 * ko + 2] = r
+                    spk_rec[4 * ko + 3] = mark
                     lam_v[m] = lv
                     lam_i[m] = li
                     seen_step[m] = n
@@ -482,7 +486,7 @@ def lif_backward(
             k, top, pending = _gather_step(
                 src_step, src_off, src_fs, src_fm, src_unit, k, k_lo, n, np.uint64(n_steps - n),
                 np.uint64(row_n), rl, top, pending, chunk_in, w, gs, gm, dm, dg, dt, alpha, beta,
-                tau_syn, rec_b, first_b, spk_rec, nxt_same, out_s, t, bdim, nu, dw, dd, part,
+                tau_syn, rec_b, first_b, spk_rec, nxt_same, t, bdim, nu, dw, dd, part,
                 stride, group, n_groups, sums_base, grad_in,
             )  # fmt: skip
             row_n = row_n - 1 if row_n > 0 else ring_len - 1
@@ -576,7 +580,7 @@ def li_backward(
             k, top, pending = _gather_step(
                 src_step, src_off, src_fs, src_fm, src_unit, k, k_lo, n, np.uint64(n_steps - n),
                 np.uint64(row_n), rl, top, pending, chunk_in, w, gs, gm, dm, dg, dt, alpha, beta,
-                tau_syn, rec_b, no_index, no_values, no_index, no_values, t, bdim, nu, dw, dd,
+                tau_syn, rec_b, no_index, no_values, no_index, t, bdim, nu, dw, dd,
                 part, stride, group, n_groups, sums_base, grad_in,
             )  # fmt: skip
             row_n = row_n - 1 if row_n > 0 else ring_len - 1

@@ -176,7 +176,7 @@ def lif_backward(
     size = p.ring_len * n_out
     rec = torch.empty(blocks * 4 * size, dtype=dtype, device=dev)
     first = torch.empty(blocks * size, dtype=torch.int64, device=dev)
-    spk_rec = torch.empty(3 * n_spikes, dtype=dtype, device=dev)
+    spk_rec = torch.empty(4 * n_spikes, dtype=dtype, device=dev)
     nxt_same = torch.empty(n_spikes, dtype=torch.int64, device=dev)
     if blocks:
         with _launching(dev) as stream:
