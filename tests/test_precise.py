@@ -179,6 +179,9 @@ def test_precise_mode_rejects_what_it_cannot_do():
         dp.LIF(2, 2, dt=1.0, tau_mem=5.0, tau_syn=5.0, precise=True)(_inputs(0, n_in=2))
     with pytest.raises(ValueError, match="recurrent"):
         dp.LIF(10, 4, dt=1.0, recurrent=True, precise=True)(_inputs(0))
+    with pytest.raises(ValueError, match="too long for"):  # e^(2 dt / tau_syn) > float32 max
+        dp.LIF(2, 2, dt=1.0, tau_syn=0.02, precise=True, dtype=torch.float32)(_inputs(0, n_in=2))
+    dp.LIF(2, 2, dt=1.0, tau_syn=0.02, precise=True, dtype=F64)(_inputs(0, n_in=2))  # fits
     # 2^11 + 1 inputs of one sample into 2^20 neurons: more arrivals than int32 list nodes name
     n = 2**11 + 1
     wide = dp.LIF(1, 2**20, dt=1.0, precise=True)

@@ -211,6 +211,14 @@ def precise_constants(
             f"the larger (tau_mem={tau_mem}, tau_syn={tau_syn} ms); use precise=False or the "
             "exact engine (dt=None)"
         )
+    # an arrival's factors e^{s/tau} times w, s < 2 dt before the carry, must stay finite
+    exponent = 2.0 * dt / min(tau_mem, tau_syn)
+    if exponent > math.log(np.finfo(dtype).max) - 10.0:
+        raise ValueError(
+            f"precise=True in {np.dtype(dtype).name}: dt = {dt} ms is too long for "
+            f"tau_mem = {tau_mem}, tau_syn = {tau_syn} ms (the kernels' factors e^(s/tau) over "
+            "two steps would overflow); use a smaller dt, float64 or precise=False"
+        )
     c = grid_constants(dt, tau_mem, tau_syn, threshold)
     k_v = tau_syn / (tau_mem - tau_syn)
     k_a = tau_mem / (tau_syn - tau_mem)
